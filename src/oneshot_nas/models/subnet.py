@@ -1,0 +1,57 @@
+"""The static (fixed-architecture) subnet ``ShuffleNasOneShotFix``: hybridizable, exportable."""
+from mxnet.gluon import nn
+
+from ..search_space import Architecture, block_layout, mid_channels, SE_FIRST_BLOCK
+from .blocks import StaticLayers, make_choice_block, make_head, make_stem, make_tail, \
+    stage_activation
+
+__all__ = ["ShuffleNasOneShotFix"]
+
+
+class ShuffleNasOneShotFix(nn.HybridBlock):
+    """One subnet of the search space with plain layers.
+
+    Parameters
+    ----------
+    architecture : Architecture
+    channels_layout : {'OneShot', 'ShuffleNetV2+'}
+    use_se : bool
+        SE in stages 2-3, hard-swish activations (SPEC section 3).
+    last_conv_after_pooling : bool
+        MobileNetV3-style tail.
+    classes : int
+    input_size : int
+        Recorded for export and profiling; the network itself is size agnostic.
+    norm_layer : type
+        Normalisation layer (``nn.BatchNorm`` by default, ``NasBatchNorm`` for recalibration).
+    norm_kwargs : dict, optional
+    shuffle_method : {'reshape', 'conv'}
+    """
+
+    def __init__(self, architecture, channels_layout="OneShot", use_se=False,
+                 last_conv_after_pooling=False, classes=1000, input_size=224,
+                 norm_layer=nn.BatchNorm, norm_kwargs=None, shuffle_method="reshape", **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(architecture, Architecture):
+            raise TypeError("architecture must be an Architecture, got %r" % (architecture,))
+        self.architecture = architecture
+        self.config = dict(channels_layout=channels_layout, use_se=use_se,
+                           last_conv_after_pooling=last_conv_after_pooling, classes=classes,
+                           input_size=input_size, shuffle_method=shuffle_method)
+        layers = StaticLayers(norm_layer, norm_kwargs)
+        layout = block_layout(channels_layout)
+        with self.name_scope():
+            self.stem = make_stem(layers, use_se)
+            self.blocks = nn.HybridSequential(prefix="blocks_")
+            with self.blocks.name_scope():
+                for i, (stage, in_c, out_c, stride) in enumerate(layout):
+                    self.blocks.add(make_choice_block(
+                        architecture.blocks[i], in_c, out_c,
+                        mid_channels(out_c, architecture.channels[i]), stride,
+                        stage_activation(stage, use_se), use_se and i >= SE_FIRST_BLOCK,
+                        layers, shuffle_method))
+            self.tail = make_tail(layers, layout[-1][2], use_se, last_conv_after_pooling)
+            self.head = make_head(classes, use_se)
+
+    def hybrid_forward(self, F, x):
+        return self.head(self.tail(self.blocks(self.stem(x))))

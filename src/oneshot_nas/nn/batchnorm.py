@@ -1,0 +1,219 @@
+"""NasBatchNorm: channel-sliceable, float16-safe BatchNorm with exact recalibration.
+
+Three behaviours on top of ``nn.BatchNorm``:
+
+* **Channel slicing** (supernet): ``bn(x, active)`` normalises only the first ``active`` channels
+  with the first ``active`` entries of gamma / beta / running statistics. Gradients of the other
+  entries are exactly zero and their running statistics are never written.
+* **float16**: inherits ``nn.BatchNorm.cast``, which keeps parameters and statistics float32.
+* **Recalibration**: inside :func:`bn_recalibration` every NasBatchNorm normalises with the
+  statistics of the current batch and pools the exact per-channel mean and (biased) variance of
+  everything it saw (Chan et al.'s parallel update, in float64). On exit these become the running
+  statistics, so the result is the statistic of all images seen whatever the batch size.
+"""
+import contextlib
+import logging
+
+import numpy as np
+import mxnet as mx
+from mxnet import autograd, nd
+from mxnet.gluon import nn
+
+__all__ = ["NasBatchNorm", "bn_recalibration", "recalibrate_bn", "iter_blocks",
+           "sync_bn_statistics"]
+
+logger = logging.getLogger(__name__)
+
+
+class _PooledMoments:
+    """Running count / mean / M2 per channel, merged batch by batch in float64."""
+
+    def __init__(self):
+        self.count, self.mean, self.m2, self.width = 0, None, None, None
+
+    def update(self, batch_mean, batch_var, n, width):
+        if self.width is None:
+            self.width = width
+        elif width != self.width:
+            raise RuntimeError("recalibration saw %d channels after %d; recalibrate one "
+                               "architecture at a time" % (width, self.width))
+        batch_mean = batch_mean.astype("float64")
+        batch_m2 = batch_var.astype("float64") * n
+        if self.count == 0:
+            self.count, self.mean, self.m2 = n, batch_mean, batch_m2
+            return
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self.m2 = self.m2 + batch_m2 + delta * delta * (self.count * n / total)
+        self.count = total
+
+
+class NasBatchNorm(nn.BatchNorm):
+    """BatchNorm over ``in_channels`` channels, sliceable to the first ``active`` of them.
+
+    Parameters are those of ``nn.BatchNorm``; ``momentum`` follows MXNet's convention
+    (0.9 keeps 90 % of the old running statistic).
+    """
+
+    channel_sliced = True
+
+    def __init__(self, in_channels, momentum=0.9, epsilon=1e-5, beta_initializer=None, **kwargs):
+        beta_initializer = beta_initializer or mx.init.Constant(1e-4)
+        super().__init__(in_channels=in_channels, momentum=momentum, epsilon=epsilon,
+                         beta_initializer=beta_initializer, **kwargs)
+        self.max_channels = in_channels
+        self._moments = None          # _PooledMoments while recalibrating
+        self._pending = []            # sliced running stats to write back after backward
+
+    # -- running statistics of sliced paths ---------------------------------------------------
+    def sync_statistics(self):
+        """Write back running statistics that a sliced training step updated (MXNet updates
+        BN statistics in the backward pass, on the sliced copies)."""
+        if not self._pending:
+            return
+        with autograd.pause():
+            for full_mean, full_var, part_mean, part_var in self._pending:
+                width = part_mean.shape[0]
+                full_mean[:width] = part_mean
+                full_var[:width] = part_var
+        self._pending = []
+
+    def hybrid_forward(self, F, x, gamma, beta, running_mean, running_var, active=None):
+        if self._moments is not None:
+            if F is not nd:
+                raise RuntimeError("NasBatchNorm recalibration needs an imperative net; "
+                                   "use bn_recalibration(), which un-hybridizes it")
+            return self._recalibration_forward(x, gamma, beta, running_mean, running_var,
+                                               active)
+        if F is nd:
+            self.sync_statistics()
+        if active is None or active == self.max_channels:
+            return F.BatchNorm(x, gamma, beta, running_mean, running_var, name="fwd",
+                               **self._kwargs)
+        if F is not nd:
+            raise RuntimeError("channel-sliced NasBatchNorm runs imperatively only")
+        gamma = nd.slice_axis(gamma, axis=0, begin=0, end=active)
+        beta = nd.slice_axis(beta, axis=0, begin=0, end=active)
+        with autograd.pause():
+            part_mean = running_mean[:active].copy()
+            part_var = running_var[:active].copy()
+        out = nd.BatchNorm(x, gamma, beta, part_mean, part_var, **self._kwargs)
+        if autograd.is_training() and not self._kwargs.get("use_global_stats", False):
+            self._pending.append((running_mean, running_var, part_mean, part_var))
+        return out
+
+    # -- recalibration --------------------------------------------------------------------------
+    def _recalibration_forward(self, x, gamma, beta, running_mean, running_var, active):
+        width = self.max_channels if active is None else active
+        if width != self.max_channels:
+            gamma = nd.slice_axis(gamma, axis=0, begin=0, end=width)
+            beta = nd.slice_axis(beta, axis=0, begin=0, end=width)
+        x32 = x.astype("float32", copy=False)
+        mean = nd.mean(x32, axis=(0, 2, 3))
+        var = nd.mean(nd.square(x32 - mean.reshape((1, -1, 1, 1))), axis=(0, 2, 3))
+        n = x.shape[0] * x.shape[2] * x.shape[3]
+        self._moments.update(mean.asnumpy(), var.asnumpy(), n, width)
+        kwargs = dict(self._kwargs, use_global_stats=True)
+        return nd.BatchNorm(x, gamma, beta, mean, var, **kwargs)
+
+    def _begin_recalibration(self):
+        self.sync_statistics()
+        self._moments = _PooledMoments()
+
+    def _end_recalibration(self, commit=True):
+        moments, self._moments = self._moments, None
+        if not commit or moments is None or moments.count == 0:
+            return
+        width = moments.width
+        mean = moments.mean.astype("float32")
+        var = (moments.m2 / moments.count).astype("float32")
+        for param, value in ((self.running_mean, mean), (self.running_var, var)):
+            for arr in param.list_data():
+                arr[:width] = nd.array(value, ctx=arr.context, dtype=arr.dtype)
+
+
+def iter_blocks(block):
+    """All blocks of a tree, depth first, parents before children."""
+    yield block
+    for child in block._children.values():
+        yield from iter_blocks(child)
+
+
+def sync_bn_statistics(net):
+    """Flush pending sliced running-statistics updates of every NasBatchNorm in ``net``."""
+    for blk in iter_blocks(net):
+        if isinstance(blk, NasBatchNorm):
+            blk.sync_statistics()
+
+
+@contextlib.contextmanager
+def bn_recalibration(net):
+    """Switch every NasBatchNorm in ``net`` into recalibration mode for the ``with`` body.
+
+    Hybridized parts are run imperatively inside the block and re-hybridized with their
+    original flags afterwards. On a clean exit the pooled statistics replace the running
+    statistics; if the body raises, the old statistics are kept.
+    """
+    bns = [b for b in iter_blocks(net) if isinstance(b, NasBatchNorm)]
+    if not bns:
+        raise ValueError("%s has no NasBatchNorm layer to recalibrate; build it with "
+                         "norm_layer=NasBatchNorm" % type(net).__name__)
+    rehybridize = []
+    for blk in iter_blocks(net):
+        if isinstance(blk, nn.HybridBlock) and getattr(blk, "_active", False):
+            rehybridize.append((blk, dict(blk._flags)))
+            blk.hybridize(False)
+    for bn in bns:
+        bn._begin_recalibration()
+    ok = False
+    try:
+        with autograd.predict_mode():
+            yield net
+        ok = True
+    finally:
+        for bn in bns:
+            bn._end_recalibration(commit=ok)
+        for blk, flags in rehybridize:
+            blk.hybridize(True, **flags)
+
+
+def recalibrate_bn(net, batches, ctx=None, forward=None, progress=False):
+    """Recalibrate all NasBatchNorm statistics of ``net`` on an iterable of batches.
+
+    Parameters
+    ----------
+    net : Block
+    batches : iterable
+        Yields NDArrays / numpy arrays of images, or ``(data, label)`` tuples.
+    ctx : Context, optional
+        Where to put the data (default: the context of the net's first parameter).
+    forward : callable, optional
+        ``forward(net, x)``; default ``net(x)``. The supernet passes its architecture here.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    int
+        Number of images used.
+    """
+    if ctx is None:
+        ctx = next(iter(net.collect_params().values())).list_ctx()[0]
+    forward = forward or (lambda model, data: model(data))
+    seen = 0
+    iterator = batches
+    if progress:
+        from tqdm import tqdm
+        iterator = tqdm(batches, desc="BN recalibration", unit="batch", leave=False)
+    with bn_recalibration(net):
+        for batch in iterator:
+            data = batch[0] if isinstance(batch, (tuple, list)) else batch
+            if isinstance(data, np.ndarray):
+                data = nd.array(data, ctx=ctx)
+            else:
+                data = data.as_in_context(ctx)
+            forward(net, data)
+            seen += data.shape[0]
+    logger.debug("BN recalibration used %d images", seen)
+    return seen
