@@ -138,10 +138,10 @@ class ShuffleNasOneShot(nn.Block):
             src_name = re.sub(r"^blocks\.(\d+)\.",
                               lambda m: "blocks.%s.choices.%d." % (
                                   m.group(1), architecture.blocks[int(m.group(1))]), name)
-            src = source[src_name].data()
-            if src.shape != param.shape:
-                src = nd.slice(src, begin=(0,) * src.ndim, end=param.shape)
-            param.set_data(src)
+            # via numpy: MKLDNN may hold the source weight in a blocked layout that cannot be
+            # sliced in place
+            src = source[src_name].data().asnumpy()
+            param.set_data(src[tuple(slice(0, n) for n in param.shape)])
         return subnet
 
     def path_mid_channels(self):

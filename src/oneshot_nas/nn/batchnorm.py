@@ -79,7 +79,8 @@ class NasBatchNorm(nn.BatchNorm):
                 full_var[:width] = part_var
         self._pending = []
 
-    def hybrid_forward(self, F, x, gamma, beta, running_mean, running_var, active=None):
+    def hybrid_forward(self, F, x, active=None, gamma=None, beta=None, running_mean=None,
+                       running_var=None):
         if self._moments is not None:
             if F is not nd:
                 raise RuntimeError("NasBatchNorm recalibration needs an imperative net; "

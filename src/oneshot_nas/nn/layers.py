@@ -36,7 +36,7 @@ class ElasticConv2D(nn.HybridBlock):
             self.weight = self.params.get("weight", shape=shape, init=weight_initializer,
                                           allow_deferred_init=False)
 
-    def hybrid_forward(self, F, x, weight, active=None):
+    def hybrid_forward(self, F, x, active=None, weight=None):
         num_filter, groups = self.channels, self.channels if self.depthwise else 1
         if active is not None:
             if self.slice_out:
