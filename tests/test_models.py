@@ -132,3 +132,11 @@ def test_spec_initialisation():
     assert abs(pw.std() - 1 / 64) < 0.1 / 64
     stem = params["stem.0.weight"].data().asnumpy()
     assert abs(stem.std() - 0.01) < 0.003
+
+
+def test_hard_activations_follow_their_formulas():
+    from oneshot_nas.nn import HardSigmoid, HardSwish
+    x = np.linspace(-5, 5, 41).astype("float32")
+    hsig = np.clip(x + 3, 0, 6) / 6
+    np.testing.assert_allclose(HardSigmoid()(nd.array(x)).asnumpy(), hsig, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(HardSwish()(nd.array(x)).asnumpy(), x * hsig, rtol=1e-6, atol=1e-6)

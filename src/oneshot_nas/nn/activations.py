@@ -4,18 +4,23 @@ from mxnet.gluon import nn
 __all__ = ["HardSigmoid", "HardSwish", "make_activation"]
 
 
+# MXNet's fused hard_sigmoid computes clip(alpha * x + beta, 0, 1), which with alpha = 1/6 and
+# beta = 1/2 is clip(x + 3, 0, 6) / 6 in one op (forward and backward) instead of three.
+_HSIG = dict(alpha=1.0 / 6.0, beta=0.5)
+
+
 class HardSigmoid(nn.HybridBlock):
     """``clip(x + 3, 0, 6) / 6``."""
 
     def hybrid_forward(self, F, x):
-        return F.clip(x + 3.0, 0.0, 6.0) / 6.0
+        return F.hard_sigmoid(x, **_HSIG)
 
 
 class HardSwish(nn.HybridBlock):
     """``x * hard_sigmoid(x)``."""
 
     def hybrid_forward(self, F, x):
-        return x * (F.clip(x + 3.0, 0.0, 6.0) / 6.0)
+        return x * F.hard_sigmoid(x, **_HSIG)
 
 
 def make_activation(name):

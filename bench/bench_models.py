@@ -1,0 +1,159 @@
+"""Training-step speed of the supernet, the masked reference and the OneShot-S+ subnet.
+
+Prints a markdown table and (with --output) writes it with the machine description. All
+figures come from one run; ratios compare against the masked reference measured in the same
+run, which computes every sampled block at maximum width and masks the unselected channels to
+zero (the earlier port's method). Figures of the earlier port (SPEC section 8) are printed
+beside ours for orientation only: they were measured in another run.
+"""
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon, nd
+
+from oneshot_nas import Architecture, get_model
+
+EARLIER_PORT = {("supernet", 224): 1.74, ("supernet", 64): 23.5,
+                ("OneShot-S+", 224): 5.98, ("OneShot-S+", 64): 55.8}
+
+
+def masked_forward(supernet, x):
+    """Reference: the sampled path at maximum width with unselected mid channels zeroed."""
+    x = supernet.stem(x)
+    arch = supernet.architecture
+    for position, choice, active in zip(supernet.blocks, arch.blocks, supernet._active):
+        block = position.choices[choice]
+        if block.stride == 1:
+            x = block.shuffle(x)
+            proj = nd.slice_axis(x, axis=1, begin=0, end=block.proj_channels)
+            main = nd.slice_axis(x, axis=1, begin=block.proj_channels, end=None)
+        else:
+            proj, main = block.proj(x), x
+        mask = None
+        if active is not None:
+            mask = nd.zeros((1, block.mid_channels, 1, 1))
+            mask[:, :active] = 1
+        for layer, sliced in zip(block.main, block._sliced):
+            main = layer(main)
+            if sliced and mask is not None and main.shape[1] == block.mid_channels:
+                main = nd.broadcast_mul(main, mask)
+        if block.se is not None:
+            main = block.se(main)
+        x = nd.concat(proj, main, dim=1)
+    return supernet.head(supernet.tail(x))
+
+
+def _time_steps(step, warmup, repeats):
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def bench_supernet(size, batch, warmup, repeats, masked=False, seed=0):
+    net = get_model("ShuffleNas", use_se=True, last_conv_after_pooling=True, classes=1000)
+    net.initialize(mx.init.Xavier())
+    net.hybridize(static_alloc=True)
+    trainer = gluon.Trainer(net.collect_params(), "nag",
+                            {"learning_rate": 0.01, "momentum": 0.9, "wd": 4e-5})
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    rng = np.random.default_rng(seed)
+    x = nd.random.uniform(shape=(batch, 3, size, size))
+    y = nd.array(rng.integers(0, 1000, batch))
+
+    def step():
+        net.set_architecture(Architecture.sample(rng))
+        with autograd.record():
+            out = masked_forward(net, x) if masked else net(x)
+            loss = loss_fn(out, y)
+        loss.backward()
+        trainer.step(batch, ignore_stale_grad=True)
+        nd.waitall()
+    return batch / _time_steps(step, warmup, repeats)
+
+
+def bench_subnet(size, batch, warmup, repeats):
+    net = get_model("OneShot-S+", classes=1000)
+    net.initialize(mx.init.Xavier())
+    net.hybridize(static_alloc=True, static_shape=True)
+    trainer = gluon.Trainer(net.collect_params(), "nag",
+                            {"learning_rate": 0.01, "momentum": 0.9, "wd": 3e-5})
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    x = nd.random.uniform(shape=(batch, 3, size, size))
+    y = nd.array(np.arange(batch) % 1000)
+
+    def step():
+        with autograd.record():
+            loss = loss_fn(net(x), y)
+        loss.backward()
+        trainer.step(batch)
+        nd.waitall()
+    return batch / _time_steps(step, warmup, repeats)
+
+
+def machine_description():
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [l.split(":", 1)[1].strip() for l in f if l.startswith("model name")]
+        if names:
+            cpu = names[0]
+    except OSError:
+        pass
+    return "%s, %d cores, Python %s, mxnet %s (MKLDNN %s)" % (
+        cpu, os.cpu_count(), platform.python_version(), mx.__version__,
+        mx.runtime.Features().is_enabled("MKLDNN"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per figure")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--sizes", default="224:16,64:64", help="size:batch pairs")
+    parser.add_argument("--output", help="write the markdown report to this file")
+    args = parser.parse_args(argv)
+
+    rows = []
+    for pair in args.sizes.split(","):
+        size, batch = (int(v) for v in pair.split(":"))
+        print("measuring %d px, batch %d ..." % (size, batch), file=sys.stderr, flush=True)
+        ours = bench_supernet(size, batch, args.warmup, args.repeats)
+        ref = bench_supernet(size, batch, args.warmup, args.repeats, masked=True)
+        sub = bench_subnet(size, batch, args.warmup, args.repeats)
+        rows.append(("supernet step (SE, last conv after pooling), sliced channels",
+                     size, batch, ours, ours / ref, EARLIER_PORT[("supernet", size)]))
+        rows.append(("supernet step, masked full-width reference", size, batch, ref, 1.0,
+                     EARLIER_PORT[("supernet", size)]))
+        rows.append(("OneShot-S+ training step, hybridized", size, batch, sub, None,
+                     EARLIER_PORT[("OneShot-S+", size)]))
+
+    lines = ["| work | input | batch | img/s | vs masked reference (same run) | earlier port "
+             "(SPEC 8) | vs earlier port |", "|---|---|---|---|---|---|---|"]
+    for work, size, batch, ips, ratio, earlier in rows:
+        lines.append("| %s | %d px | %d | %.2f | %s | %.2f | %.2fx |" % (
+            work, size, batch, ips, "%.2fx" % ratio if ratio is not None else "-", earlier,
+            ips / earlier))
+    table = "\n".join(lines)
+    print(table)
+    if args.output:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        with open(args.output, "w") as f:
+            f.write("# Benchmarks\n\nMachine: %s  \nCommand: `python bench/bench_models.py %s`  \n"
+                    "Median of %d timed training steps after %d warm-up steps; random "
+                    "architecture per supernet step.\n\n## Training steps\n\n%s\n"
+                    % (machine_description(), " ".join(argv or sys.argv[1:]), args.repeats,
+                       args.warmup, table))
+
+
+if __name__ == "__main__":
+    main()
