@@ -7,9 +7,12 @@ Three behaviours on top of ``nn.BatchNorm``:
   entries are exactly zero and their running statistics are never written.
 * **float16**: inherits ``nn.BatchNorm.cast``, which keeps parameters and statistics float32.
 * **Recalibration**: inside :func:`bn_recalibration` every NasBatchNorm normalises with the
-  statistics of the current batch and pools the exact per-channel mean and (biased) variance of
-  everything it saw (Chan et al.'s parallel update, in float64). On exit these become the running
-  statistics, so the result is the statistic of all images seen whatever the batch size.
+  statistics of fixed groups of ``group_size`` consecutive images (ghost batches, as in training)
+  and pools the exact per-channel mean and (biased) variance of everything it saw (Chan et al.'s
+  parallel update, in float64). On exit these become the running statistics. Because the groups
+  are fixed by the image order and not by how the images arrive, the result does not depend on
+  the batch size: :func:`recalibrate_bn` re-chunks any stream of batches so that every forward
+  pass holds whole groups.
 """
 import contextlib
 import logging
@@ -64,6 +67,7 @@ class NasBatchNorm(nn.BatchNorm):
                          beta_initializer=beta_initializer, **kwargs)
         self.max_channels = in_channels
         self._moments = None          # _PooledMoments while recalibrating
+        self._group_size = None
         self._pending = []            # sliced running stats to write back after backward
 
     # -- running statistics of sliced paths ---------------------------------------------------
@@ -110,20 +114,28 @@ class NasBatchNorm(nn.BatchNorm):
         if width != self.max_channels:
             gamma = nd.slice_axis(gamma, axis=0, begin=0, end=width)
             beta = nd.slice_axis(beta, axis=0, begin=0, end=width)
-        x32 = x.astype("float32", copy=False)
-        mean = nd.mean(x32, axis=(0, 2, 3))
-        var = nd.mean(nd.square(x32 - mean.reshape((1, -1, 1, 1))), axis=(0, 2, 3))
-        n = x.shape[0] * x.shape[2] * x.shape[3]
-        self._moments.update(mean.asnumpy(), var.asnumpy(), n, width)
         kwargs = dict(self._kwargs, use_global_stats=True)
-        return nd.BatchNorm(x, gamma, beta, mean, var, **kwargs)
+        size = x.shape[0]
+        group = self._group_size or size
+        outs = []
+        for start in range(0, size, group):
+            part = x[start:start + group]
+            part32 = part.astype("float32", copy=False)
+            mean = nd.mean(part32, axis=(0, 2, 3))
+            var = nd.mean(nd.square(nd.broadcast_sub(part32, mean.reshape((1, -1, 1, 1)))),
+                          axis=(0, 2, 3))
+            n = part.shape[0] * part.shape[2] * part.shape[3]
+            self._moments.update(mean.asnumpy(), var.asnumpy(), n, width)
+            outs.append(nd.BatchNorm(part, gamma, beta, mean, var, **kwargs))
+        return outs[0] if len(outs) == 1 else nd.concat(*outs, dim=0)
 
-    def _begin_recalibration(self):
+    def _begin_recalibration(self, group_size=None):
         self.sync_statistics()
         self._moments = _PooledMoments()
+        self._group_size = group_size
 
     def _end_recalibration(self, commit=True):
-        moments, self._moments = self._moments, None
+        moments, self._moments, self._group_size = self._moments, None, None
         if not commit or moments is None or moments.count == 0:
             return
         width = moments.width
@@ -148,11 +160,21 @@ def sync_bn_statistics(net):
             blk.sync_statistics()
 
 
+DEFAULT_GROUP_SIZE = 32
+
+
 @contextlib.contextmanager
-def bn_recalibration(net):
+def bn_recalibration(net, group_size=DEFAULT_GROUP_SIZE):
     """Switch every NasBatchNorm in ``net`` into recalibration mode for the ``with`` body.
 
-    Hybridized parts are run imperatively inside the block and re-hybridized with their
+    Parameters
+    ----------
+    net : Block
+    group_size : int or None
+        Images per normalisation group (ghost batch). Forward passes inside the block should
+        hold whole groups (:func:`recalibrate_bn` takes care of it). None: whole batches.
+
+    Hybridized parts run imperatively inside the block and are re-hybridized with their
     original flags afterwards. On a clean exit the pooled statistics replace the running
     statistics; if the body raises, the old statistics are kept.
     """
@@ -166,7 +188,7 @@ def bn_recalibration(net):
             rehybridize.append((blk, dict(blk._flags)))
             blk.hybridize(False)
     for bn in bns:
-        bn._begin_recalibration()
+        bn._begin_recalibration(group_size)
     ok = False
     try:
         with autograd.predict_mode():
@@ -179,20 +201,47 @@ def bn_recalibration(net):
             blk.hybridize(True, **flags)
 
 
-def recalibrate_bn(net, batches, ctx=None, forward=None, progress=False):
+def _rechunk(batches, chunk, ctx):
+    """Re-batch a stream of image batches into chunks of exactly ``chunk`` images (the last
+    one may be shorter), so that group boundaries depend on image order only."""
+    pending, count = [], 0
+    for batch in batches:
+        data = batch[0] if isinstance(batch, (tuple, list)) else batch
+        data = nd.array(data, ctx=ctx) if isinstance(data, np.ndarray) else data.as_in_context(ctx)
+        pending.append(data)
+        count += data.shape[0]
+        while count >= chunk:
+            merged = pending[0] if len(pending) == 1 else nd.concat(*pending, dim=0)
+            yield merged[:chunk]
+            rest = merged[chunk:] if merged.shape[0] > chunk else None
+            pending = [rest] if rest is not None else []
+            count -= chunk
+    if count:
+        yield pending[0] if len(pending) == 1 else nd.concat(*pending, dim=0)
+
+
+def recalibrate_bn(net, batches, ctx=None, forward=None, progress=False,
+                   group_size=DEFAULT_GROUP_SIZE, batch_size=128, max_images=None):
     """Recalibrate all NasBatchNorm statistics of ``net`` on an iterable of batches.
 
     Parameters
     ----------
     net : Block
     batches : iterable
-        Yields NDArrays / numpy arrays of images, or ``(data, label)`` tuples.
+        Yields NDArrays / numpy arrays of images, or ``(data, label, ...)`` tuples, of any size.
     ctx : Context, optional
         Where to put the data (default: the context of the net's first parameter).
     forward : callable, optional
-        ``forward(net, x)``; default ``net(x)``. The supernet passes its architecture here.
+        ``forward(net, x)``; default ``net(x)``.
     progress : bool
         Show a tqdm progress bar.
+    group_size : int
+        Images per normalisation group; the statistics depend on it and on the image order,
+        not on the size of the incoming batches or on ``batch_size``.
+    batch_size : int
+        Images per forward pass (rounded up to a multiple of ``group_size``): speed and memory.
+    max_images : int, optional
+        Stop after this many images.
 
     Returns
     -------
@@ -202,19 +251,19 @@ def recalibrate_bn(net, batches, ctx=None, forward=None, progress=False):
     if ctx is None:
         ctx = next(iter(net.collect_params().values())).list_ctx()[0]
     forward = forward or (lambda model, data: model(data))
+    chunk = -(-batch_size // group_size) * group_size if group_size else batch_size
     seen = 0
-    iterator = batches
+    iterator = _rechunk(batches, chunk, ctx)
     if progress:
         from tqdm import tqdm
-        iterator = tqdm(batches, desc="BN recalibration", unit="batch", leave=False)
-    with bn_recalibration(net):
-        for batch in iterator:
-            data = batch[0] if isinstance(batch, (tuple, list)) else batch
-            if isinstance(data, np.ndarray):
-                data = nd.array(data, ctx=ctx)
-            else:
-                data = data.as_in_context(ctx)
+        iterator = tqdm(iterator, desc="BN recalibration", unit="batch", leave=False)
+    with bn_recalibration(net, group_size):
+        for data in iterator:
+            if max_images is not None and seen + data.shape[0] > max_images:
+                data = data[:max_images - seen]
+            if data.shape[0] == 0:
+                break
             forward(net, data)
             seen += data.shape[0]
-    logger.debug("BN recalibration used %d images", seen)
+    logger.debug("BN recalibration used %d images in groups of %s", seen, group_size)
     return seen
