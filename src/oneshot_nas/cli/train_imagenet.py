@@ -1,0 +1,166 @@
+"""``train_imagenet.py``: train the supernet or a fixed subnet (flags of SPEC section 7)."""
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import fields
+
+from ..models import list_models
+from ..search_space import CHANNEL_LAYOUTS, Architecture
+from ..training.config import TrainConfig
+
+__all__ = ["build_parser", "main", "setup_logging"]
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        description="Train the SPOS supernet (--model ShuffleNas) or a fixed subnet.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = p.add_argument_group("data")
+    d.add_argument("--dataset", default="imagenet", choices=["imagenet", "digits", "synthetic"],
+                   help="imagenet: --use-rec or --data-dir; digits: the bundled scikit-learn "
+                        "digits; synthetic: random tensors for speed checks")
+    d.add_argument("--data-dir", default=os.path.expanduser("~/.mxnet/datasets/imagenet"),
+                   help="ImageNet-style folder with train/ and val/")
+    d.add_argument("--rec-train", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/train.rec"))
+    d.add_argument("--rec-train-idx", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/train.idx"))
+    d.add_argument("--rec-val", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/val.rec"))
+    d.add_argument("--rec-val-idx", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/val.idx"))
+    d.add_argument("--use-rec", action="store_true", help="read ImageNet from RecordIO")
+    d.add_argument("--batch-size", type=int, default=32, help="per device")
+    d.add_argument("--num-gpus", type=int, default=0)
+    d.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4)
+    d.add_argument("--input-size", type=int, default=None,
+                   help="default 224 (ImageNet) or 32 (digits)")
+    d.add_argument("--crop-ratio", type=float, default=0.875)
+    d.add_argument("--reduced-dataset-scale", type=int, default=1,
+                   help="train on 1/k of the training set")
+    d.add_argument("--no-augment", action="store_true", help="no training augmentation")
+
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default="ShuffleNas",
+                   help="one of: %s" % ", ".join(list_models()))
+    m.add_argument("--block-choices", default=None, help="20 comma-separated block choices 0..3")
+    m.add_argument("--channel-choices", default=None,
+                   help="20 comma-separated channel choices 0..9")
+    m.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS))
+    m.add_argument("--use-se", action="store_true")
+    m.add_argument("--last-conv-after-pooling", action="store_true")
+    m.add_argument("--mode", default="hybrid", choices=["hybrid", "imperative"])
+    m.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+
+    s = p.add_argument_group("supernet")
+    s.add_argument("--use-all-blocks", action="store_true")
+    s.add_argument("--use-all-channels", action="store_true")
+    s.add_argument("--epoch-start-cs", type=int, default=0,
+                   help="first epoch with channel selection")
+    s.add_argument("--cs-warm-up", action="store_true", help="widen the channel range gradually")
+    s.add_argument("--ignore-first-two-cs", action="store_true", help="never sample 0.2x / 0.4x")
+    s.add_argument("--train-upper-constraints", default=None, help="e.g. flops-330-params-5.0")
+    s.add_argument("--train-bottom-constraints", default=None, help="e.g. flops-190-params-2.8")
+    s.add_argument("--train-constraint-method", default=None, choices=["random", "evolution"])
+    s.add_argument("--flop-param-method", default="lookup_table",
+                   choices=["lookup_table", "symbol"])
+    s.add_argument("--update-bn-images", type=int, default=20000,
+                   help="training images for BN recalibration before supernet validation")
+    s.add_argument("--val-subnets", type=int, default=1,
+                   help="random subnets evaluated per supernet validation")
+
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--num-epochs", type=int, default=120)
+    o.add_argument("--lr", type=float, default=0.1, help="per worker; scaled by Horovod size")
+    o.add_argument("--optimizer", default="nag", choices=["nag", "sgd", "adam"])
+    o.add_argument("--lr-mode", default="cosine", choices=["step", "poly", "cosine"])
+    o.add_argument("--lr-decay", type=float, default=0.1)
+    o.add_argument("--lr-decay-period", type=int, default=0)
+    o.add_argument("--lr-decay-epoch", default="40,60")
+    o.add_argument("--warmup-lr", type=float, default=0.0)
+    o.add_argument("--warmup-epochs", type=int, default=0)
+    o.add_argument("--momentum", type=float, default=0.9)
+    o.add_argument("--wd", type=float, default=1e-4)
+    o.add_argument("--no-wd", action="store_true", help="no weight decay on BN and biases")
+    o.add_argument("--label-smoothing", action="store_true")
+    o.add_argument("--mixup", action="store_true")
+    o.add_argument("--mixup-alpha", type=float, default=0.2)
+    o.add_argument("--mixup-off-epoch", type=int, default=0)
+    o.add_argument("--teacher", default=None, help="registered model used as teacher")
+    o.add_argument("--teacher-params", default=None, help="local params file of the teacher")
+    o.add_argument("--temperature", type=float, default=20.0)
+    o.add_argument("--hard-weight", type=float, default=0.5)
+
+    c = p.add_argument_group("checkpoints, logs, distribution")
+    c.add_argument("--save-frequency", type=int, default=10)
+    c.add_argument("--save-dir", default="params")
+    c.add_argument("--resume-epoch", type=int, default=0)
+    c.add_argument("--resume-params", default="")
+    c.add_argument("--resume-states", default="")
+    c.add_argument("--auto-resume", action="store_true",
+                   help="continue from the latest complete checkpoint in --save-dir")
+    c.add_argument("--log-interval", type=int, default=50)
+    c.add_argument("--logging-file", default="train_imagenet.log")
+    c.add_argument("--metrics-file", default=None,
+                   help="JSON-lines metrics (default: logging file + .jsonl)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--horovod", action="store_true", help="launched by horovodrun")
+    c.add_argument("--no-progress", dest="progress", action="store_false")
+    c.add_argument("--max-batches-per-epoch", type=int, default=0, help=argparse.SUPPRESS)
+    return p
+
+
+def setup_logging(logging_file=None, rank=0):
+    """Console + file handlers on the root logger (configured once, in main)."""
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if logging_file and rank == 0:
+        os.makedirs(os.path.dirname(os.path.abspath(logging_file)), exist_ok=True)
+        handlers.append(logging.FileHandler(logging_file))
+    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(message)s")
+
+
+def args_to_config(args):
+    """Validate flags that need more than argparse and build a :class:`TrainConfig`."""
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    if values["input_size"] is None:
+        values["input_size"] = 32 if args.dataset == "digits" else 224
+    if args.model not in list_models():
+        raise ValueError("unknown --model %r; known models: %s"
+                         % (args.model, ", ".join(list_models())))
+    if args.block_choices or args.channel_choices:
+        Architecture.parse(args.block_choices or ",".join("0" * 20), args.channel_choices)
+    if args.metrics_file is None and args.logging_file:
+        values["metrics_file"] = os.path.splitext(args.logging_file)[0] + ".jsonl"
+    if args.train_upper_constraints:
+        from ..training.samplers import ConstraintBox
+        ConstraintBox.from_strings(args.train_upper_constraints, args.train_bottom_constraints)
+    return TrainConfig(**values)
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    rank = 0
+    if args.horovod:
+        try:
+            import horovod.mxnet as hvd
+            hvd.init()
+            rank = hvd.rank()
+        except ImportError:
+            parser.exit(2, "train_imagenet.py: error: --horovod needs horovod with MXNet "
+                           "support (make dist)\n")
+    setup_logging(args.logging_file, rank)
+    try:
+        cfg = args_to_config(args)
+    except ValueError as err:
+        parser.exit(2, "train_imagenet.py: error: %s\n" % err)
+    logging.getLogger(__name__).info("settings: %s", json.dumps(cfg.to_dict(), sort_keys=True))
+    from ..training import train
+    try:
+        summary = train(cfg)
+    except ValueError as err:
+        # bad data files, impossible constraints, ...: one line, exit code 2
+        print("train_imagenet.py: error: %s" % str(err).splitlines()[0], file=sys.stderr)
+        return 2
+    if rank == 0:
+        logging.getLogger(__name__).info("best validation top-1: %.4f", summary["best_top1"])
+    return 0

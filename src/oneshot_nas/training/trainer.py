@@ -1,0 +1,393 @@
+"""The ImageNet-style trainer for the supernet and fixed subnets (GluonCV recipe + SPOS)."""
+import json
+import logging
+import math
+import os
+import time
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon, nd
+
+from ..models import get_model
+from ..nn import recalibrate_bn
+from ..search_space import Architecture
+from .checkpoint import latest_checkpoint, load_meta, restore_rng, save_checkpoint
+from .config import TrainConfig
+from .samplers import ConstraintBox, Prefetcher, make_sampler
+
+__all__ = ["train", "build_model", "make_lr_scheduler", "evaluate", "constraint_counter"]
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------
+# construction helpers
+def build_model(cfg, classes):
+    """The network named by ``cfg.model`` with the configured options."""
+    kwargs = dict(classes=classes, channels_layout=cfg.channels_layout, input_size=cfg.input_size)
+    if cfg.model in ("ShuffleNas", "ShuffleNas_fixArch"):
+        kwargs.update(use_se=cfg.use_se, last_conv_after_pooling=cfg.last_conv_after_pooling)
+    if cfg.is_supernet:
+        kwargs["use_all_blocks"] = cfg.use_all_blocks
+    elif cfg.model == "ShuffleNas_fixArch":
+        if not cfg.block_choices:
+            raise ValueError("--model ShuffleNas_fixArch needs --block-choices (and "
+                             "--channel-choices)")
+        kwargs["architecture"] = Architecture.parse(cfg.block_choices, cfg.channel_choices)
+    return get_model(cfg.model, **kwargs)
+
+
+def make_lr_scheduler(cfg, iters_per_epoch, base_lr):
+    """GluonCV LRSequential: linear warm-up then step / poly / cosine."""
+    from gluoncv.utils import LRScheduler, LRSequential
+    if cfg.lr_mode not in ("step", "poly", "cosine"):
+        raise ValueError("unknown --lr-mode %r; choose step, poly or cosine" % cfg.lr_mode)
+    if cfg.lr_decay_period > 0:
+        steps = list(range(cfg.lr_decay_period, cfg.num_epochs, cfg.lr_decay_period))
+    else:
+        steps = [int(e) for e in str(cfg.lr_decay_epoch).split(",") if e.strip()]
+    steps = [e - cfg.warmup_epochs for e in steps]
+    return LRSequential([
+        LRScheduler("linear", base_lr=cfg.warmup_lr, target_lr=base_lr,
+                    nepochs=cfg.warmup_epochs, iters_per_epoch=iters_per_epoch),
+        LRScheduler(cfg.lr_mode, base_lr=base_lr, target_lr=0,
+                    nepochs=cfg.num_epochs - cfg.warmup_epochs, iters_per_epoch=iters_per_epoch,
+                    step_epoch=steps, step_factor=cfg.lr_decay, power=2),
+    ])
+
+
+def constraint_counter(cfg, method=None):
+    """Vectorised ``(blocks, channels) -> (mflops, mparams)`` of the configured search space.
+
+    Constraints are in ImageNet units (224 px, 1000 classes) as in SPEC section 5, whatever
+    the training resolution, so that ``flops-330-params-5.0`` means the same everywhere.
+    """
+    from ..profiling import LookupTable, count_flops_params
+    method = method or cfg.flop_param_method
+    model_cfg = dict(channels_layout=cfg.channels_layout, use_se=cfg.use_se,
+                     last_conv_after_pooling=cfg.last_conv_after_pooling)
+    if method == "lookup_table":
+        table = LookupTable.load_or_build(input_size=224, classes=1000, **model_cfg)
+        return table.flops_params_many
+    if method == "symbol":
+        def by_symbol(blocks, channels):
+            out = [count_flops_params(Architecture(b, c), method="symbol", input_size=224,
+                                      classes=1000, **model_cfg)
+                   for b, c in zip(blocks, channels)]
+            return np.array([o[0] for o in out]), np.array([o[1] for o in out])
+        return by_symbol
+    raise ValueError("unknown --flop-param-method %r; choose lookup_table or symbol" % method)
+
+
+class _Metrics:
+    """JSON-lines metrics file next to the text log (rank 0 only)."""
+
+    def __init__(self, path):
+        self.path = path
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+    def write(self, **record):
+        if self.path:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def _split(batch, ctx):
+    data, label = batch
+    if len(ctx) == 1:
+        return [data.as_in_context(ctx[0])], [label.as_in_context(ctx[0])]
+    return (gluon.utils.split_and_load(data, ctx, even_split=False),
+            gluon.utils.split_and_load(label, ctx, even_split=False))
+
+
+def evaluate(net, val_data, ctx, dtype="float32", max_batches=0):
+    """Top-1 / top-5 accuracy of ``net`` on ``val_data``."""
+    top1, top5 = mx.metric.Accuracy(), mx.metric.TopKAccuracy(5)
+    for i, batch in enumerate(val_data):
+        if max_batches and i >= max_batches:
+            break
+        datas, labels = _split(batch, ctx)
+        outs = [net(x.astype(dtype, copy=False)) for x in datas]
+        top1.update(labels, outs)
+        if outs[0].shape[1] > 5:
+            top5.update(labels, outs)
+    acc5 = top5.get()[1] if top5.num_inst else float("nan")
+    return top1.get()[1], acc5
+
+
+def _no_wd(net):
+    for name, p in net.collect_params().items():
+        if name.endswith(("gamma", "beta", "bias")):
+            p.wd_mult = 0.0
+
+
+def _one_hot_smooth(label, classes, eta):
+    """Label smoothing (GluonCV): 1 - eta on the label, eta / (classes - 1) elsewhere."""
+    off = eta / (classes - 1)
+    return nd.one_hot(label, classes, on_value=1 - eta + off, off_value=off)
+
+
+# ---------------------------------------------------------------------------------------------
+def _setup_distribution(cfg):
+    if cfg.horovod:
+        try:
+            import horovod.mxnet as hvd
+        except ImportError:
+            raise ValueError("--horovod needs horovod built with MXNet support (make dist)") \
+                from None
+        hvd.init()
+        ctx = [mx.gpu(hvd.local_rank())] if cfg.num_gpus > 0 else [mx.cpu()]
+        return hvd, ctx, hvd.rank(), hvd.size()
+    ctx = [mx.gpu(i) for i in range(cfg.num_gpus)] or [mx.cpu()]
+    return None, ctx, 0, 1
+
+
+def train(cfg):
+    """Train the supernet or a fixed subnet as configured; returns a summary dict.
+
+    Parameters
+    ----------
+    cfg : TrainConfig or dict
+    """
+    from ..data import make_loaders
+    if isinstance(cfg, dict):
+        cfg = TrainConfig.from_dict(cfg)
+    hvd, ctx, rank, size = _setup_distribution(cfg)
+    mx.random.seed(cfg.seed + rank)
+    np.random.seed(cfg.seed + rank)
+    metrics = _Metrics(cfg.metrics_file if rank == 0 else None)
+
+    total_batch = cfg.batch_size * len(ctx)
+    train_data, val_data, info = make_loaders(
+        dataset=cfg.dataset, data_dir=cfg.data_dir, use_rec=cfg.use_rec,
+        rec_train=cfg.rec_train, rec_train_idx=cfg.rec_train_idx, rec_val=cfg.rec_val,
+        rec_val_idx=cfg.rec_val_idx, batch_size=total_batch, num_workers=cfg.num_workers,
+        input_size=cfg.input_size, crop_ratio=cfg.crop_ratio, augment=not cfg.no_augment,
+        reduced_dataset_scale=cfg.reduced_dataset_scale, num_parts=size, part_index=rank,
+        seed=cfg.seed)
+    classes = info.num_classes
+    iters = len(train_data)
+    if cfg.max_batches_per_epoch:
+        iters = min(iters, cfg.max_batches_per_epoch)
+    logger.info("data: %s, %d classes, %d training / %d validation images, %d batches of %d "
+                "per epoch on %d worker(s)", cfg.dataset, classes, info.num_train, info.num_val,
+                iters, total_batch, size)
+
+    net = build_model(cfg, classes)
+    net.initialize(mx.init.Xavier(), ctx=ctx)
+    if cfg.dtype != "float32":
+        net.cast(cfg.dtype)
+
+    # -- resume ---------------------------------------------------------------------------
+    start_epoch, best_top1, meta = cfg.resume_epoch, 0.0, None
+    prefix = cfg.model if not cfg.is_supernet else "ShuffleNas-supernet"
+    if cfg.auto_resume:
+        meta = latest_checkpoint(cfg.save_dir, prefix)
+        if meta is None:
+            logger.info("auto-resume: no complete checkpoint in %s, starting fresh", cfg.save_dir)
+    elif cfg.resume_params:
+        if not os.path.isfile(cfg.resume_params):
+            raise ValueError("--resume-params file %s does not exist" % cfg.resume_params)
+        json_path = os.path.splitext(cfg.resume_params)[0] + ".json"
+        meta = load_meta(json_path) if os.path.isfile(json_path) else {
+            "params_path": cfg.resume_params, "states_path": cfg.resume_states or None,
+            "epoch": cfg.resume_epoch}
+    if meta is not None:
+        net.load_parameters(meta["params_path"], ctx=ctx, cast_dtype=True)
+        start_epoch = int(meta.get("epoch", cfg.resume_epoch))
+        best_top1 = float(meta.get("best_top1", 0.0))
+        restore_rng(meta.get("rng"))
+        logger.info("resumed from %s at epoch %d", meta["params_path"], start_epoch)
+
+    if cfg.mode == "hybrid":
+        if cfg.is_supernet:
+            net.hybridize(static_alloc=True)
+        else:
+            net.hybridize(static_alloc=True, static_shape=True)
+    if cfg.no_wd:
+        _no_wd(net)
+
+    base_lr = cfg.lr * size      # linear scaling with the number of Horovod workers
+    scheduler = make_lr_scheduler(cfg, iters, base_lr)
+    opt_params = {"learning_rate": base_lr, "wd": cfg.wd, "lr_scheduler": scheduler}
+    if cfg.optimizer in ("nag", "sgd"):
+        opt_params["momentum"] = cfg.momentum
+    if cfg.dtype != "float32":
+        opt_params["multi_precision"] = True
+    if hvd is not None:
+        hvd.broadcast_parameters(net.collect_params(), root_rank=0)
+        trainer = hvd.DistributedTrainer(net.collect_params(), cfg.optimizer, opt_params)
+    else:
+        trainer = gluon.Trainer(net.collect_params(), cfg.optimizer, opt_params,
+                                kvstore="device" if len(ctx) > 1 else None)
+    if meta is not None and meta.get("states_path"):
+        trainer.load_states(meta["states_path"])
+
+    # -- losses -----------------------------------------------------------------------------
+    sparse = not (cfg.label_smoothing or cfg.mixup)
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=sparse)
+    teacher = None
+    if cfg.teacher:
+        from gluoncv.loss import DistillationSoftmaxCrossEntropyLoss
+        if not cfg.teacher_params or not os.path.isfile(cfg.teacher_params):
+            raise ValueError("--teacher %s needs --teacher-params pointing to an existing file "
+                             "(nothing is downloaded), got %r" % (cfg.teacher, cfg.teacher_params))
+        teacher = get_model(cfg.teacher, classes=classes)
+        teacher.load_parameters(cfg.teacher_params, ctx=ctx, cast_dtype=True)
+        teacher.hybridize(static_alloc=True, static_shape=True)
+        loss_fn = DistillationSoftmaxCrossEntropyLoss(temperature=cfg.temperature,
+                                                     hard_weight=cfg.hard_weight,
+                                                     sparse_label=sparse)
+
+    # -- architecture sampling (supernet) --------------------------------------------------
+    sampler, counter, box = None, None, None
+    if cfg.is_supernet:
+        if cfg.train_upper_constraints:
+            box = ConstraintBox.from_strings(cfg.train_upper_constraints,
+                                             cfg.train_bottom_constraints)
+        if box is not None or cfg.train_constraint_method:
+            counter = constraint_counter(cfg)
+        sampler = make_sampler(
+            cfg.train_constraint_method or ("random" if box else None), counter, box,
+            seed=cfg.seed, epoch_start_cs=cfg.epoch_start_cs, cs_warm_up=cfg.cs_warm_up,
+            ignore_first_two_cs=cfg.ignore_first_two_cs, use_all_channels=cfg.use_all_channels)
+        if box is not None:
+            logger.info("constrained sampling (%s) inside %s",
+                        cfg.train_constraint_method or "random", box)
+
+    summary = {"epochs": [], "best_top1": best_top1}
+    for epoch in range(start_epoch, cfg.num_epochs):
+        stats = _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teacher,
+                             classes, sampler, counter, metrics, rank)
+        # -- validation -----------------------------------------------------------------------
+        if cfg.is_supernet:
+            top1, top5, archs = _validate_supernet(cfg, epoch, net, sampler, train_data,
+                                                   val_data, ctx)
+        else:
+            top1, top5 = evaluate(net, val_data, ctx, cfg.dtype)
+            archs = None
+        if rank == 0:
+            logger.info("[Epoch %d] validation: err-top1=%f err-top5=%f", epoch, 1 - top1,
+                        1 - top5)
+        metrics.write(kind="val", epoch=epoch, top1=top1, top5=top5,
+                      architectures=[a.to_json() for a in archs] if archs else None)
+        stats.update(epoch=epoch, val_top1=top1, val_top5=top5)
+        summary["epochs"].append(stats)
+        # -- checkpoints (rank 0) -------------------------------------------------------------
+        if rank == 0:
+            is_best = top1 > best_top1
+            best_top1 = max(best_top1, top1)
+            meta_out = {"epoch": epoch + 1, "best_top1": best_top1, "top1": top1,
+                        "config": cfg.to_dict(), "num_update": trainer.optimizer.num_update}
+            if cfg.save_dir and cfg.save_frequency and (epoch + 1) % cfg.save_frequency == 0:
+                save_checkpoint(cfg.save_dir, prefix, "%04d" % (epoch + 1), net, trainer,
+                                meta_out)
+            if cfg.save_dir and is_best:
+                save_checkpoint(cfg.save_dir, prefix, "best", net, trainer, meta_out)
+    summary["best_top1"] = best_top1
+    if rank == 0 and cfg.save_dir:
+        final = os.path.join(cfg.save_dir, "%s-final.params" % prefix)
+        os.makedirs(cfg.save_dir, exist_ok=True)
+        net.save_parameters(final)
+        summary["final_params"] = final
+        if not cfg.is_supernet and cfg.mode == "hybrid":
+            net.export(os.path.join(cfg.save_dir, prefix))
+    return summary
+
+
+def _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teacher, classes,
+                 sampler, counter, metrics, rank):
+    from tqdm import tqdm
+    prefetch = Prefetcher(sampler.stream(epoch)) if sampler is not None else None
+    top1 = mx.metric.Accuracy()
+    loss_sum, seen, tic = 0.0, 0, time.time()
+    use_mixup = cfg.mixup and epoch < cfg.num_epochs - cfg.mixup_off_epoch
+    bar = tqdm(total=iters, desc="epoch %d" % epoch, unit="batch", leave=False,
+               disable=not (cfg.progress and rank == 0))
+    try:
+        for i, batch in enumerate(train_data):
+            if i >= iters:
+                break
+            if prefetch is not None:
+                arch = prefetch.next()
+                net.set_architecture(arch)
+                if counter is not None:
+                    f, p = counter(np.array([arch.blocks]), np.array([arch.channels]))
+                    metrics.write(kind="sample", epoch=epoch, batch=i, flops=float(f[0]),
+                                  params=float(p[0]), arch=arch.to_json())
+            datas, labels = _split(batch, ctx)
+            targets = labels
+            if use_mixup:
+                lam = np.random.beta(cfg.mixup_alpha, cfg.mixup_alpha)
+                datas = [lam * x + (1 - lam) * x[::-1] for x in datas]
+                eta = 0.1 if cfg.label_smoothing else 0.0
+                targets = [lam * _one_hot_smooth(y, classes, eta)
+                           + (1 - lam) * _one_hot_smooth(y[::-1], classes, eta) for y in labels]
+            elif cfg.label_smoothing:
+                targets = [_one_hot_smooth(y, classes, 0.1) for y in labels]
+            datas = [x.astype(cfg.dtype, copy=False) for x in datas]
+            soft = None
+            if teacher is not None:
+                soft = [nd.softmax(teacher(x.astype("float32", copy=False)) / cfg.temperature)
+                        for x in datas]
+            with autograd.record():
+                outs = [net(x) for x in datas]
+                if teacher is not None:
+                    losses = [loss_fn(o.astype("float32", copy=False), t, s)
+                              for o, t, s in zip(outs, targets, soft)]
+                else:
+                    losses = [loss_fn(o.astype("float32", copy=False), t)
+                              for o, t in zip(outs, targets)]
+            autograd.backward(losses)
+            trainer.step(sum(x.shape[0] for x in datas), ignore_stale_grad=sampler is not None)
+            top1.update(labels, [o.astype("float32", copy=False) for o in outs])
+            loss_sum += sum(l.sum().asscalar() for l in losses)
+            seen += sum(x.shape[0] for x in datas)
+            lr = trainer.learning_rate
+            bar.set_postfix(loss="%.3f" % (loss_sum / seen), acc="%.3f" % top1.get()[1],
+                            lr="%.4f" % lr, refresh=False)
+            bar.update(1)
+            if cfg.log_interval and (i + 1) % cfg.log_interval == 0 and rank == 0:
+                logger.info("Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\taccuracy=%f\t"
+                            "loss=%f\tlr=%f", epoch, i + 1, seen / (time.time() - tic),
+                            top1.get()[1], loss_sum / seen, lr)
+    finally:
+        bar.close()
+        if prefetch is not None:
+            prefetch.close()
+    elapsed = time.time() - tic
+    speed = seen / elapsed if elapsed > 0 else float("nan")
+    acc = top1.get()[1]
+    if not math.isfinite(loss_sum):
+        raise FloatingPointError("training loss became %s in epoch %d" % (loss_sum, epoch))
+    if rank == 0:
+        logger.info("[Epoch %d] training: accuracy=%f loss=%f", epoch, acc, loss_sum / max(seen, 1))
+        logger.info("[Epoch %d] speed: %d samples/sec\ttime cost: %f", epoch, speed, elapsed)
+    metrics.write(kind="train", epoch=epoch, accuracy=acc, loss=loss_sum / max(seen, 1),
+                  speed=speed, time=elapsed, lr=trainer.learning_rate)
+    return {"train_accuracy": acc, "loss": loss_sum / max(seen, 1), "speed": speed}
+
+
+def _validate_supernet(cfg, epoch, net, sampler, train_data, val_data, ctx):
+    """Mean top-1 / top-5 of ``cfg.val_subnets`` sampled subnets, each BN-recalibrated."""
+    rng = np.random.default_rng([cfg.seed, epoch, 7919])
+    low, high = sampler.channel_range(epoch)
+    results, archs = [], []
+    for _ in range(max(1, cfg.val_subnets)):
+        arch = Architecture.sample(rng, min_channel_index=low, max_channel_index=high)
+        subnet = net.get_subnet(arch)
+
+        def images():
+            for data, _ in train_data:
+                yield data
+        recalibrate_bn(subnet, images(), ctx=ctx[0], max_images=cfg.update_bn_images)
+        subnet.hybridize(static_alloc=True, static_shape=True)
+        results.append(evaluate(subnet, val_data, ctx))
+        archs.append(arch)
+    top1 = float(np.mean([r[0] for r in results]))
+    top5 = float(np.mean([r[1] for r in results]))
+    logger.info("[Epoch %d] supernet: %d recalibrated subnet(s), top-1 %s", epoch, len(results),
+                ", ".join("%.4f" % r[0] for r in results))
+    return top1, top5, archs
