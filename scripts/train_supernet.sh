@@ -1,0 +1,20 @@
+#!/bin/sh
+# Train the OneShot+ supernet (SE, last conv after pooling; block + channel selection).
+# ImageNet recipe (SPEC section 7): lr 0.65, wd 4e-5, cosine, 120 epochs, batch 64 x 1 GPU,
+# float16, label smoothing, no wd on BN/bias, 5 warm-up epochs, channel selection from epoch 60
+# with warm-up. DATASET=digits runs the digits recipe on the CPU.
+set -e
+. "$(dirname "$0")/common.sh"
+if [ "$DATASET" = digits ]; then
+    RECIPE="--num-epochs ${NUM_EPOCHS:-12} --lr 0.2 --wd 4e-5 --lr-mode cosine --warmup-epochs 1 \
+--epoch-start-cs 2 --cs-warm-up --update-bn-images 512 --val-subnets 5 --no-augment"
+else
+    RECIPE="--num-epochs ${NUM_EPOCHS:-120} --lr 0.65 --wd 4e-5 --lr-mode cosine \
+--warmup-epochs 5 --label-smoothing --epoch-start-cs 60 --cs-warm-up --update-bn-images 20000"
+fi
+# shellcheck disable=SC2046
+exec $PYTHON train_imagenet.py $(data_flags 64) $(horovod_flag) \
+    --model ShuffleNas --use-se --last-conv-after-pooling --channels-layout OneShot \
+    --no-wd --optimizer nag --momentum 0.9 $RECIPE \
+    --save-frequency ${SAVE_FREQUENCY:-10} --save-dir ${SAVE_DIR:-params_supernet} \
+    --logging-file "$LOG_DIR/shufflenas_supernet.log" "$@"

@@ -1,0 +1,109 @@
+"""``search_supernet.py``: random / genetic subnet search in a trained supernet (SPEC 5, 7)."""
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import fields
+
+from ..search_space import CHANNEL_LAYOUTS, Architecture
+from .train_imagenet import setup_logging
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser():
+    from ..search.algorithms import COMPARISON_MODELS
+    p = argparse.ArgumentParser(
+        description="Search subnets of a trained SPOS supernet (BN recalibration per candidate).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d = p.add_argument_group("data")
+    d.add_argument("--dataset", default="imagenet", choices=["imagenet", "digits", "synthetic"])
+    d.add_argument("--data-dir", default=os.path.expanduser("~/.mxnet/datasets/imagenet"))
+    d.add_argument("--rec-train", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/train.rec"))
+    d.add_argument("--rec-train-idx", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/train.idx"))
+    d.add_argument("--rec-val", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/val.rec"))
+    d.add_argument("--rec-val-idx", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/val.idx"))
+    d.add_argument("--use-rec", action="store_true")
+    d.add_argument("--batch-size", type=int, default=128)
+    d.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4)
+    d.add_argument("--input-size", type=int, default=None, help="default 224, digits 32")
+    d.add_argument("--crop-ratio", type=float, default=0.875)
+    d.add_argument("--num-gpus", type=int, default=0)
+
+    m = p.add_argument_group("supernet")
+    m.add_argument("--supernet-params", required=True, help="trained supernet .params file")
+    m.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS))
+    m.add_argument("--use-se", action="store_true")
+    m.add_argument("--last-conv-after-pooling", action="store_true")
+
+    s = p.add_argument_group("search")
+    s.add_argument("--search-mode", default="genetic", choices=["random", "genetic"])
+    s.add_argument("--search-iters", type=int, default=20,
+                   help="generations (genetic) or candidates (random)")
+    s.add_argument("--population-size", type=int, default=50)
+    s.add_argument("--retain-length", type=int, default=10)
+    s.add_argument("--random-select", type=float, default=0.1)
+    s.add_argument("--mutate-chance", type=float, default=0.1)
+    s.add_argument("--fixed-block-choices", default=None, help="search channels only")
+    s.add_argument("--fixed-channel-choices", default=None, help="search blocks only")
+    s.add_argument("--topk", type=int, default=3)
+    s.add_argument("--update-bn-images", type=int, default=20000)
+    s.add_argument("--bn-group-size", type=int, default=32,
+                   help="images per BN recalibration group (defines the statistics)")
+    s.add_argument("--val-images", type=int, default=None, help="validation images per candidate")
+    s.add_argument("--cache-mb", type=int, default=2048,
+                   help="keep validation images in memory up to this size")
+    s.add_argument("--seed", type=int, default=0)
+
+    o = p.add_argument_group("objective and constraints (MFLOPs / M params at 224 px, 1000 classes)")
+    o.add_argument("--search-target", default="acc", choices=["acc", "balanced_flop_acc"])
+    o.add_argument("--comparison-model", default=None, choices=sorted(COMPARISON_MODELS))
+    o.add_argument("--flop-max", type=float, default=None,
+                   help="FLOPs limit as a multiple of the comparison model's")
+    o.add_argument("--param-max", type=float, default=None,
+                   help="params limit as a multiple of the comparison model's")
+    o.add_argument("--normalised-score-max", type=float, default=None,
+                   help="limit of 0.5 F/F_ref + 0.5 P/P_ref (1.0 = the comparison model)")
+    o.add_argument("--max-flops", type=float, default=None, help="absolute MFLOPs limit")
+    o.add_argument("--max-params", type=float, default=None, help="absolute M params limit")
+    o.add_argument("--score-acc-ratio", type=float, default=1.0)
+    o.add_argument("--latency-table", default=None, help="JSON from oneshot_nas.cli.latency_table")
+    o.add_argument("--target-latency", type=float, default=None, help="ms")
+    o.add_argument("--hard-latency", action="store_true", help="hard latency constraint")
+
+    r = p.add_argument_group("outputs")
+    r.add_argument("--output-dir", default="search_results")
+    r.add_argument("--resume", action="store_true", help="continue from output-dir's checkpoint")
+    r.add_argument("--export-best", default=None, help="export the best subnet to this folder")
+    r.add_argument("--logging-file", default=None, help="default: output-dir/search.log")
+    r.add_argument("--no-progress", dest="progress", action="store_false")
+    return p
+
+
+def main(argv=None):
+    from ..search.runner import SearchConfig, run_search
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.logging_file or os.path.join(args.output_dir, "search.log"))
+    values = {f.name: getattr(args, f.name) for f in fields(SearchConfig) if hasattr(args, f.name)}
+    if values["input_size"] is None:
+        values["input_size"] = 32 if args.dataset == "digits" else 224
+    try:
+        for text, what in ((args.fixed_block_choices, "blocks"),
+                           (args.fixed_channel_choices, "channels")):
+            if text:
+                Architecture.parse(text if what == "blocks" else ",".join(["0"] * 20),
+                                   text if what == "channels" else None)
+        cfg = SearchConfig(**values)
+        logging.getLogger(__name__).info("settings: %s", json.dumps(vars(args), sort_keys=True))
+        results = run_search(cfg)
+    except ValueError as err:
+        print("search_supernet.py: error: %s" % str(err).splitlines()[0], file=sys.stderr)
+        return 2
+    for rank, rec in enumerate(results["topk"], 1):
+        print("#%d top-1 %.4f  FLOPs %.2f M  params %.3f M  fitness %.4f\n   %s"
+              % (rank, rec["top1"], rec["symbol_flops"], rec["symbol_params"], rec["fitness"],
+                 rec["script_command"]))
+    print("results: %s" % results["results_path"])
+    return 0

@@ -1,0 +1,292 @@
+"""Random and genetic search over joint block + channel genes, with resumable state.
+
+The algorithms take their collaborators as arguments: ``evaluate(arch) -> {'top1', 'top5'}``,
+a vectorised ``counter(blocks, channels) -> (mflops, mparams)``, a :class:`Constraints` value
+and an :class:`Objective`. All randomness comes from one ``numpy.random.Generator`` whose
+state is checkpointed with the population and the evaluated cache after every generation, so a
+resumed search ends with the same top-k as an uninterrupted one.
+"""
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..search_space import NUM_BLOCK_CHOICES, NUM_BLOCKS, NUM_CHANNEL_CHOICES, Architecture
+from ..training.checkpoint import atomic_write
+
+__all__ = ["COMPARISON_MODELS", "Constraints", "Objective", "SearchState", "random_search",
+           "genetic_search", "sample_population"]
+
+logger = logging.getLogger(__name__)
+
+# MFLOPs, M params at 224 px / 1000 classes (SPEC section 5)
+COMPARISON_MODELS = {
+    "SinglePathOneShot": (328.0, 3.4),
+    "MobileNetV3_large": (217.0, 5.4),
+    "MobileNetV2_1.4": (585.0, 6.9),
+    "ShuffleNetV2+_medium": (222.0, 5.6),
+}
+
+
+@dataclass
+class Constraints:
+    """Upper limits in MFLOPs / M params; ``max_score`` bounds the normalised score
+    ``0.5 F / F_ref + 0.5 P / P_ref`` against the comparison model."""
+
+    max_flops: float = math.inf
+    max_params: float = math.inf
+    reference: tuple = None          # (MFLOPs, M params) of the comparison model
+    max_score: float = math.inf
+
+    @classmethod
+    def build(cls, comparison_model=None, flop_max=None, param_max=None, max_flops=None,
+              max_params=None, normalised_score_max=None):
+        """Relative limits (``flop_max`` x the comparison model's FLOPs, ...) or absolute ones
+        (``max_flops`` MFLOPs, ``max_params`` M); absolute limits win."""
+        ref = None
+        if comparison_model is not None:
+            try:
+                ref = COMPARISON_MODELS[comparison_model]
+            except KeyError:
+                raise ValueError("unknown --comparison-model %r; choose one of %s"
+                                 % (comparison_model, ", ".join(COMPARISON_MODELS))) from None
+        c = cls(reference=ref)
+        if ref is not None:
+            if flop_max is not None:
+                c.max_flops = flop_max * ref[0]
+            if param_max is not None:
+                c.max_params = param_max * ref[1]
+            if normalised_score_max is not None:
+                c.max_score = normalised_score_max
+        if max_flops is not None:
+            c.max_flops = float(max_flops)
+        if max_params is not None:
+            c.max_params = float(max_params)
+        return c
+
+    def score(self, flops, params):
+        if self.reference is None:
+            return np.zeros_like(np.asarray(flops, dtype=float))
+        return 0.5 * np.asarray(flops) / self.reference[0] + 0.5 * np.asarray(params) / self.reference[1]
+
+    def satisfied(self, flops, params):
+        flops, params = np.asarray(flops), np.asarray(params)
+        return ((flops <= self.max_flops) & (params <= self.max_params)
+                & (self.score(flops, params) <= self.max_score))
+
+    def __str__(self):
+        parts = []
+        if math.isfinite(self.max_flops):
+            parts.append("FLOPs <= %.1f M" % self.max_flops)
+        if math.isfinite(self.max_params):
+            parts.append("params <= %.3f M" % self.max_params)
+        if math.isfinite(self.max_score):
+            parts.append("normalised score <= %.3f" % self.max_score)
+        return ", ".join(parts) or "none"
+
+
+@dataclass
+class Objective:
+    """Fitness of an evaluated candidate.
+
+    ``target='acc'``: top-1. ``'balanced_flop_acc'``: top-1 - ratio x normalised score.
+    With a latency table and ``target_latency`` T the result is multiplied by
+    ``(lat / T) ** w`` (MnasNet soft reward w = -0.07; ``hard``: w = 0 below T, -1 above).
+    """
+
+    target: str = "acc"
+    score_acc_ratio: float = 0.0
+    constraints: Constraints = field(default_factory=Constraints)
+    latency_fn: object = None
+    target_latency: float = None
+    latency_weight: float = -0.07
+    hard_latency: bool = False
+
+    def __post_init__(self):
+        if self.target not in ("acc", "balanced_flop_acc"):
+            raise ValueError("unknown --search-target %r; choose acc or balanced_flop_acc"
+                             % (self.target,))
+
+    def __call__(self, top1, flops, params, latency=None):
+        value = top1
+        if self.target == "balanced_flop_acc":
+            value = top1 - self.score_acc_ratio * float(self.constraints.score(flops, params))
+        if self.target_latency and latency is not None:
+            ratio = latency / self.target_latency
+            if self.hard_latency:
+                w = 0.0 if ratio <= 1 else -1.0
+            else:
+                w = self.latency_weight
+            value = value * ratio ** w
+        return float(value)
+
+
+def sample_population(rng, n, counter, constraints, fixed_blocks=None, fixed_channels=None,
+                      channel_range=(0, NUM_CHANNEL_CHOICES - 1), max_tries=200000):
+    """``n`` random gene arrays that satisfy the constraints (screened vectorised).
+
+    Raises ValueError after ``max_tries`` samples when the constraints admit too few.
+    """
+    blocks_out, channels_out, tried = [], [], 0
+    have = 0
+    while have < n:
+        if tried >= max_tries:
+            raise ValueError("the constraints (%s) admit no architecture: %d of %d random "
+                             "samples qualified; relax them" % (constraints, have, tried))
+        m = 1024
+        b = (np.tile(fixed_blocks, (m, 1)) if fixed_blocks is not None
+             else rng.integers(0, NUM_BLOCK_CHOICES, (m, NUM_BLOCKS)))
+        c = (np.tile(fixed_channels, (m, 1)) if fixed_channels is not None
+             else rng.integers(channel_range[0], channel_range[1] + 1, (m, NUM_BLOCKS)))
+        tried += m
+        f, p = counter(b, c)
+        ok = constraints.satisfied(f, p)
+        blocks_out.append(b[ok])
+        channels_out.append(c[ok])
+        have += int(ok.sum())
+    return np.concatenate(blocks_out)[:n], np.concatenate(channels_out)[:n]
+
+
+class SearchState:
+    """Everything a search needs to continue: position, population, results, RNG, history."""
+
+    def __init__(self, mode, seed):
+        self.mode, self.seed = mode, seed
+        self.rng = np.random.default_rng(seed)
+        self.step = 0                       # generations done / random candidates drawn
+        self.population = None              # (blocks, channels) arrays
+        self.results = {}                   # Architecture -> record dict
+        self.history = []                   # per generation: best / mean fitness
+
+    def to_json(self):
+        pop = None if self.population is None else [a.tolist() for a in self.population]
+        return json.dumps({
+            "mode": self.mode, "seed": self.seed, "step": self.step, "population": pop,
+            "rng": self.rng.bit_generator.state, "history": self.history,
+            "results": [dict(r, arch=json.loads(a.to_json())) for a, r in self.results.items()],
+        })
+
+    @classmethod
+    def from_json(cls, text):
+        obj = json.loads(text)
+        state = cls(obj["mode"], obj["seed"])
+        state.step = obj["step"]
+        if obj["population"] is not None:
+            state.population = tuple(np.array(a, dtype=np.int64) for a in obj["population"])
+        state.rng.bit_generator.state = obj["rng"]
+        state.history = obj["history"]
+        for rec in obj["results"]:
+            arch = Architecture.from_json(rec.pop("arch"))
+            state.results[arch] = rec
+        return state
+
+    def save(self, path):
+        text = self.to_json()
+
+        def write(tmp):
+            with open(tmp, "w") as f:
+                f.write(text)
+        atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path):
+        try:
+            with open(path) as f:
+                return cls.from_json(f.read())
+        except (OSError, ValueError, KeyError) as err:
+            raise ValueError("search checkpoint %s cannot be read: %s" % (path, err)) from None
+
+
+def _record(state, arch, evaluate, counter, objective, latency_fn):
+    if arch in state.results:
+        return state.results[arch]
+    res = evaluate(arch)
+    f, p = counter(np.array([arch.blocks]), np.array([arch.channels]))
+    lat = latency_fn(arch) if latency_fn is not None else None
+    rec = {"top1": res["top1"], "top5": res["top5"], "flops": float(f[0]), "params": float(p[0]),
+           "latency_ms": lat}
+    rec["fitness"] = objective(rec["top1"], rec["flops"], rec["params"], lat)
+    state.results[arch] = rec
+    return rec
+
+
+def top_k(state, k):
+    ranked = sorted(state.results.items(), key=lambda kv: (-kv[1]["fitness"], kv[0].to_json()))
+    return ranked[:k]
+
+
+def random_search(state, evaluate, counter, constraints, objective, iters=250,
+                  fixed_blocks=None, fixed_channels=None, checkpoint=None, checkpoint_every=10,
+                  latency_fn=None, progress=None):
+    """Evaluate ``iters`` random qualified candidates; returns the state."""
+    while state.step < iters:
+        b, c = sample_population(state.rng, 1, counter, constraints, fixed_blocks, fixed_channels)
+        arch = Architecture(b[0], c[0])
+        rec = _record(state, arch, evaluate, counter, objective, latency_fn)
+        state.step += 1
+        if progress:
+            progress(state, rec)
+        if checkpoint and (state.step % checkpoint_every == 0 or state.step == iters):
+            checkpoint(state)
+    return state
+
+
+def genetic_search(state, evaluate, counter, constraints, objective, population_size=50,
+                   retain_length=10, random_select=0.1, mutate_chance=0.1, generations=20,
+                   fixed_blocks=None, fixed_channels=None, checkpoint=None, latency_fn=None,
+                   progress=None, max_tries=200000):
+    """Genetic search of SPEC section 5; returns the state (``state.results`` holds every
+    evaluated candidate, ``state.history`` best / mean fitness per generation)."""
+    rng = state.rng
+    if state.population is None:
+        state.population = sample_population(rng, population_size, counter, constraints,
+                                             fixed_blocks, fixed_channels)
+    while state.step < generations:
+        blocks, channels = state.population
+        archs = [Architecture(b, c) for b, c in zip(blocks, channels)]
+        fitness = np.array([_record(state, a, evaluate, counter, objective, latency_fn)["fitness"]
+                            for a in archs])
+        order = np.argsort(-fitness, kind="stable")
+        state.history.append({"generation": state.step, "best": float(fitness.max()),
+                              "mean": float(fitness.mean()),
+                              "best_arch": json.loads(archs[order[0]].to_json())})
+        logger.info("generation %d: best fitness %.4f, mean %.4f, %d evaluated so far",
+                    state.step, fitness.max(), fitness.mean(), len(state.results))
+        # selection: the best retain_length, plus others kept with probability random_select
+        keep = list(order[:retain_length])
+        keep += [i for i in order[retain_length:] if rng.random() < random_select]
+        pb, pc = blocks[keep], channels[keep]
+        children_b, children_c, tries = [pb], [pc], 0
+        have = len(keep)
+        while have < population_size:
+            if tries >= max_tries:
+                raise ValueError("no qualified child after %d tries under constraints (%s)"
+                                 % (tries, constraints))
+            m = 256
+            ia, ib = rng.integers(0, len(pb), m), rng.integers(0, len(pb), m)
+            mask_b = rng.random((m, NUM_BLOCKS)) < 0.5
+            mask_c = rng.random((m, NUM_BLOCKS)) < 0.5
+            cb = np.where(mask_b, pb[ia], pb[ib])
+            cc = np.where(mask_c, pc[ia], pc[ib])
+            if fixed_blocks is None:
+                mut = rng.random(cb.shape) < mutate_chance
+                cb = np.where(mut, rng.integers(0, NUM_BLOCK_CHOICES, cb.shape), cb)
+            if fixed_channels is None:
+                mut = rng.random(cc.shape) < mutate_chance
+                cc = np.where(mut, rng.integers(0, NUM_CHANNEL_CHOICES, cc.shape), cc)
+            tries += m
+            f, p = counter(cb, cc)
+            ok = constraints.satisfied(f, p)
+            children_b.append(cb[ok])
+            children_c.append(cc[ok])
+            have += int(ok.sum())
+        state.population = (np.concatenate(children_b)[:population_size],
+                            np.concatenate(children_c)[:population_size])
+        state.step += 1
+        if progress:
+            progress(state, None)
+        if checkpoint:
+            checkpoint(state)
+    return state

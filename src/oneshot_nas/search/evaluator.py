@@ -1,0 +1,119 @@
+"""Candidate evaluation: extract the subnet, recalibrate BN exactly, measure top-1 / top-5.
+
+Calibration images (and, when they fit in memory, validation images) are decoded once per
+search and kept as NDArrays; every result is cached by architecture.
+"""
+import logging
+import time
+
+import mxnet as mx
+import numpy as np
+from mxnet import nd
+
+from ..nn import recalibrate_bn
+
+__all__ = ["CandidateEvaluator", "collect_images", "collect_batches"]
+
+logger = logging.getLogger(__name__)
+
+
+def collect_images(batches, count, ctx=mx.cpu()):
+    """The first ``count`` images of an iterable of ``(data, label)`` batches, as one NDArray."""
+    parts, seen = [], 0
+    for batch in batches:
+        data = batch[0] if isinstance(batch, (tuple, list)) else batch
+        take = min(count - seen, data.shape[0])
+        parts.append(data[:take].as_in_context(ctx))
+        seen += take
+        if seen >= count:
+            break
+    if not parts:
+        raise ValueError("no images available for BN recalibration")
+    if seen < count:
+        logger.warning("only %d images available for BN recalibration (asked for %d)",
+                       seen, count)
+    return nd.concat(*parts, dim=0) if len(parts) > 1 else parts[0]
+
+
+def collect_batches(batches, max_images=None, cache_mb=2048, ctx=mx.cpu()):
+    """Decode validation batches once into memory if they fit in ``cache_mb``.
+
+    Returns a list of ``(data, label)`` when cached, else None (evaluate streams instead).
+    """
+    kept, seen, nbytes = [], 0, 0
+    for data, label in batches:
+        if max_images is not None and seen >= max_images:
+            break
+        if max_images is not None and seen + data.shape[0] > max_images:
+            data, label = data[: max_images - seen], label[: max_images - seen]
+        nbytes += data.size * 4
+        if nbytes > cache_mb * 2 ** 20:
+            logger.info("validation images exceed --cache-mb %d; streaming them per candidate",
+                        cache_mb)
+            return None
+        kept.append((data.as_in_context(ctx), label.as_in_context(ctx)))
+        seen += data.shape[0]
+    return kept
+
+
+class CandidateEvaluator:
+    """Evaluates architectures inside a trained supernet.
+
+    Parameters
+    ----------
+    supernet : ShuffleNasOneShot
+        Trained, initialised supernet.
+    calib_images : NDArray
+        Fixed images for BN recalibration (decoded once).
+    val_batches : list of (NDArray, NDArray) or callable
+        Cached validation batches, or a callable returning a fresh iterable of batches.
+    ctx : Context
+    group_size, batch_size : int
+        Recalibration ghost-group size (defines the statistics) and forward batch size.
+    hybridize : bool
+        Hybridize each extracted subnet for evaluation.
+    """
+
+    def __init__(self, supernet, calib_images, val_batches, ctx=mx.cpu(), group_size=32,
+                 batch_size=128, hybridize=True):
+        self.supernet, self.calib_images, self.val_batches = supernet, calib_images, val_batches
+        self.ctx, self.group_size, self.batch_size = ctx, group_size, batch_size
+        self.hybridize = hybridize
+        self.cache = {}
+        self.seconds = 0.0
+
+    def _val_iter(self):
+        return self.val_batches() if callable(self.val_batches) else self.val_batches
+
+    def prepare_subnet(self, arch):
+        """Standalone subnet of ``arch`` with recalibrated BN statistics."""
+        subnet = self.supernet.get_subnet(arch, ctx=[self.ctx])
+        recalibrate_bn(subnet, [self.calib_images], ctx=self.ctx, group_size=self.group_size,
+                       batch_size=self.batch_size)
+        if self.hybridize:
+            subnet.hybridize(static_alloc=True)
+        return subnet
+
+    def accuracy(self, net):
+        correct1 = correct5 = total = 0
+        for data, label in self._val_iter():
+            out = net(data.as_in_context(self.ctx)).asnumpy()
+            y = label.asnumpy().astype(np.int64)
+            top = np.argsort(-out, axis=1)[:, :5]
+            correct1 += int((top[:, 0] == y).sum())
+            correct5 += int((top == y[:, None]).any(axis=1).sum())
+            total += len(y)
+        if total == 0:
+            raise ValueError("the validation set is empty")
+        return correct1 / total, correct5 / total
+
+    def evaluate(self, arch):
+        """``{'top1': ..., 'top5': ...}`` of ``arch`` (cached)."""
+        if arch in self.cache:
+            return self.cache[arch]
+        tic = time.perf_counter()
+        subnet = self.prepare_subnet(arch)
+        top1, top5 = self.accuracy(subnet)
+        self.seconds += time.perf_counter() - tic
+        self.cache[arch] = {"top1": top1, "top5": top5}
+        return self.cache[arch]

@@ -1,0 +1,255 @@
+"""Runs a whole search: load supernet and data, screen, evaluate, checkpoint, report, export."""
+import json
+import logging
+import os
+import shlex
+from dataclasses import asdict, dataclass
+
+import mxnet as mx
+import numpy as np
+from mxnet import nd
+
+from ..models import get_model
+from ..search_space import Architecture
+from .algorithms import (Constraints, Objective, SearchState, genetic_search, random_search,
+                         top_k)
+from .evaluator import CandidateEvaluator, collect_batches, collect_images
+
+__all__ = ["SearchConfig", "run_search", "load_supernet"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchConfig:
+    """Settings of :func:`run_search` (names follow the flags of ``search_supernet.py``)."""
+
+    # data
+    dataset: str = "imagenet"
+    data_dir: str = None
+    use_rec: bool = False
+    rec_train: str = None
+    rec_train_idx: str = None
+    rec_val: str = None
+    rec_val_idx: str = None
+    batch_size: int = 128
+    num_workers: int = 4
+    input_size: int = 224
+    crop_ratio: float = 0.875
+    num_gpus: int = 0
+    # supernet
+    supernet_params: str = None
+    channels_layout: str = "OneShot"
+    use_se: bool = False
+    last_conv_after_pooling: bool = False
+    # search
+    search_mode: str = "genetic"
+    search_iters: int = 20              # generations (genetic) / candidates (random)
+    population_size: int = 50
+    retain_length: int = 10
+    random_select: float = 0.1
+    mutate_chance: float = 0.1
+    fixed_block_choices: str = None
+    fixed_channel_choices: str = None
+    topk: int = 3
+    update_bn_images: int = 20000
+    bn_group_size: int = 32
+    val_images: int = None
+    cache_mb: int = 2048
+    search_target: str = "acc"
+    comparison_model: str = None
+    flop_max: float = None
+    param_max: float = None
+    normalised_score_max: float = None
+    max_flops: float = None
+    max_params: float = None
+    score_acc_ratio: float = 1.0
+    latency_table: str = None
+    target_latency: float = None
+    hard_latency: bool = False
+    seed: int = 0
+    # outputs
+    output_dir: str = "search_results"
+    resume: bool = False
+    export_best: str = None
+    progress: bool = True
+
+
+def load_supernet(path, classes, ctx, **model_config):
+    """Supernet with ``path``'s weights; ValueError naming the first mismatched parameter."""
+    net = get_model("ShuffleNas", classes=classes, **model_config)
+    if not path:
+        raise ValueError("--supernet-params is required")
+    if not os.path.isfile(path):
+        raise ValueError("--supernet-params file %s does not exist" % path)
+    try:
+        saved = nd.load(path)
+    except mx.base.MXNetError:
+        raise ValueError("--supernet-params file %s is not an MXNet params file" % path) from None
+    expected = {name: p.shape for name, p in net._collect_params_with_prefix().items()}
+    for name, shape in expected.items():
+        if name not in saved:
+            raise ValueError("%s does not fit this supernet configuration: parameter %s is "
+                             "missing (check --use-se / --last-conv-after-pooling / "
+                             "--channels-layout)" % (path, name))
+        if tuple(saved[name].shape) != tuple(shape):
+            raise ValueError("%s does not fit this supernet configuration: parameter %s has "
+                             "shape %s, expected %s" % (path, name, saved[name].shape, shape))
+    net.load_parameters(path, ctx=ctx)
+    return net
+
+
+def _fixed_genes(cfg):
+    blocks = channels = None
+    if cfg.fixed_block_choices:
+        blocks = np.array(Architecture.parse(cfg.fixed_block_choices).blocks)
+    if cfg.fixed_channel_choices:
+        channels = np.array(Architecture.parse(",".join(["0"] * 20),
+                                               cfg.fixed_channel_choices).channels)
+    return blocks, channels
+
+
+def _commands(arch, cfg):
+    flags = ["--use-se"] if cfg.use_se else []
+    flags += ["--last-conv-after-pooling"] if cfg.last_conv_after_pooling else []
+    train = ("python train_imagenet.py --model ShuffleNas_fixArch --block-choices %s "
+             "--channel-choices %s --channels-layout %s %s" % (
+                 shlex.quote(arch.block_string()), shlex.quote(arch.channel_string()),
+                 cfg.channels_layout, " ".join(flags))).strip()
+    script = "BLOCK_CHOICES=%s CHANNEL_CHOICES=%s sh scripts/train_fixArch+.sh" % (
+        arch.block_string(), arch.channel_string())
+    return train, script
+
+
+def run_search(cfg, counter=None):
+    """Run the configured search; returns the results dict (also written as JSON).
+
+    Parameters
+    ----------
+    cfg : SearchConfig
+    counter : callable, optional
+        Vectorised FLOPs / params counter; default the lookup table in ImageNet units.
+    """
+    from ..data import make_loaders
+    from ..profiling import LookupTable, count_flops_params
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    ctx = mx.gpu(0) if cfg.num_gpus > 0 else mx.cpu()
+    model_cfg = dict(channels_layout=cfg.channels_layout, use_se=cfg.use_se,
+                     last_conv_after_pooling=cfg.last_conv_after_pooling)
+    constraints = Constraints.build(cfg.comparison_model, cfg.flop_max, cfg.param_max,
+                                    cfg.max_flops, cfg.max_params, cfg.normalised_score_max)
+    fixed_blocks, fixed_channels = _fixed_genes(cfg)
+    if counter is None:
+        counter = LookupTable.load_or_build(input_size=224, classes=1000,
+                                            **model_cfg).flops_params_many
+    latency_fn = None
+    if cfg.latency_table:
+        from .latency import LatencyTable
+        table = LatencyTable.load(cfg.latency_table, expected_config=model_cfg)
+        latency_fn = table.predict
+    elif cfg.target_latency:
+        raise ValueError("--target-latency needs --latency-table (build one with "
+                         "python -m oneshot_nas.cli.latency_table)")
+    objective = Objective(cfg.search_target, cfg.score_acc_ratio, constraints, latency_fn,
+                          cfg.target_latency, hard_latency=cfg.hard_latency)
+
+    train, val, info = make_loaders(
+        dataset=cfg.dataset, data_dir=cfg.data_dir, use_rec=cfg.use_rec, rec_train=cfg.rec_train,
+        rec_train_idx=cfg.rec_train_idx, rec_val=cfg.rec_val, rec_val_idx=cfg.rec_val_idx,
+        batch_size=cfg.batch_size, num_workers=cfg.num_workers, input_size=cfg.input_size,
+        crop_ratio=cfg.crop_ratio, augment=False, seed=cfg.seed)
+    supernet = load_supernet(cfg.supernet_params, info.num_classes, ctx, **model_cfg)
+    logger.info("decoding %d calibration images and the validation set once", cfg.update_bn_images)
+    calib = collect_images(train, cfg.update_bn_images, ctx)
+    cached_val = collect_batches(val, cfg.val_images, cfg.cache_mb, ctx)
+    val_source = cached_val if cached_val is not None else (lambda: val)
+    evaluator = CandidateEvaluator(supernet, calib, val_source, ctx, cfg.bn_group_size,
+                                   cfg.batch_size)
+
+    ckpt_path = os.path.join(cfg.output_dir, "search_state.json")
+    if cfg.resume and os.path.isfile(ckpt_path):
+        state = SearchState.load(ckpt_path)
+        if state.mode != cfg.search_mode or state.seed != cfg.seed:
+            raise ValueError("%s holds a %s search with seed %d, not %s / %d"
+                             % (ckpt_path, state.mode, state.seed, cfg.search_mode, cfg.seed))
+        logger.info("resuming %s search at step %d with %d evaluated candidates", state.mode,
+                    state.step, len(state.results))
+    else:
+        state = SearchState(cfg.search_mode, cfg.seed)
+    for arch, rec in state.results.items():      # results of a resumed run are reused
+        evaluator.cache[arch] = {"top1": rec["top1"], "top5": rec["top5"]}
+
+    from tqdm import tqdm
+    total = cfg.search_iters
+    bar = tqdm(total=total, initial=state.step, desc="%s search" % cfg.search_mode,
+               unit="gen" if cfg.search_mode == "genetic" else "cand", disable=not cfg.progress)
+
+    def progress(st, _):
+        bar.update(1)
+        best = max(r["fitness"] for r in st.results.values())
+        bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=False)
+
+    def checkpoint(st):
+        st.save(ckpt_path)
+
+    common = dict(fixed_blocks=fixed_blocks, fixed_channels=fixed_channels,
+                  checkpoint=checkpoint, latency_fn=latency_fn, progress=progress)
+    if cfg.search_mode == "genetic":
+        genetic_search(state, evaluator.evaluate, counter, constraints, objective,
+                       cfg.population_size, cfg.retain_length, cfg.random_select,
+                       cfg.mutate_chance, cfg.search_iters, **common)
+    elif cfg.search_mode == "random":
+        random_search(state, evaluator.evaluate, counter, constraints, objective,
+                      cfg.search_iters, **common)
+    else:
+        raise ValueError("unknown --search-mode %r; choose random or genetic" % cfg.search_mode)
+    bar.close()
+
+    best = []
+    for arch, rec in top_k(state, cfg.topk):
+        # confirm the lookup-table figures with the symbolic counter
+        sym_flops, sym_params = count_flops_params(arch, method="symbol", input_size=224,
+                                                   classes=1000, **model_cfg)
+        train_cmd, script_cmd = _commands(arch, cfg)
+        best.append(dict(rec, blocks=list(arch.blocks), channels=list(arch.channels),
+                         block_choices=arch.block_string(), channel_choices=arch.channel_string(),
+                         symbol_flops=sym_flops, symbol_params=sym_params,
+                         train_command=train_cmd, script_command=script_cmd))
+        logger.info("top: %s top-1 %.4f FLOPs %.2f M params %.3f M fitness %.4f", arch,
+                    rec["top1"], sym_flops, sym_params, rec["fitness"])
+    results = {"config": asdict(cfg), "constraints": str(constraints),
+               "evaluated": len(state.results), "history": state.history, "topk": best,
+               "eval_seconds": evaluator.seconds,
+               "candidates": [dict(r, arch=json.loads(a.to_json()))
+                              for a, r in state.results.items()]}
+    from .plots import plot_candidates, plot_history
+    plots = [plot_candidates([r for r in state.results.values()],
+                             os.path.join(cfg.output_dir, "candidates_pareto.png"),
+                             constraints.max_flops, "%s search" % cfg.search_mode)]
+    if state.history:
+        plots.append(plot_history(state.history, os.path.join(cfg.output_dir,
+                                                              "fitness_history.png")))
+    results["plots"] = plots
+    if cfg.export_best and best:
+        arch = Architecture(best[0]["blocks"], best[0]["channels"])
+        results["exported"] = export_subnet(evaluator, arch, cfg.export_best, cfg.input_size)
+    path = os.path.join(cfg.output_dir, "search_results.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1)
+    logger.info("wrote %s", path)
+    results["results_path"] = path
+    return results
+
+
+def export_subnet(evaluator, arch, directory, input_size):
+    """Export ``arch`` with inherited weights and recalibrated BN as symbol + params."""
+    os.makedirs(directory, exist_ok=True)
+    subnet = evaluator.prepare_subnet(arch)
+    subnet(nd.zeros((1, 3, input_size, input_size), ctx=evaluator.ctx))
+    prefix = os.path.join(directory, "best-subnet")
+    subnet.export(prefix)
+    with open(prefix + "-architecture.json", "w") as f:
+        f.write(arch.to_json())
+    logger.info("exported %s-symbol.json / -0000.params", prefix)
+    return {"symbol": prefix + "-symbol.json", "params": prefix + "-0000.params",
+            "architecture": prefix + "-architecture.json"}

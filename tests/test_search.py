@@ -1,0 +1,119 @@
+"""Search: evaluator exactness, genetic / random algorithms, resume, latency objective, plots."""
+import math
+import zlib
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import nd
+
+from oneshot_nas import Architecture, get_model
+from oneshot_nas.search import (CandidateEvaluator, Constraints, Objective, SearchState,
+                                genetic_search, random_search, sample_population)
+from oneshot_nas.search.plots import pareto_front, plot_candidates, plot_history
+
+from test_samplers import proxy_counter
+
+
+def fake_accuracy(arch):
+    """A deterministic stand-in for a supernet: wider and SXB-heavier is better, plus noise."""
+    rng = np.random.default_rng(zlib.crc32(arch.to_json().encode()))
+    base = 0.5 + 0.02 * np.mean(arch.channels) + 0.01 * arch.blocks.count(3)
+    return {"top1": float(base + 0.01 * rng.random()), "top5": 1.0}
+
+
+def _run_genetic(seed, generations, state=None, checkpoint=None):
+    state = state or SearchState("genetic", seed)
+    constraints = Constraints(max_flops=950)
+    return genetic_search(state, fake_accuracy, proxy_counter, constraints,
+                          Objective(constraints=constraints), population_size=20, retain_length=5,
+                          generations=generations, checkpoint=checkpoint)
+
+
+def _top(state, k=5):
+    ranked = sorted(state.results.items(), key=lambda kv: (-kv[1]["fitness"], kv[0].to_json()))
+    return [(a, r["fitness"]) for a, r in ranked[:k]]
+
+
+def test_genetic_respects_constraints_and_beats_random():
+    state = _run_genetic(0, 8)
+    flops = np.array([r["flops"] for r in state.results.values()])
+    assert (flops <= 950).all()
+    assert state.history[-1]["best"] >= state.history[0]["best"]
+    rand = random_search(SearchState("random", 0), fake_accuracy, proxy_counter,
+                         Constraints(max_flops=950),
+                         Objective(constraints=Constraints(max_flops=950)),
+                         iters=len(state.results))
+    assert max(r["fitness"] for r in state.results.values()) >= \
+        max(r["fitness"] for r in rand.results.values())
+
+
+def test_resumed_genetic_search_ends_with_same_topk(tmp_path):
+    full = _run_genetic(3, 6)
+    path = tmp_path / "state.json"
+    saved = {}
+
+    def checkpoint(st):
+        st.save(str(path))
+        if st.step == 2:
+            saved["text"] = path.read_text()
+    _run_genetic(3, 2, checkpoint=checkpoint)          # "killed" after generation 2
+    resumed = SearchState.from_json(saved["text"])
+    assert resumed.step == 2
+    resumed = _run_genetic(3, 6, state=resumed)
+    assert _top(resumed) == _top(full)
+    assert resumed.history == full.history
+
+
+def test_impossible_constraints_fail_after_bounded_tries():
+    with pytest.raises(ValueError, match="admit no architecture"):
+        sample_population(np.random.default_rng(0), 10, proxy_counter, Constraints(max_flops=1),
+                          max_tries=5000)
+
+
+def test_relative_constraints_and_objectives():
+    c = Constraints.build("SinglePathOneShot", flop_max=1.0, normalised_score_max=1.0)
+    assert c.max_flops == 328.0
+    assert c.satisfied([300], [3.0]) and not c.satisfied([300], [4.0])   # score > 1
+    with pytest.raises(ValueError, match="unknown --comparison-model"):
+        Constraints.build("ResNet")
+    bal = Objective("balanced_flop_acc", score_acc_ratio=0.1, constraints=c)
+    assert math.isclose(bal(0.7, 328, 3.4), 0.7 - 0.1)
+    soft = Objective(latency_fn=lambda a: 0, target_latency=10.0)
+    assert math.isclose(soft(0.7, 0, 0, latency=20.0), 0.7 * 2 ** -0.07)
+    hard = Objective(latency_fn=lambda a: 0, target_latency=10.0, hard_latency=True)
+    assert hard(0.7, 0, 0, latency=5.0) == 0.7 and math.isclose(hard(0.7, 0, 0, latency=20.0), 0.35)
+
+
+def test_evaluator_accuracy_independent_of_recalibration_batch_size():
+    mx.random.seed(0)
+    supernet = get_model("ShuffleNas", use_se=True, last_conv_after_pooling=True, classes=10)
+    supernet.initialize()
+    rng = np.random.RandomState(0)
+    calib = nd.array(rng.uniform(size=(96, 3, 32, 32)))
+    val = [(nd.array(rng.uniform(size=(32, 3, 32, 32))), nd.array(rng.randint(0, 10, 32)))
+           for _ in range(2)]
+    arch = Architecture.sample(np.random.default_rng(1))
+    outs, accs = [], []
+    for batch_size in (16, 128):
+        ev = CandidateEvaluator(supernet, calib, val, batch_size=batch_size)
+        outs.append(ev.prepare_subnet(arch)(val[0][0]).asnumpy())
+        res = ev.evaluate(arch)
+        assert ev.evaluate(arch) is res          # cached, never evaluated twice
+        accs.append(res["top1"])
+    assert abs(accs[0] - accs[1]) < 1e-6
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-4 * np.abs(outs[0]).max())
+    np.testing.assert_array_equal(outs[0].argmax(1), outs[1].argmax(1))
+
+
+def test_pareto_front_and_plots(tmp_path):
+    flops = np.array([100, 150, 120, 300, 90])
+    acc = np.array([0.5, 0.7, 0.6, 0.65, 0.4])
+    assert pareto_front(flops, acc) == [4, 0, 2, 1]
+    recs = [{"flops": f, "top1": a} for f, a in zip(flops, acc)]
+    png = plot_candidates(recs, str(tmp_path / "c.png"), max_flops=200)
+    hist = plot_history([{"generation": 0, "best": 0.5, "mean": 0.4},
+                         {"generation": 1, "best": 0.6, "mean": 0.5}], str(tmp_path / "h.png"))
+    for path in (png, hist):
+        with open(path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
