@@ -1,0 +1,16 @@
+"""Data layer: scikit-learn digits cache, RecordIO and image-folder loaders, synthetic data.
+
+``make_loaders`` is the one entry point the trainer and the search use; ``prepare_digits``
+writes the bundled digits data set once as an image folder and RecordIO files.
+"""
+from .digits import cache_root, digits_split, prepare_digits
+from .errors import DataError
+from .factory import DATASETS, DataInfo, make_loaders, reduced_subset, scan_image_folder
+from .loaders import EpochLoader, FolderLoader, RecordLoader, SyntheticLoader, part_range
+from .recordio import RecordIndex, read_index, read_labels, read_lst
+from .transforms import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["prepare_digits", "make_loaders", "DataInfo", "DataError", "DATASETS",
+           "cache_root", "digits_split", "reduced_subset", "scan_image_folder", "EpochLoader",
+           "FolderLoader", "RecordLoader", "SyntheticLoader", "part_range", "RecordIndex",
+           "read_index", "read_labels", "read_lst", "IMAGENET_MEAN", "IMAGENET_STD"]

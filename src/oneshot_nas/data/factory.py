@@ -1,0 +1,302 @@
+"""``make_loaders``: one entry point from data flags to (train, val, DataInfo)."""
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .digits import prepare_digits
+from .errors import DataError
+from .loaders import FolderLoader, RecordLoader, SyntheticLoader
+from .recordio import read_index, read_labels, read_lst
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, folder_transform, record_augmentation
+
+__all__ = ["DataInfo", "make_loaders", "scan_image_folder", "reduced_subset", "DATASETS"]
+
+logger = logging.getLogger(__name__)
+
+DATASETS = ("imagenet", "digits", "synthetic")
+# The reduced training subset must not move with --seed: fixed seed of its own.
+_SUBSET_SEED = 1234
+_SYNTHETIC_CLASSES = 1000
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the model and the schedules need to know about the data.
+
+    Attributes
+    ----------
+    num_classes : int
+    num_train : int
+        Training images in use per epoch over all shards (after ``reduced_dataset_scale``,
+        before dropping last partial batches).
+    num_val : int
+        Validation images over all shards.
+    input_size : int
+    mean, std : tuple of 3 floats
+        Normalisation, RGB, on the 0..255 pixel scale.
+    source : str
+        ``'recordio'``, ``'folder'`` or ``'synthetic'``.
+    classes : tuple of str
+        Class folder names (image folders only).
+    """
+
+    num_classes: int
+    num_train: int
+    num_val: int
+    input_size: int
+    mean: tuple
+    std: tuple
+    source: str = ""
+    classes: tuple = ()
+
+
+def scan_image_folder(root):
+    """List an ImageNet-style folder: ``root/train/<class>/*`` and ``root/val/<class>/*``.
+
+    Parameters
+    ----------
+    root : str
+
+    Returns
+    -------
+    dict
+        ``'train'`` and ``'val'``: lists of ``(path, class index)``; ``'classes'``: the
+        sorted class folder names.
+
+    Raises
+    ------
+    DataError
+        A missing split folder, no class folders, an empty class folder, or a class folder
+        present in one split and missing in the other.
+    """
+    from mxnet.gluon.data.vision import ImageFolderDataset
+    if not root:
+        raise DataError("no image folder given (expected a folder with train/ and val/)")
+    root = os.path.abspath(os.path.expanduser(str(root)))
+    found = {}
+    for split in ("train", "val"):
+        path = os.path.join(root, split)
+        if not os.path.isdir(path):
+            raise DataError("image folder not found: %s (expected train/ and val/ with one "
+                            "sub-folder per class)" % path)
+        dataset = ImageFolderDataset(path)
+        if not dataset.synsets:
+            raise DataError("no class folders in %s" % path)
+        counts = np.bincount([label for _, label in dataset.items],
+                             minlength=len(dataset.synsets))
+        if counts.min() == 0:
+            raise DataError("empty class folder: %s"
+                            % os.path.join(path, dataset.synsets[int(np.argmin(counts))]))
+        found[split] = dataset
+    train, val = found["train"], found["val"]
+    if train.synsets != val.synsets:
+        missing = sorted(set(train.synsets) - set(val.synsets))
+        split, name = ("val", missing[0]) if missing else \
+            ("train", sorted(set(val.synsets) - set(train.synsets))[0])
+        raise DataError("class folder missing: %s" % os.path.join(root, split, name))
+    return {"train": list(train.items), "val": list(val.items),
+            "classes": tuple(train.synsets)}
+
+
+def reduced_subset(num_images, scale):
+    """The fixed ``1/scale`` share of ``num_images`` training items (sorted indices).
+
+    Parameters
+    ----------
+    num_images : int
+    scale : int
+
+    Returns
+    -------
+    numpy.ndarray of int64
+    """
+    if scale == 1:
+        return np.arange(num_images)
+    keep = num_images // scale
+    return np.sort(np.random.RandomState(_SUBSET_SEED).permutation(num_images)[:keep])
+
+
+def _check_arguments(dataset, batch_size, num_parts, part_index, reduced_dataset_scale,
+                     input_size, dtype):
+    if dataset not in DATASETS:
+        raise ValueError("unknown dataset %r, expected one of %s"
+                         % (dataset, ", ".join(DATASETS)))
+    if int(batch_size) < 1:
+        raise ValueError("batch size must be at least 1, got %r" % (batch_size,))
+    if int(num_parts) < 1 or not 0 <= int(part_index) < int(num_parts):
+        raise ValueError("part index %r must be in 0..num_parts-1 (num_parts %r)"
+                         % (part_index, num_parts))
+    if int(reduced_dataset_scale) < 1:
+        raise ValueError("reduced dataset scale must be an integer >= 1, got %r"
+                         % (reduced_dataset_scale,))
+    if int(input_size) < 1:
+        raise ValueError("input size must be positive, got %r" % (input_size,))
+    if str(np.dtype(dtype)) not in ("float32", "float16"):
+        raise ValueError("dtype must be float32 or float16, got %r" % (dtype,))
+
+
+def _rec_num_classes(train_index, val_index):
+    """Class count of RecordIO data: from the training ``.lst`` beside the ``.rec`` if it
+    lists every record, else from the labels of the validation records."""
+    lst = os.path.splitext(train_index.rec_path)[0] + ".lst"
+    if os.path.isfile(lst):
+        _, labels, _ = read_lst(lst)
+        if len(labels) == len(train_index):
+            return int(labels.max()) + 1
+    logger.info("counting classes from the labels in %s", val_index.rec_path)
+    return int(read_labels(val_index).max()) + 1
+
+
+def make_loaders(dataset="imagenet", data_dir=None, use_rec=None, rec_train=None,
+                 rec_train_idx=None, rec_val=None, rec_val_idx=None, batch_size=64,
+                 num_workers=4, input_size=224, crop_ratio=0.875, augment=True,
+                 reduced_dataset_scale=1, num_parts=1, part_index=0, seed=0,
+                 synthetic_size=None, dtype="float32", num_classes=None, cache_dir=None,
+                 val_batch_size=None):
+    """Build the training and validation loaders.
+
+    Parameters
+    ----------
+    dataset : {'imagenet', 'digits', 'synthetic'}
+        ``'imagenet'``: your data, RecordIO files or an ImageNet-style folder, with ImageNet
+        augmentations. ``'digits'``: scikit-learn's handwritten digits, prepared once by
+        :func:`prepare_digits` in the cache. ``'synthetic'``: fixed random tensors.
+    data_dir : str, optional
+        Folder with ``train/`` and ``val/`` (one sub-folder per class); ``'imagenet'`` only.
+    use_rec : bool or None
+        True: read RecordIO files; False: read image folders. None (default): RecordIO for
+        ``'digits'`` (decoding in C++ threads), and for ``'imagenet'`` when ``rec_train`` is
+        given and ``data_dir`` is not.
+    rec_train, rec_train_idx, rec_val, rec_val_idx : str, optional
+        RecordIO files (``'imagenet'`` only); an ``.idx`` defaults to the ``.rec`` path with
+        the extension ``.idx``.
+    batch_size : int
+        Images per batch per worker (shard).
+    num_workers : int
+        Decoding threads (RecordIO) or processes (folders; 0 decodes in the caller).
+    input_size : int
+    crop_ratio : float
+        Validation centre crop (ImageNet style): resize to ``ceil(input_size / crop_ratio)``.
+        Unused for digits, whose images already have the input size.
+    augment : bool
+        Random training augmentation; False feeds training images through the validation
+        pipeline (e.g. for BN recalibration).
+    reduced_dataset_scale : int
+        Train on a fixed ``1/k`` of the training set.
+    num_parts, part_index : int
+        Horovod sharding: this worker reads part ``part_index`` of ``num_parts`` of the
+        training and of the validation set.
+    seed : int
+        Shuffling and augmentation seeds derive from ``(seed, epoch)``.
+    synthetic_size : int, optional
+        ``'synthetic'``: training images (default ``4 * batch_size``); validation gets a
+        quarter of them, at least one batch.
+    dtype : {'float32', 'float16'}
+        Type of the yielded image tensors (labels stay float32).
+    num_classes : int, optional
+        Override the class count (RecordIO data without a ``.lst``; synthetic data,
+        default 1000).
+    cache_dir : str, optional
+        ``'digits'``: the cache folder (default ``$ONESHOT_NAS_CACHE`` or
+        ``~/.cache/oneshot_nas``).
+    val_batch_size : int, optional
+        Default: ``batch_size``.
+
+    Returns
+    -------
+    train, val : EpochLoader
+        ``for data, label in train`` runs one epoch; ``len(train)`` is its number of batches,
+        ``train.set_epoch(e)`` selects the epoch the next iteration runs.
+    info : DataInfo
+
+    Raises
+    ------
+    DataError
+        Missing or corrupt data files (a subclass of ValueError; one line naming the file).
+    ValueError
+        Invalid arguments.
+    """
+    _check_arguments(dataset, batch_size, num_parts, part_index, reduced_dataset_scale,
+                     input_size, dtype)
+    batch_size, input_size = int(batch_size), int(input_size)
+    num_parts, part_index = int(num_parts), int(part_index)
+    scale = int(reduced_dataset_scale)
+    val_batch_size = int(val_batch_size or batch_size)
+    dtype = str(np.dtype(dtype))
+    shard = dict(num_parts=num_parts, part_index=part_index, seed=seed, dtype=dtype)
+
+    if dataset == "synthetic":
+        size = int(synthetic_size or 4 * batch_size)
+        classes = int(num_classes or _SYNTHETIC_CLASSES)
+        # Different random images per shard, as real shards differ.
+        train = SyntheticLoader(size, classes, input_size, batch_size, True,
+                                seed=seed * 1000 + part_index, dtype=dtype)
+        val = SyntheticLoader(max(val_batch_size, size // 4), classes, input_size,
+                              val_batch_size, False, seed=seed * 1000 + part_index, dtype=dtype)
+        info = DataInfo(classes, size * num_parts, val.num_images * num_parts, input_size,
+                        (0.0,) * 3, (1.0,) * 3, "synthetic")
+        _log_summary(dataset, info, train, num_parts, part_index)
+        return train, val, info
+
+    style = dataset
+    if dataset == "digits":
+        if data_dir:
+            logger.debug("dataset 'digits' reads its cache; data_dir %s is not used", data_dir)
+        paths = prepare_digits(input_size, cache_dir)
+        mean, std = tuple(paths["mean"]), tuple(paths["std"])
+        if use_rec is None:
+            use_rec = True
+        rec_train, rec_train_idx = paths["rec_train"], paths["rec_train_idx"]
+        rec_val, rec_val_idx = paths["rec_val"], paths["rec_val_idx"]
+        data_dir = paths["root"]
+        num_classes = num_classes or paths["num_classes"]
+        classes = tuple(str(c) for c in range(paths["num_classes"]))
+    else:
+        classes = ()
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+        if use_rec is None:
+            use_rec = bool(rec_train) and not data_dir
+        if not use_rec and not data_dir:
+            raise DataError("no data given: pass an image folder (data_dir) or RecordIO files "
+                            "(use_rec with rec_train / rec_val)")
+
+    if use_rec:
+        train_index = read_index(rec_train, rec_train_idx, "training RecordIO file")
+        val_index = read_index(rec_val, rec_val_idx, "validation RecordIO file")
+        num_classes = int(num_classes or _rec_num_classes(train_index, val_index))
+        train = RecordLoader(train_index, batch_size,
+                             record_augmentation(style, True, input_size, crop_ratio, augment,
+                                                 mean, std),
+                             True, subset_parts=scale, num_threads=num_workers, **shard)
+        val = RecordLoader(val_index, val_batch_size,
+                           record_augmentation(style, False, input_size, crop_ratio, augment,
+                                               mean, std),
+                           False, num_threads=num_workers, **shard)
+        info = DataInfo(num_classes, train.num_records, len(val_index), input_size, mean, std,
+                        "recordio", classes)
+    else:
+        folder = scan_image_folder(data_dir)
+        subset = reduced_subset(len(folder["train"]), scale)
+        train = FolderLoader(folder["train"], subset,
+                             folder_transform(style, True, input_size, crop_ratio, augment,
+                                              mean, std),
+                             batch_size, True, num_workers=num_workers,
+                             name=os.path.join(data_dir, "train"), **shard)
+        val = FolderLoader(folder["val"], np.arange(len(folder["val"])),
+                           folder_transform(style, False, input_size, crop_ratio, augment,
+                                            mean, std),
+                           val_batch_size, False, num_workers=num_workers,
+                           name=os.path.join(data_dir, "val"), **shard)
+        info = DataInfo(int(num_classes or len(folder["classes"])), len(subset),
+                        len(folder["val"]), input_size, mean, std, "folder", folder["classes"])
+    _log_summary(dataset, info, train, num_parts, part_index)
+    return train, val, info
+
+
+def _log_summary(dataset, info, train, num_parts, part_index):
+    logger.info("%s (%s): %d training / %d validation images, %d classes, %d x %d px; "
+                "shard %d of %d: %d batches of %d per epoch", dataset, info.source,
+                info.num_train, info.num_val, info.num_classes, info.input_size,
+                info.input_size, part_index + 1, num_parts, len(train), train.batch_size)

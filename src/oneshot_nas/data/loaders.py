@@ -1,0 +1,323 @@
+"""Epoch-aware loaders over RecordIO files, image folders and synthetic tensors.
+
+Every loader is an iterable: ``for data, label in loader`` runs one epoch and yields NCHW
+float NDArrays and float32 class indices on the CPU; iterating again runs the next epoch.
+Training loaders reshuffle every epoch from ``(seed, epoch)`` only, so a resumed run that calls
+``set_epoch(e)`` sees the same order as an uninterrupted one; they drop the last partial batch,
+and every shard yields the same number of batches (Horovod workers stay in lock step).
+Validation loaders keep the last partial batch: it is simply smaller (no padding to count).
+"""
+import logging
+import math
+
+import numpy as np
+
+from .errors import DataError
+from .transforms import reseed_worker
+
+__all__ = ["EpochLoader", "RecordLoader", "FolderLoader", "SyntheticLoader", "part_range",
+           "epoch_seed"]
+
+logger = logging.getLogger(__name__)
+
+
+def epoch_seed(seed, epoch, stream=0):
+    """A 31-bit seed derived from ``(seed, epoch, stream)`` only."""
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(stream)])
+               .generate_state(1)[0] % (2 ** 31 - 1))
+
+
+def part_range(num_records, num_parts, part_index):
+    """``(start, stop)`` of part ``part_index`` of ``num_parts`` of a RecordIO index.
+
+    Same rule as dmlc-core's indexed RecordIO splitter used by ``ImageRecordIter``: parts of
+    ``ceil(n / num_parts)`` consecutive records, the last ones shorter or empty.
+    """
+    step = -(-num_records // num_parts)
+    return min(step * part_index, num_records), min(step * (part_index + 1), num_records)
+
+
+def _part_size(num_records, num_parts, part_index):
+    start, stop = part_range(num_records, num_parts, part_index)
+    return stop - start
+
+
+def _cast(data, dtype):
+    return data if dtype == "float32" else data.astype(dtype, copy=False)
+
+
+class EpochLoader:
+    """Base class: epoch counter, ``len`` in batches, per-shard image count.
+
+    Attributes
+    ----------
+    batch_size : int
+    num_images : int
+        Images this shard yields per epoch.
+    epoch : int
+        The epoch the next ``iter()`` runs.
+    """
+
+    def __init__(self, batch_size, num_batches, num_images, dtype):
+        self.batch_size = int(batch_size)
+        self.num_images = int(num_images)
+        self.epoch = 0
+        self._num_batches = int(num_batches)
+        self._dtype = str(np.dtype(dtype))
+
+    def __len__(self):
+        return self._num_batches
+
+    def set_epoch(self, epoch):
+        """Make the next ``iter()`` run epoch ``epoch`` (its shuffle and augmentation seeds)."""
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        epoch = self.epoch
+        self.epoch += 1
+        return self._run(epoch)
+
+    def _run(self, epoch):
+        raise NotImplementedError
+
+
+class RecordLoader(EpochLoader):
+    """``mx.io.ImageRecordIter`` over an indexed ``.rec`` file (decoding in C++ threads).
+
+    Parameters
+    ----------
+    index : RecordIndex
+        The checked ``.rec`` / ``.idx`` pair.
+    batch_size : int
+    augmentation : dict
+        ImageRecordIter keyword arguments (shape, normalisation, augmenters).
+    train : bool
+        Shuffle per epoch and drop the last partial batch; else keep file order and yield the
+        last partial batch at its real size.
+    num_parts, part_index : int
+        Shard of the file this loader reads (contiguous records, as ImageRecordIter splits).
+    subset_parts : int
+        Split the file into ``num_parts * subset_parts`` parts and read only the first
+        ``num_parts`` of them (``reduced_dataset_scale``).
+    num_threads : int
+        Decoding threads.
+    seed : int
+    dtype : str
+    """
+
+    def __init__(self, index, batch_size, augmentation, train, num_parts=1, part_index=0,
+                 subset_parts=1, num_threads=4, seed=0, dtype="float32"):
+        self._index = index
+        self._train = bool(train)
+        self._augmentation = dict(augmentation)
+        self._threads = max(1, int(num_threads))
+        self._seed = int(seed)
+        self._parts = int(num_parts) * int(subset_parts)
+        self._part_index = int(part_index)
+        start, stop = part_range(len(index), self._parts, self._part_index)
+        size = stop - start
+        sizes = [_part_size(len(index), self._parts, i) for i in range(int(num_parts))]
+        # Records read per epoch by all shards together.
+        self.num_records = sum(sizes)
+        if self._train:
+            smallest = min(sizes)
+            if smallest < batch_size:
+                raise DataError("%s: a shard holds %d training images, fewer than the batch "
+                                "size %d (%d records, %d shards, reduced scale %d)"
+                                % (index.rec_path, smallest, batch_size, len(index),
+                                   num_parts, subset_parts))
+            num_batches = smallest // batch_size
+            num_images = num_batches * batch_size
+        else:
+            # ImageRecordIter needs at least one full batch per part.
+            batch_size = max(1, min(batch_size, size))
+            num_batches = math.ceil(size / batch_size)
+            num_images = size
+        super().__init__(batch_size, num_batches, num_images, dtype)
+        self._val_iter = None
+
+    def _make_iter(self, epoch):
+        import mxnet as mx
+        return mx.io.ImageRecordIter(
+            path_imgrec=self._index.rec_path, path_imgidx=self._index.idx_path,
+            batch_size=self.batch_size, preprocess_threads=self._threads,
+            num_parts=self._parts, part_index=self._part_index, shuffle=self._train,
+            seed=epoch_seed(self._seed, epoch, 0), seed_aug=epoch_seed(self._seed, epoch, 1),
+            round_batch=self._train, verbose=False, **self._augmentation)
+
+    def _run(self, epoch):
+        import mxnet as mx
+        if len(self) == 0:
+            return
+        try:
+            if self._train:
+                # A fresh iterator per epoch: its order depends on (seed, epoch) only.
+                source = self._make_iter(epoch)
+            else:
+                if self._val_iter is None:
+                    self._val_iter = self._make_iter(0)
+                else:
+                    self._val_iter.reset()
+                source = self._val_iter
+            remaining = self.num_images
+            for _ in range(len(self)):
+                batch = source.next()
+                data, label = batch.data[0], batch.label[0]
+                if remaining < self.batch_size:
+                    # mxnet 1.9.1 reports pad=0 for round_batch=False: cut by our own count.
+                    data, label = data[:remaining], label[:remaining]
+                remaining -= self.batch_size
+                yield _cast(data, self._dtype), label
+        except mx.base.MXNetError as err:
+            lines = [line for line in str(err).splitlines() if line.strip()]
+            raise DataError("cannot read %s: %s" % (self._index.rec_path,
+                                                     lines[-1] if lines else "decode error")
+                            ) from None
+
+
+class _ImageList:
+    """Gluon dataset over ``(path, label)`` items: decode, transform, float32 label."""
+
+    def __init__(self, items, transform, seed):
+        self._items = items
+        self._transform = transform
+        self._seed = seed
+        self._pid = None
+
+    def __len__(self):
+        return len(self._items)
+
+    def __getitem__(self, i):
+        import os
+
+        import mxnet as mx
+        if self._pid != os.getpid():
+            if self._pid is not None:
+                reseed_worker(self._seed)
+            self._pid = os.getpid()
+        path, label = self._items[i]
+        try:
+            image = mx.image.imread(path, flag=1)
+        except mx.base.MXNetError:
+            raise DataError("cannot decode image %s" % path) from None
+        return self._transform(image), np.float32(label)
+
+
+class _ShardBatchSampler:
+    """Batches of dataset indices for one shard; a new global permutation every epoch."""
+
+    def __init__(self, indices, batch_size, train, num_parts, part_index, seed):
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.batch_size = batch_size
+        self.train = train
+        self.num_parts = num_parts
+        self.part_index = part_index
+        self.seed = seed
+        self.epoch = 0
+        if train:
+            # Equal shards, so every Horovod worker runs the same number of steps.
+            self.shard_size = len(self.indices) // num_parts
+            self.num_batches = self.shard_size // batch_size
+        else:
+            self.shard_size = len(self.indices[part_index::num_parts])
+            self.num_batches = math.ceil(self.shard_size / batch_size)
+
+    def shard(self, epoch):
+        """Dataset indices this shard visits in ``epoch``, in order (drop-last not applied)."""
+        if not self.train:
+            return self.indices[self.part_index::self.num_parts]
+        order = np.random.RandomState(epoch_seed(self.seed, epoch, 2)).permutation(self.indices)
+        return order[self.part_index::self.num_parts][:self.shard_size]
+
+    def __len__(self):
+        return self.num_batches
+
+    def __iter__(self):
+        shard = self.shard(self.epoch)
+        for b in range(self.num_batches):
+            yield shard[b * self.batch_size:(b + 1) * self.batch_size].tolist()
+
+
+class FolderLoader(EpochLoader):
+    """Gluon ``DataLoader`` over a list of image files (decoding in worker processes).
+
+    Parameters
+    ----------
+    items : list of (str, int)
+        Image paths and class indices (``ImageFolderDataset.items``).
+    indices : array-like of int
+        The items in use (all, or the ``reduced_dataset_scale`` subset).
+    transform : callable
+        HWC uint8 NDArray -> CHW float32 NDArray.
+    batch_size, train, num_parts, part_index, seed, dtype
+        As for :class:`RecordLoader`; shards are strided slices of a per-epoch global
+        permutation (training) or of the item list (validation).
+    num_workers : int
+        Decoding processes (0: in the calling thread).
+    name : str
+        The folder, for messages.
+    """
+
+    def __init__(self, items, indices, transform, batch_size, train, num_parts=1, part_index=0,
+                 num_workers=4, seed=0, dtype="float32", name="image folder"):
+        from mxnet import gluon
+        self._sampler = _ShardBatchSampler(indices, batch_size, train, num_parts, part_index,
+                                           seed)
+        self.num_records = len(self._sampler.indices)
+        if train and len(self._sampler) == 0:
+            raise DataError("%s: a shard holds %d training images, fewer than the batch size %d"
+                            % (name, self._sampler.shard_size, batch_size))
+        num_images = (len(self._sampler) * batch_size if train else self._sampler.shard_size)
+        super().__init__(batch_size, len(self._sampler), num_images, dtype)
+        dataset = _ImageList(items, transform, seed)
+        self._loader = gluon.data.DataLoader(dataset, batch_sampler=self._sampler,
+                                             num_workers=int(num_workers), thread_pool=False)
+
+    def shard_indices(self, epoch):
+        """Item indices this loader yields in ``epoch`` (for tests and bookkeeping)."""
+        shard = self._sampler.shard(epoch)
+        return shard[:self.num_images]
+
+    def _run(self, epoch):
+        self._sampler.epoch = epoch
+        for data, label in self._loader:
+            yield _cast(data, self._dtype), label
+
+
+class SyntheticLoader(EpochLoader):
+    """Fixed random tensors held in memory, sliced into batches (no per-batch copies).
+
+    Parameters
+    ----------
+    num_images, num_classes, input_size, batch_size : int
+    train : bool
+        Shuffle the batch order per epoch and drop the last partial batch.
+    seed : int
+    dtype : str
+    """
+
+    def __init__(self, num_images, num_classes, input_size, batch_size, train, seed=0,
+                 dtype="float32"):
+        import mxnet as mx
+        rng = np.random.RandomState(epoch_seed(seed, 0, 3 if train else 4))
+        num_batches = num_images // batch_size if train else math.ceil(num_images / batch_size)
+        if num_batches == 0:
+            raise ValueError("synthetic data: %d images, fewer than the batch size %d"
+                             % (num_images, batch_size))
+        super().__init__(batch_size, num_batches,
+                         num_batches * batch_size if train else num_images, dtype)
+        data = rng.standard_normal((self.num_images, 3, input_size, input_size))
+        labels = rng.randint(0, num_classes, size=self.num_images)
+        self._data = mx.nd.array(data, dtype=self._dtype)
+        self._label = mx.nd.array(labels, dtype="float32")
+        self._train = train
+        self._seed = seed
+
+    def _run(self, epoch):
+        order = np.arange(len(self))
+        if self._train:
+            order = np.random.RandomState(epoch_seed(self._seed, epoch, 5)).permutation(order)
+        for b in order:
+            start = int(b) * self.batch_size
+            stop = min(start + self.batch_size, self.num_images)
+            yield self._data[start:stop], self._label[start:stop]
