@@ -117,3 +117,19 @@ def test_pareto_front_and_plots(tmp_path):
     for path in (png, hist):
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_latency_table_predicts_subnet_latency(tmp_path):
+    from oneshot_nas.search.latency import LatencyTable, check_latency_table
+    table = LatencyTable.measure(input_size=32, classes=10, warmup=1, repeats=2, progress=False)
+    path = str(tmp_path / "lat.json")
+    table.save(path)
+    again = LatencyTable.load(path, expected_config={"channels_layout": "OneShot"})
+    arch = Architecture.sample(np.random.default_rng(0))
+    assert again.predict(arch) == table.predict(arch) > 0
+    with pytest.raises(ValueError, match="measured for use_se=False"):
+        LatencyTable.load(path, expected_config={"use_se": True})
+    rows = check_latency_table(table, n=3, warmup=2, repeats=5)
+    for _, predicted, measured in rows:
+        # per-block sums include per-call overheads, so the sum overestimates; same magnitude
+        assert 0.2 < predicted / measured < 5

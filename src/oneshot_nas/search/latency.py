@@ -140,3 +140,27 @@ class LatencyTable:
                     raise ValueError("latency table %s was measured for %s=%r, not %r"
                                      % (path, key, table.config[key], value))
         return table
+
+
+def check_latency_table(table, n=10, seed=0, warmup=5, repeats=20, ctx=mx.cpu()):
+    """Predicted vs measured end-to-end latency of ``n`` random subnets.
+
+    Returns a list of ``(architecture, predicted_ms, measured_ms)``.
+    """
+    from ..models import ShuffleNasOneShotFix
+    from ..search_space import Architecture
+    cfg = table.config
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        arch = Architecture.sample(rng)
+        net = ShuffleNasOneShotFix(arch, channels_layout=cfg["channels_layout"],
+                                   use_se=cfg["use_se"],
+                                   last_conv_after_pooling=cfg["last_conv_after_pooling"],
+                                   classes=cfg["classes"])
+        net.initialize(mx.init.Xavier(), ctx=ctx)
+        net.hybridize(static_alloc=True, static_shape=True)
+        size = cfg["input_size"]
+        measured = time_block(net, (cfg["batch_size"], 3, size, size), ctx, warmup, repeats)
+        rows.append((arch, table.predict(arch), measured))
+    return rows

@@ -1,0 +1,53 @@
+"""Build a latency lookup table on this device and check it against 10 random subnets.
+
+``python -m oneshot_nas.cli.latency_table --output latency.json [--use-se ...]``
+"""
+import argparse
+import sys
+
+import numpy as np
+
+from ..search_space import CHANNEL_LAYOUTS
+from .train_imagenet import setup_logging
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("model")
+    g.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS))
+    g.add_argument("--use-se", action="store_true")
+    g.add_argument("--last-conv-after-pooling", action="store_true")
+    g.add_argument("--input-size", type=int, default=224)
+    g.add_argument("--classes", type=int, default=1000)
+    t = p.add_argument_group("timing")
+    t.add_argument("--batch-size", type=int, default=1)
+    t.add_argument("--warmup", type=int, default=5)
+    t.add_argument("--repeats", type=int, default=20)
+    t.add_argument("--check", type=int, default=10, help="random subnets to check against")
+    t.add_argument("--output", required=True, help="JSON file to write")
+    return p
+
+
+def main(argv=None):
+    from ..search.latency import LatencyTable, check_latency_table
+    args = build_parser().parse_args(argv)
+    setup_logging(None)
+    table = LatencyTable.measure(args.channels_layout, args.use_se, args.last_conv_after_pooling,
+                                 args.input_size, args.classes, args.batch_size, args.warmup,
+                                 args.repeats)
+    table.save(args.output)
+    print("latency table for %s written to %s" % (table.device, args.output))
+    if args.check:
+        rows = check_latency_table(table, args.check, warmup=args.warmup, repeats=args.repeats)
+        print("| subnet | predicted ms | measured ms | error |\n|---|---|---|---|")
+        for arch, pred, meas in rows:
+            print("| %s | %.3f | %.3f | %+.1f %% |" % (arch.block_string(), pred, meas,
+                                                      100 * (pred - meas) / meas))
+        errs = [abs(p - m) / m for _, p, m in rows]
+        print("mean absolute error %.1f %%" % (100 * float(np.mean(errs))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
