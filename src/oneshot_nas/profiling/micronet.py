@@ -17,6 +17,11 @@ SPEC section 6 quotes for OneShot-S+ (3.652M params, 301.4M mults + 288.3M adds)
 * The SE gate's broadcast multiply is not in the seed's figures; ``count_se_scale=True``
   counts it (one multiply per element, not quantizable).
 
+All counts are per image. The seed's per-block rows were produced with ``clip`` counted once
+while its totals (the figures above) count it twice; this module counts it twice everywhere, so
+its rows of blocks with hard-swish are slightly above the seed's rows (e.g. 32.54M vs 32.11M
+multiplies for block 4) and its totals match the seed's totals.
+
 Scores against a reference model (MobileNetV2-1.4: 6.9M params, 1170 MFLOPs), as the seed
 computes them: float32 ``params / P + (mults + adds) / F``; float16 halves the params and the
 multiplies; int8 counts the quantizable params, multiplies and adds at 1/4 and the rest in full.
@@ -71,7 +76,7 @@ class MicroNetOp:
     mults: float = 0.0
     adds: float = 0.0
     group: str = None
-    parts: dict = field(default_factory=dict)   # quantizable flag -> [params, mults, adds]
+    parts: dict = field(default_factory=dict)   # summary rows: quantizable flag -> op count
 
     @property
     def flops(self):
@@ -201,7 +206,7 @@ def _label(name, op):
     if op == "conv":
         if "stem" in lname or "first" in lname:
             return "First conv"
-        if "head" in lname or "classifier" in lname or "output" in lname:
+        if "head" in lname or "classifier" in lname:
             return "Classifier"
         if "_se" in lname:
             return "SE conv"
@@ -213,22 +218,18 @@ def _label(name, op):
 
 def _count_ops(graph, count_se_scale):
     ops, uncounted = [], Counter()
-    consumers = Counter()
     nodes = graph.nodes
     merged = set()
     # hard-swish = elemwise_mul(x, hard_sigmoid(x)): find the multiplies that belong to one.
     hswish_of = {}
     for i, n in graph.op_nodes():
         if n["op"] in ("elemwise_mul", "broadcast_mul", "_mul") and len(n["inputs"]) == 2:
-            (a, ai, _), (b, bi, _) = n["inputs"]
+            (a, _, _), (b, _, _) = n["inputs"]
             for gate, other in ((a, b), (b, a)):
                 g = nodes[gate]
                 if g["op"] == "hard_sigmoid" and g["inputs"][0][0] == other:
                     hswish_of[gate] = i
                     merged.add(i)
-    for i, n in graph.op_nodes():
-        for src, _, _ in n["inputs"]:
-            consumers[src] += 1
 
     for i, n in graph.op_nodes():
         op, name = n["op"], n["name"]
@@ -274,8 +275,6 @@ def _count_ops(graph, count_se_scale):
                                   **dict(row, inp_size=_spatial(orig), kernel_size=1,
                                          cin=c, cout=c)))
         elif op == "Pooling":
-            in_size = _prod(inp[1:])
-            c = inp[1]
             if attr_bool(n, "global_pool"):
                 area = _prod(inp[2:])
             else:
@@ -287,7 +286,6 @@ def _count_ops(graph, count_se_scale):
             else:
                 ops.append(MicroNetOp(label="MaxPool", quantizable=False,
                                       mults=size * (area - 1), **row))
-            del in_size, c
         elif op == "broadcast_mul":
             a, b = graph.input_shape(n, 0), graph.input_shape(n, 1)
             is_se = len(a) == len(b) == 4 and (_prod(a[2:]) == 1) != (_prod(b[2:]) == 1)
@@ -353,8 +351,7 @@ def _summarise(graph, ops):
         row.params += op.params
         row.mults += op.mults
         row.adds += op.adds
-        flags = row.parts.setdefault(bool(op.quantizable), 0)
-        row.parts[bool(op.quantizable)] = flags + 1
+        row.parts[bool(op.quantizable)] = row.parts.get(bool(op.quantizable), 0) + 1
     for row in seen.values():
         kinds = set(row.parts)
         row.quantizable = "Mixed" if len(kinds) > 1 else (kinds.pop() if kinds else False)
@@ -383,8 +380,6 @@ def micronet_profile(symbol, data_shapes=None, reference=MOBILENET_V2_14, count_
         data_shapes = {"data": (1, 3, 224, 224)}
     elif not isinstance(data_shapes, dict):
         data_shapes = parse_data_shapes(data_shapes)
-    if any(shape[0] != 1 for shape in data_shapes.values()):
-        log.warning("MicroNet counts are per image; use batch size 1 in the data shapes")
     graph = Graph(symbol, data_shapes)
     ops, uncounted = _count_ops(graph, count_se_scale)
     return MicroNetProfile(ops, _summarise(graph, ops), tuple(reference), uncounted)
