@@ -143,7 +143,9 @@ class RecordLoader(EpochLoader):
             batch_size=self.batch_size, preprocess_threads=self._threads,
             num_parts=self._parts, part_index=self._part_index, shuffle=self._train,
             seed=epoch_seed(self._seed, epoch, 0), seed_aug=epoch_seed(self._seed, epoch, 1),
-            round_batch=self._train, verbose=False, **self._augmentation)
+            round_batch=self._train, verbose=False,
+            # Pinned output memory only helps a copy to a GPU.
+            ctx="gpu" if mx.context.num_gpus() > 0 else "cpu", **self._augmentation)
 
     def _run(self, epoch):
         import mxnet as mx

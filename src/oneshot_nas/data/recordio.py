@@ -6,6 +6,7 @@ An image record's payload starts with MXNet's ``IRHeader`` (flag, label, id, id2
 """
 import logging
 import os
+import re
 import struct
 
 import numpy as np
@@ -19,6 +20,8 @@ logger = logging.getLogger(__name__)
 _MAGIC = 0xCED7230A
 _IR_FORMAT = "IfQQ"  # mxnet.recordio._IR_FORMAT: flag, label, id, id2
 _IR_SIZE = struct.calcsize(_IR_FORMAT)
+# Lines of an .idx file as im2rec and MXIndexedRecordIO write them.
+_IDX_LINE = re.compile(rb"\d+\t\d+")
 # Offsets checked for the magic number besides the first and the last one.
 _NUM_SPOT_CHECKS = 64
 
@@ -48,7 +51,21 @@ class RecordIndex:
         return "RecordIndex(%r, %d records)" % (self.rec_path, len(self))
 
 
-def _read_record_header(handle, offset, rec_path):
+def _well_formed_index(raw):
+    """True if ``raw`` is a sequence of ``digits<TAB>digits<NEWLINE>`` lines.
+
+    Vectorised over the bytes: ImageNet's 1.28M-line index is checked in about 0.1 s.
+    """
+    data = np.frombuffer(raw, dtype=np.uint8)
+    separators = np.flatnonzero((data < ord("0")) | (data > ord("9")))
+    return bool(len(separators) and len(separators) % 2 == 0
+                and separators[0] > 0 and separators[-1] == len(data) - 1
+                and (data[separators[0::2]] == ord("\t")).all()
+                and (data[separators[1::2]] == ord("\n")).all()
+                and (np.diff(separators) > 1).all())
+
+
+def _read_record_header(handle, offset, rec_path, idx_path):
     """Return ``(payload_length, cflag)`` of the record part at ``offset``; raise if broken."""
     handle.seek(offset)
     head = handle.read(8)
@@ -57,29 +74,52 @@ def _read_record_header(handle, offset, rec_path):
                         "file (truncated .rec or wrong .idx)" % (rec_path, offset))
     magic, lrec = struct.unpack("<II", head)
     if magic != _MAGIC:
-        raise DataError("corrupt RecordIO file %s or its index: no record starts at byte %d"
-                        % (rec_path, offset))
+        raise DataError("corrupt RecordIO file %s or index %s: no record starts at byte %d"
+                        % (rec_path, idx_path, offset))
     return lrec & ((1 << 29) - 1), lrec >> 29
 
 
-def _record_end(handle, offset, rec_path):
-    """Byte position just after the (possibly multi-part) record starting at ``offset``."""
+def _read_record(handle, offset, rec_path, idx_path):
+    """Payload of the (possibly multi-part) record at ``offset`` and the byte just after it."""
+    parts = []
     position = offset
     while True:
-        length, cflag = _read_record_header(handle, position, rec_path)
+        length, cflag = _read_record_header(handle, position, rec_path, idx_path)
+        parts.append(handle.read(length))
+        if len(parts[-1]) < length:
+            raise DataError("corrupt RecordIO file %s: the record at byte %d is cut off "
+                            "(truncated .rec?)" % (rec_path, offset))
         position += 8 + ((length + 3) & ~3)
-        # cflag 0: whole record; 1: first part; 2: middle part; 3: last part.
+        # cflag 0: whole record; 1: first part; 2: middle part; 3: last part. The writer
+        # split the payload at occurrences of the magic number, which joins the parts again.
         if cflag in (0, 3):
-            return position
+            return struct.pack("<I", _MAGIC).join(parts), position
 
 
-def read_index(rec_path, idx_path=None, what="RecordIO file"):
+def _check_image(payload, key, offset, rec_path):
+    """Raise unless ``payload`` is an image record that OpenCV can decode.
+
+    MXNet's C++ decoder does not report an undecodable image: the process dies (SIGFPE), so
+    the sampled records are decoded here first.
+    """
+    import cv2
+    if len(payload) >= _IR_SIZE:
+        flag = struct.unpack(_IR_FORMAT, payload[:_IR_SIZE])[0]
+        image = np.frombuffer(payload, dtype=np.uint8, offset=_IR_SIZE + 4 * flag)
+        if image.size and cv2.imdecode(image, cv2.IMREAD_COLOR) is not None:
+            return
+    raise DataError("corrupt RecordIO file %s: record %d at byte %d holds no decodable image"
+                    % (rec_path, key, offset))
+
+
+def read_index(rec_path, idx_path=None, what="RecordIO file", check_images=True):
     """Read and check a ``.rec`` / ``.idx`` pair.
 
     Checks that both files exist, that every ``.idx`` line is ``key<TAB>offset`` with
     unique offsets inside the ``.rec`` file, that records start at the first,
-    the last and a sample of other offsets, and that the last record ends exactly at the end
-    of the ``.rec`` file (which catches a truncated ``.rec`` and a truncated ``.idx``).
+    the last and a sample of other offsets (whose images must decode), and that the last
+    record ends exactly at the end of the ``.rec`` file (which catches a truncated ``.rec``
+    and a truncated ``.idx``). Reading ImageNet's 1.28M-line index takes about a second.
 
     Parameters
     ----------
@@ -89,6 +129,8 @@ def read_index(rec_path, idx_path=None, what="RecordIO file"):
         Its index; default: ``rec_path`` with the extension ``.idx``.
     what : str
         How to call the file in error messages (e.g. ``"--rec-train"``).
+    check_images : bool
+        Decode the images of the sampled records (first, last and 64 others).
 
     Returns
     -------
@@ -112,41 +154,38 @@ def read_index(rec_path, idx_path=None, what="RecordIO file"):
                         "mx.recordio.MXIndexedRecordIO)" % (rec_path, idx_path))
     with open(idx_path, "rb") as handle:
         raw = handle.read()
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        raise DataError("corrupt index file %s: not a text file" % idx_path) from None
-    lines = text.splitlines()
-    if not lines or not text.endswith("\n"):
-        # im2rec and MXIndexedRecordIO end every line with a newline: a missing one means
-        # the file was cut off.
-        raise DataError("corrupt index file %s: %s" % (
-            idx_path, "empty" if not lines else "truncated (last line has no newline)"))
-    try:
-        table = np.array([line.split("\t") for line in lines], dtype=np.int64)
-    except ValueError:
-        raise DataError("corrupt index file %s: every line must be 'key<TAB>offset'"
-                        % idx_path) from None
-    if table.ndim != 2 or table.shape[1] != 2:
-        raise DataError("corrupt index file %s: every line must be 'key<TAB>offset'" % idx_path)
+    if not raw:
+        raise DataError("corrupt index file %s: empty" % idx_path)
+    if not _well_formed_index(raw):
+        lines = raw.split(b"\n")
+        bad = next((i for i, line in enumerate(lines[:-1]) if not _IDX_LINE.fullmatch(line)),
+                   None)
+        why = ("truncated (no newline at the end)" if bad is None else
+               "line %d is not 'key<TAB>offset'" % (bad + 1))
+        raise DataError("corrupt index file %s: %s" % (idx_path, why))
+    table = np.fromstring(raw.decode("ascii"), dtype=np.int64, sep=" ").reshape(-1, 2)
     keys, offsets = table[:, 0], table[:, 1]
     rec_size = os.path.getsize(rec_path)
     if offsets.min() < 0 or offsets.max() >= rec_size:
-        raise DataError("index %s does not match %s: offset %d outside the %d-byte file"
+        raise DataError("index %s does not match %s: offset %d outside the %d-byte file "
+                        "(truncated .rec?)"
                         % (idx_path, rec_path, offsets.max() if offsets.max() >= rec_size
                            else offsets.min(), rec_size))
     if len(np.unique(offsets)) != len(offsets):
         raise DataError("corrupt index file %s: repeated offsets" % idx_path)
     order = np.argsort(offsets, kind="stable")
+    if offsets[order[0]] != 0:
+        raise DataError("index %s does not match %s: the first record at byte 0 is not "
+                        "listed" % (idx_path, rec_path))
     rng = np.random.RandomState(0)
-    spots = rng.choice(len(order), size=min(_NUM_SPOT_CHECKS, len(order)), replace=False)
+    spots = set(rng.randint(0, len(order), size=_NUM_SPOT_CHECKS).tolist())
     with open(rec_path, "rb") as handle:
-        for position in sorted(set(spots.tolist()) | {0, len(order) - 1}):
-            _read_record_header(handle, int(offsets[order[position]]), rec_path)
-        if offsets[order[0]] != 0:
-            raise DataError("index %s does not match %s: the first record at byte 0 is not "
-                            "listed" % (idx_path, rec_path))
-        end = _record_end(handle, int(offsets[order[-1]]), rec_path)
+        for position in sorted(spots | {0, len(order) - 1}):
+            record = order[position]
+            payload, end = _read_record(handle, int(offsets[record]), rec_path, idx_path)
+            if check_images:
+                _check_image(payload, int(keys[record]), int(offsets[record]), rec_path)
+    # `end` is now the end of the last record in the file.
     if end > rec_size:
         raise DataError("corrupt RecordIO file %s: the last record is cut off (%d of %d "
                         "bytes)" % (rec_path, rec_size, end))
@@ -171,7 +210,8 @@ def read_labels(index):
     labels = np.empty(len(index), dtype=np.float32)
     with open(index.rec_path, "rb") as handle:
         for i, offset in enumerate(index.offsets):
-            length, _ = _read_record_header(handle, int(offset), index.rec_path)
+            length, _ = _read_record_header(handle, int(offset), index.rec_path,
+                                            index.idx_path)
             if length < _IR_SIZE:
                 raise DataError("corrupt RecordIO file %s: record at byte %d is too short for "
                                 "an image header" % (index.rec_path, offset))
