@@ -29,27 +29,35 @@ logger = logging.getLogger(__name__)
 
 
 class _PooledMoments:
-    """Running count / mean / M2 per channel, merged batch by batch in float64."""
+    """Per-group means / variances, kept on the device while recalibrating (no host sync per
+    batch) and merged exactly in float64 at the end (Chan et al.'s parallel update)."""
 
     def __init__(self):
-        self.count, self.mean, self.m2, self.width = 0, None, None, None
+        self.parts, self.width = [], None
 
-    def update(self, batch_mean, batch_var, n, width):
+    def add(self, mean, var, n, width):
         if self.width is None:
             self.width = width
         elif width != self.width:
             raise RuntimeError("recalibration saw %d channels after %d; recalibrate one "
                                "architecture at a time" % (width, self.width))
-        batch_mean = batch_mean.astype("float64")
-        batch_m2 = batch_var.astype("float64") * n
-        if self.count == 0:
-            self.count, self.mean, self.m2 = n, batch_mean, batch_m2
-            return
-        total = self.count + n
-        delta = batch_mean - self.mean
-        self.mean = self.mean + delta * (n / total)
-        self.m2 = self.m2 + batch_m2 + delta * delta * (self.count * n / total)
-        self.count = total
+        self.parts.append((mean, var, n))
+
+    def merge(self):
+        """``(count, mean, biased variance)`` of everything added, in float64."""
+        count, mean, m2 = 0, None, None
+        for batch_mean, batch_var, n in self.parts:
+            batch_mean = batch_mean.asnumpy().astype("float64")
+            batch_m2 = batch_var.asnumpy().astype("float64") * n
+            if count == 0:
+                count, mean, m2 = n, batch_mean, batch_m2
+                continue
+            total = count + n
+            delta = batch_mean - mean
+            mean = mean + delta * (n / total)
+            m2 = m2 + batch_m2 + delta * delta * (count * n / total)
+            count = total
+        return count, mean, (m2 / count if count else None)
 
 
 class NasBatchNorm(nn.BatchNorm):
@@ -125,7 +133,7 @@ class NasBatchNorm(nn.BatchNorm):
             var = nd.mean(nd.square(nd.broadcast_sub(part32, mean.reshape((1, -1, 1, 1)))),
                           axis=(0, 2, 3))
             n = part.shape[0] * part.shape[2] * part.shape[3]
-            self._moments.update(mean.asnumpy(), var.asnumpy(), n, width)
+            self._moments.add(mean, var, n, width)
             outs.append(nd.BatchNorm(part, gamma, beta, mean, var, **kwargs))
         return outs[0] if len(outs) == 1 else nd.concat(*outs, dim=0)
 
@@ -136,14 +144,13 @@ class NasBatchNorm(nn.BatchNorm):
 
     def _end_recalibration(self, commit=True):
         moments, self._moments, self._group_size = self._moments, None, None
-        if not commit or moments is None or moments.count == 0:
+        if not commit or moments is None or not moments.parts:
             return
         width = moments.width
-        mean = moments.mean.astype("float32")
-        var = (moments.m2 / moments.count).astype("float32")
+        _, mean, var = moments.merge()
         for param, value in ((self.running_mean, mean), (self.running_var, var)):
             for arr in param.list_data():
-                arr[:width] = nd.array(value, ctx=arr.context, dtype=arr.dtype)
+                arr[:width] = nd.array(value.astype("float32"), ctx=arr.context, dtype=arr.dtype)
 
 
 def iter_blocks(block):

@@ -211,7 +211,7 @@ def train(cfg):
 
     base_lr = cfg.lr * size      # linear scaling with the number of Horovod workers
     scheduler = make_lr_scheduler(cfg, iters, base_lr)
-    opt_params = {"learning_rate": base_lr, "wd": cfg.wd, "lr_scheduler": scheduler}
+    opt_params = {"wd": cfg.wd, "lr_scheduler": scheduler}
     if cfg.optimizer in ("nag", "sgd"):
         opt_params["momentum"] = cfg.momentum
     if cfg.dtype != "float32":
