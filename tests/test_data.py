@@ -173,6 +173,21 @@ def _centroid_accuracy(train_x, train_y, test_x, test_y):
     return float((distances.argmin(1) == test_y).mean())
 
 
+@pytest.mark.parametrize("use_rec", [True, False])
+@pytest.mark.skipif(mx.context.num_gpus() > 0, reason="GPU machines keep pinned batches")
+def test_batches_feed_a_hybridized_cpu_network(use_rec):
+    # ImageRecordIter yields pinned and DataLoader workers shared memory, which a hybridized
+    # network on mx.cpu() refuses.
+    train, _, _ = make_loaders("digits", use_rec=use_rec, input_size=SIZE, batch_size=16,
+                               num_workers=1)
+    net = mx.gluon.nn.Dense(10)
+    net.initialize(ctx=mx.cpu())
+    net.hybridize()
+    data, label = next(iter(train))
+    assert data.context == label.context == mx.cpu()
+    assert net(data).shape == (16, 10)
+
+
 def test_labels_are_real_and_agree_between_rec_and_folder():
     train, val, _ = make_loaders("digits", use_rec=True, input_size=SIZE, batch_size=100,
                                  augment=False, num_workers=2)

@@ -1,7 +1,9 @@
 """Epoch-aware loaders over RecordIO files, image folders and synthetic tensors.
 
 Every loader is an iterable: ``for data, label in loader`` runs one epoch and yields NCHW
-float NDArrays and float32 class indices on the CPU; iterating again runs the next epoch.
+float NDArrays and float32 class indices in CPU memory (``mx.cpu()`` on a machine without GPUs;
+pinned or shared memory on a GPU machine, for ``split_and_load``); iterating again runs the
+next epoch.
 Training loaders reshuffle every epoch from ``(seed, epoch)`` only, so a resumed run that calls
 ``set_epoch(e)`` sees the same order as an uninterrupted one; they drop the last partial batch,
 and every shard yields the same number of batches (Horovod workers stay in lock step).
@@ -42,8 +44,27 @@ def _part_size(num_records, num_parts, part_index):
     return stop - start
 
 
-def _cast(data, dtype):
-    return data if dtype == "float32" else data.astype(dtype, copy=False)
+def _plain_cpu():
+    """True when batches should be moved to ``mx.cpu()``: on a machine without GPUs.
+
+    ImageRecordIter yields pinned and the multi-process DataLoader shared memory; a hybridized
+    network on ``mx.cpu()`` refuses both, while on a GPU machine ``split_and_load`` copies them
+    to the devices directly (faster from pinned memory), so they are left as they are there.
+    """
+    import mxnet as mx
+    return mx.context.num_gpus() == 0
+
+
+def _finish(data, label, dtype, to_cpu):
+    if to_cpu:
+        import mxnet as mx
+        if data.context != mx.cpu():
+            data = data.as_in_context(mx.cpu())
+        if label.context != mx.cpu():
+            label = label.as_in_context(mx.cpu())
+    if dtype != "float32":
+        data = data.astype(dtype, copy=False)
+    return data, label
 
 
 class EpochLoader:
@@ -64,6 +85,7 @@ class EpochLoader:
         self.epoch = 0
         self._num_batches = int(num_batches)
         self._dtype = str(np.dtype(dtype))
+        self._to_cpu = _plain_cpu()
 
     def __len__(self):
         return self._num_batches
@@ -143,9 +165,7 @@ class RecordLoader(EpochLoader):
             batch_size=self.batch_size, preprocess_threads=self._threads,
             num_parts=self._parts, part_index=self._part_index, shuffle=self._train,
             seed=epoch_seed(self._seed, epoch, 0), seed_aug=epoch_seed(self._seed, epoch, 1),
-            round_batch=self._train, verbose=False,
-            # Pinned output memory only helps a copy to a GPU.
-            ctx="gpu" if mx.context.num_gpus() > 0 else "cpu", **self._augmentation)
+            round_batch=self._train, verbose=False, **self._augmentation)
 
     def _run(self, epoch):
         import mxnet as mx
@@ -169,7 +189,7 @@ class RecordLoader(EpochLoader):
                     # mxnet 1.9.1 reports pad=0 for round_batch=False: cut by our own count.
                     data, label = data[:remaining], label[:remaining]
                 remaining -= self.batch_size
-                yield _cast(data, self._dtype), label
+                yield _finish(data, label, self._dtype, self._to_cpu)
         except mx.base.MXNetError as err:
             lines = [line for line in str(err).splitlines() if line.strip()]
             raise DataError("cannot read %s: %s" % (self._index.rec_path,
@@ -283,7 +303,7 @@ class FolderLoader(EpochLoader):
     def _run(self, epoch):
         self._sampler.epoch = epoch
         for data, label in self._loader:
-            yield _cast(data, self._dtype), label
+            yield _finish(data, label, self._dtype, self._to_cpu)
 
 
 class SyntheticLoader(EpochLoader):
