@@ -275,7 +275,7 @@ def test_rec_shards_partition_the_records(tmp_path):
     assert set(_epoch_labels(train).astype(int)) <= set(range(36, 54))
 
 
-def test_folder_shards_partition_the_training_set(paths):
+def test_folder_shards_partition_the_training_set():
     parts = [make_loaders("digits", use_rec=False, input_size=SIZE, batch_size=16,
                           num_parts=3, part_index=p, num_workers=0)
              for p in range(3)]
@@ -341,7 +341,6 @@ def _one_line_error(match, **kwargs):
 
 def test_missing_and_corrupt_record_files_give_one_line_errors(tmp_path):
     rec, idx = _write_rec(str(tmp_path / "good"), 30)
-    _, val_idx = rec, idx
     kwargs = dict(dataset="imagenet", use_rec=True, rec_val=rec, input_size=8, batch_size=4)
     _one_line_error(str(tmp_path / "nope.rec"), rec_train=str(tmp_path / "nope.rec"), **kwargs)
     lonely = str(tmp_path / "lonely.rec")
