@@ -32,11 +32,11 @@ def _metrics(save_dir, kind):
 def test_lr_schedule_warmup_then_cosine():
     cfg = TrainConfig(num_epochs=4, warmup_epochs=1, warmup_lr=0.0, lr_mode="cosine")
     sched = make_lr_scheduler(cfg, iters_per_epoch=10, base_lr=0.4)
-    lrs = [sched(i) for i in range(40)]
-    np.testing.assert_allclose(lrs[:10], np.arange(10) * 0.04, atol=1e-9)
-    np.testing.assert_allclose(lrs[10], 0.4, atol=1e-9)
-    np.testing.assert_allclose(lrs[25], 0.2, atol=1e-6)       # half-way through the cosine
-    assert lrs[39] < 0.01
+    lrs = np.array([sched(i) for i in range(40)])
+    # GluonCV's schedulers reach their target at the last iteration of each phase
+    np.testing.assert_allclose(lrs[:10], np.linspace(0.0, 0.4, 10), atol=1e-9)
+    k = np.arange(30)
+    np.testing.assert_allclose(lrs[10:], 0.2 * (1 + np.cos(np.pi * k / 29)), atol=1e-9)
 
 
 @pytest.mark.slow

@@ -154,7 +154,8 @@ def run_search(cfg, counter=None):
                           cfg.target_latency, hard_latency=cfg.hard_latency)
 
     train, val, info = make_loaders(
-        dataset=cfg.dataset, data_dir=cfg.data_dir, use_rec=cfg.use_rec, rec_train=cfg.rec_train,
+        dataset=cfg.dataset, data_dir=cfg.data_dir, use_rec=cfg.use_rec or None,
+        rec_train=cfg.rec_train,
         rec_train_idx=cfg.rec_train_idx, rec_val=cfg.rec_val, rec_val_idx=cfg.rec_val_idx,
         batch_size=cfg.batch_size, num_workers=cfg.num_workers, input_size=cfg.input_size,
         crop_ratio=cfg.crop_ratio, augment=False, seed=cfg.seed)

@@ -48,6 +48,10 @@ def make_lr_scheduler(cfg, iters_per_epoch, base_lr):
     else:
         steps = [int(e) for e in str(cfg.lr_decay_epoch).split(",") if e.strip()]
     steps = [e - cfg.warmup_epochs for e in steps]
+    if (cfg.num_epochs - cfg.warmup_epochs) * iters_per_epoch < 2:
+        # GluonCV's schedulers divide by (iterations - 1): a one-step run keeps the base lr
+        return LRScheduler("constant", base_lr=base_lr, nepochs=max(cfg.num_epochs, 1),
+                           iters_per_epoch=iters_per_epoch)
     return LRSequential([
         LRScheduler("linear", base_lr=cfg.warmup_lr, target_lr=base_lr,
                     nepochs=cfg.warmup_epochs, iters_per_epoch=iters_per_epoch),
@@ -91,7 +95,7 @@ class _Metrics:
     def write(self, **record):
         if self.path:
             with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.write(json.dumps(record, default=float) + "\n")
 
 
 def _split(batch, ctx):
@@ -102,19 +106,45 @@ def _split(batch, ctx):
             gluon.utils.split_and_load(label, ctx, even_split=False))
 
 
-def evaluate(net, val_data, ctx, dtype="float32", max_batches=0):
-    """Top-1 / top-5 accuracy of ``net`` on ``val_data``."""
-    top1, top5 = mx.metric.Accuracy(), mx.metric.TopKAccuracy(5)
+def evaluate(net, val_data, ctx, dtype="float32", max_batches=0, hvd=None):
+    """Top-1 / top-5 accuracy of ``net`` on ``val_data`` (summed over Horovod workers, whose
+    validation shards are disjoint)."""
+    counts = np.zeros(3)            # correct top-1, correct top-5, images
     for i, batch in enumerate(val_data):
         if max_batches and i >= max_batches:
             break
         datas, labels = _split(batch, ctx)
-        outs = [net(x.astype(dtype, copy=False)) for x in datas]
-        top1.update(labels, outs)
-        if outs[0].shape[1] > 5:
-            top5.update(labels, outs)
-    acc5 = top5.get()[1] if top5.num_inst else float("nan")
-    return top1.get()[1], acc5
+        for x, y in zip(datas, labels):
+            out = net(x.astype(dtype, copy=False)).astype("float32").asnumpy()
+            y = y.asnumpy().astype(np.int64)
+            top = np.argsort(-out, axis=1)[:, :5]
+            counts += (int((top[:, 0] == y).sum()), int((top == y[:, None]).any(axis=1).sum()),
+                       len(y))
+    if hvd is not None:
+        counts = hvd.allreduce(nd.array(counts), average=False, name="val_counts").asnumpy()
+    if counts[2] == 0:
+        raise ValueError("the validation set is empty")
+    return float(counts[0] / counts[2]), float(counts[1] / counts[2])
+
+
+def _path_note(record):
+    """Sampled path and its FLOPs / params for the text log."""
+    if not record:
+        return ""
+    note = "\tpath=%s" % record["arch"]
+    if "flops" in record:
+        note += "\tflops=%.1fM params=%.3fM" % (record["flops"], record["params"])
+    return note
+
+
+def _fingerprint(net):
+    """L2 norm of every trainable parameter. Horovod workers agree on them up to float32
+    rounding: Gloo's allreduce sums in a rank-dependent order (about 1e-6 relative after two
+    epochs here). BN running statistics are per worker (each sees its own shard); rank 0's are
+    the ones saved."""
+    return {name: float(np.linalg.norm(p.data().asnumpy().astype(np.float64)))
+            for name, p in sorted(net._collect_params_with_prefix().items())
+            if p.grad_req != "null"}
 
 
 def _no_wd(net):
@@ -157,11 +187,16 @@ def train(cfg):
     hvd, ctx, rank, size = _setup_distribution(cfg)
     mx.random.seed(cfg.seed + rank)
     np.random.seed(cfg.seed + rank)
-    metrics = _Metrics(cfg.metrics_file if rank == 0 else None)
+    metrics_path = cfg.metrics_file
+    if metrics_path and rank > 0:
+        # other workers keep their own small record (sampled paths, final checksum) so that
+        # runs can be checked for consistency; text logs and checkpoints stay on rank 0
+        metrics_path = "%s.rank%d.jsonl" % (os.path.splitext(metrics_path)[0], rank)
+    metrics = _Metrics(metrics_path)
 
     total_batch = cfg.batch_size * len(ctx)
     train_data, val_data, info = make_loaders(
-        dataset=cfg.dataset, data_dir=cfg.data_dir, use_rec=cfg.use_rec,
+        dataset=cfg.dataset, data_dir=cfg.data_dir, use_rec=cfg.use_rec or None,
         rec_train=cfg.rec_train, rec_train_idx=cfg.rec_train_idx, rec_val=cfg.rec_val,
         rec_val_idx=cfg.rec_val_idx, batch_size=total_batch, num_workers=cfg.num_workers,
         input_size=cfg.input_size, crop_ratio=cfg.crop_ratio, augment=not cfg.no_augment,
@@ -259,14 +294,15 @@ def train(cfg):
 
     summary = {"epochs": [], "best_top1": best_top1}
     for epoch in range(start_epoch, cfg.num_epochs):
+        train_data.set_epoch(epoch)          # the same order as an uninterrupted run
         stats = _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teacher,
                              classes, sampler, counter, metrics, rank)
         # -- validation -----------------------------------------------------------------------
         if cfg.is_supernet:
             top1, top5, archs = _validate_supernet(cfg, epoch, net, sampler, train_data,
-                                                   val_data, ctx)
+                                                   val_data, ctx, hvd)
         else:
-            top1, top5 = evaluate(net, val_data, ctx, cfg.dtype)
+            top1, top5 = evaluate(net, val_data, ctx, cfg.dtype, hvd=hvd)
             archs = None
         if rank == 0:
             logger.info("[Epoch %d] validation: err-top1=%f err-top5=%f", epoch, 1 - top1,
@@ -287,6 +323,9 @@ def train(cfg):
             if cfg.save_dir and is_best:
                 save_checkpoint(cfg.save_dir, prefix, "best", net, trainer, meta_out)
     summary["best_top1"] = best_top1
+    if hasattr(net, "sync_bn_statistics"):
+        net.sync_bn_statistics()
+    metrics.write(kind="final", rank=rank, param_norms=_fingerprint(net))
     if rank == 0 and cfg.save_dir:
         final = os.path.join(cfg.save_dir, "%s-final.params" % prefix)
         os.makedirs(cfg.save_dir, exist_ok=True)
@@ -304,6 +343,7 @@ def _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teac
     top1 = mx.metric.Accuracy()
     loss_sum, seen, tic = 0.0, 0, time.time()
     use_mixup = cfg.mixup and epoch < cfg.num_epochs - cfg.mixup_off_epoch
+    record = None
     bar = tqdm(total=iters, desc="epoch %d" % epoch, unit="batch", leave=False,
                disable=not (cfg.progress and rank == 0))
     try:
@@ -313,10 +353,11 @@ def _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teac
             if prefetch is not None:
                 arch = prefetch.next()
                 net.set_architecture(arch)
+                record = {"kind": "sample", "epoch": epoch, "batch": i, "arch": arch.to_json()}
                 if counter is not None:
                     f, p = counter(np.array([arch.blocks]), np.array([arch.channels]))
-                    metrics.write(kind="sample", epoch=epoch, batch=i, flops=float(f[0]),
-                                  params=float(p[0]), arch=arch.to_json())
+                    record.update(flops=float(f[0]), params=float(p[0]))
+                metrics.write(**record)
             datas, labels = _split(batch, ctx)
             targets = labels
             if use_mixup:
@@ -349,10 +390,13 @@ def _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teac
             bar.set_postfix(loss="%.3f" % (loss_sum / seen), acc="%.3f" % top1.get()[1],
                             lr="%.4f" % lr, refresh=False)
             bar.update(1)
-            if cfg.log_interval and (i + 1) % cfg.log_interval == 0 and rank == 0:
-                logger.info("Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\taccuracy=%f\t"
-                            "loss=%f\tlr=%f", epoch, i + 1, seen / (time.time() - tic),
-                            top1.get()[1], loss_sum / seen, lr)
+            if cfg.log_interval and (i + 1) % cfg.log_interval == 0:
+                metrics.write(kind="step", epoch=epoch, batch=i, loss=loss_sum / seen, lr=lr,
+                              accuracy=top1.get()[1])
+                if rank == 0:
+                    logger.info("Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\taccuracy=%f\t"
+                                "loss=%f\tlr=%f%s", epoch, i + 1, seen / (time.time() - tic),
+                                top1.get()[1], loss_sum / seen, lr, _path_note(record))
     finally:
         bar.close()
         if prefetch is not None:
@@ -370,7 +414,7 @@ def _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teac
     return {"train_accuracy": acc, "loss": loss_sum / max(seen, 1), "speed": speed}
 
 
-def _validate_supernet(cfg, epoch, net, sampler, train_data, val_data, ctx):
+def _validate_supernet(cfg, epoch, net, sampler, train_data, val_data, ctx, hvd=None):
     """Mean top-1 / top-5 of ``cfg.val_subnets`` sampled subnets, each BN-recalibrated."""
     rng = np.random.default_rng([cfg.seed, epoch, 7919])
     low, high = sampler.channel_range(epoch)
@@ -380,11 +424,12 @@ def _validate_supernet(cfg, epoch, net, sampler, train_data, val_data, ctx):
         subnet = net.get_subnet(arch)
 
         def images():
+            train_data.set_epoch(0)          # the same calibration images every time
             for data, _ in train_data:
                 yield data
         recalibrate_bn(subnet, images(), ctx=ctx[0], max_images=cfg.update_bn_images)
-        subnet.hybridize(static_alloc=True, static_shape=True)
-        results.append(evaluate(subnet, val_data, ctx))
+        subnet.hybridize(static_alloc=True)
+        results.append(evaluate(subnet, val_data, ctx, hvd=hvd))
         archs.append(arch)
     top1 = float(np.mean([r[0] for r in results]))
     top5 = float(np.mean([r[1] for r in results]))
