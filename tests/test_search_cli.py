@@ -1,0 +1,94 @@
+"""search_supernet.py end to end on digits: resume, export, bad inputs."""
+import json
+import os
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from oneshot_nas import get_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def supernet_params(tmp_path_factory):
+    """An (untrained) supernet's weights with non-trivial BN statistics."""
+    path = tmp_path_factory.mktemp("supernet") / "supernet.params"
+    mx.random.seed(1)
+    net = get_model("ShuffleNas", classes=10)
+    net.initialize(mx.init.Xavier())
+    net.save_parameters(str(path))
+    return str(path)
+
+
+def _search(out, params, *extra, check=True):
+    cmd = [sys.executable, os.path.join(ROOT, "search_supernet.py"), "--dataset", "digits",
+           "--supernet-params", params, "--output-dir", str(out), "--update-bn-images", "128",
+           "--batch-size", "64", "--population-size", "6", "--retain-length", "2",
+           "--max-flops", "400", "--topk", "3", "--no-progress", "-j", "1"] + list(extra)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _topk(out):
+    with open(os.path.join(str(out), "search_results.json")) as f:
+        res = json.load(f)
+    return [(r["block_choices"], r["channel_choices"], r["top1"]) for r in res["topk"]], res
+
+
+@pytest.mark.slow
+def test_killed_genetic_search_resumes_to_the_same_topk_and_exports(tmp_path, supernet_params):
+    _search(tmp_path / "full", supernet_params, "--search-iters", "4",
+            "--export-best", str(tmp_path / "best"))
+    # "killed" after generation 2: its checkpoint is what a SIGKILL leaves behind
+    _search(tmp_path / "cut", supernet_params, "--search-iters", "2")
+    _search(tmp_path / "cut", supernet_params, "--search-iters", "4", "--resume")
+    full, res = _topk(tmp_path / "full")
+    resumed, _ = _topk(tmp_path / "cut")
+    assert full == resumed
+    assert all(r["flops"] <= 400 for r in res["candidates"])
+    assert all(abs(r["symbol_flops"] - r["flops"]) < 1e-6 for r in res["topk"])
+    for png in res["plots"]:
+        assert os.path.getsize(png) > 1000
+    # the exported best subnet reproduces the accuracy the search reported
+    from oneshot_nas.data import make_loaders
+    exp = res["exported"]
+    net = mx.gluon.SymbolBlock.imports(exp["symbol"], ["data"], exp["params"])
+    _, val, _ = make_loaders(dataset="digits", batch_size=64, input_size=32, augment=False,
+                             num_workers=1)
+    correct = total = 0
+    for data, label in val:
+        pred = net(data).asnumpy().argmax(axis=1)
+        correct += int((pred == label.asnumpy()).sum())
+        total += len(pred)
+    assert correct / total == pytest.approx(res["topk"][0]["top1"], abs=1e-6)
+
+
+def test_mismatched_params_name_the_first_parameter(tmp_path, supernet_params):
+    proc = _search(tmp_path, supernet_params, "--use-se", "--search-iters", "1", check=False)
+    assert proc.returncode == 2
+    err = [l for l in proc.stderr.splitlines() if "error:" in l]
+    assert len(err) == 1 and "does not fit this supernet configuration: parameter" in err[0]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--max-flops", "1"], "admit no architecture"),
+    (["--fixed-block-choices", "0,1,2"], "block choices: expected 20 values, got 3"),
+    (["--comparison-model", "ResNet"], "invalid choice: 'ResNet'"),
+])
+def test_bad_inputs_exit_2_with_one_line(tmp_path, supernet_params, args, needle):
+    proc = _search(tmp_path, supernet_params, "--search-iters", "1", *args, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    err = [l for l in proc.stderr.splitlines() if "error:" in l]
+    assert len(err) == 1 and needle in err[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_params_file(tmp_path):
+    proc = _search(tmp_path, str(tmp_path / "nope.params"), "--search-iters", "1", check=False)
+    assert proc.returncode == 2 and "nope.params does not exist" in proc.stderr
