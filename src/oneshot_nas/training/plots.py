@@ -1,0 +1,88 @@
+"""Training figures from the JSON-lines metrics file: learning curves and path coverage."""
+import json
+import logging
+
+import numpy as np
+
+__all__ = ["read_metrics", "plot_curves", "plot_coverage"]
+
+logger = logging.getLogger(__name__)
+
+
+def read_metrics(path):
+    """Records of a metrics file; ValueError naming the file if it is missing or corrupt."""
+    rows = []
+    try:
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    rows.append(json.loads(line))
+    except OSError as err:
+        raise ValueError("metrics file %s cannot be read: %s" % (path, err.strerror)) from None
+    except ValueError:
+        raise ValueError("metrics file %s: line %d is not JSON" % (path, n)) from None
+    return rows
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_curves(rows, path, title="training"):
+    """Training / validation accuracy and training loss per epoch -> PNG."""
+    plt = _pyplot()
+    train = {r["epoch"]: r for r in rows if r.get("kind") == "train"}
+    val = {r["epoch"]: r for r in rows if r.get("kind") == "val"}
+    if not train:
+        raise ValueError("no training records to plot")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ep = sorted(train)
+    ax1.plot(ep, [100 * train[e]["accuracy"] for e in ep], "o-", label="training (batches)")
+    if val:
+        ev = sorted(val)
+        ax1.plot(ev, [100 * val[e]["top1"] for e in ev], "s-", label="validation top-1")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("accuracy (%)")
+    ax1.set_ylim(0, 100)
+    ax1.grid(alpha=0.3)
+    ax1.legend()
+    ax2.plot(ep, [train[e]["loss"] for e in ep], "o-", color="tab:red")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("training loss")
+    ax2.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    logger.info("wrote %s", path)
+    return path
+
+
+def plot_coverage(rows, path, box=None, title="sampled paths"):
+    """(FLOPs, params) of every sampled training path, with the constraint box -> PNG."""
+    plt = _pyplot()
+    samples = [r for r in rows if r.get("kind") == "sample" and "flops" in r]
+    if not samples:
+        raise ValueError("no sampled paths with FLOPs in the metrics (train with constraints "
+                         "to record them)")
+    flops = np.array([r["flops"] for r in samples])
+    params = np.array([r["params"] for r in samples])
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.scatter(flops, params, s=6, alpha=0.4, label="%d sampled paths" % len(samples))
+    if box is not None:
+        ax.add_patch(plt.Rectangle((box.flops_min, box.params_min), box.flops_max - box.flops_min,
+                                   box.params_max - box.params_min, fill=False, color="r",
+                                   lw=1.5, label="constraint box"))
+    ax.set_xlabel("MFLOPs (224 px, 1000 classes)")
+    ax.set_ylabel("M params")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    logger.info("wrote %s", path)
+    return path
