@@ -60,6 +60,28 @@ class _PooledMoments:
         return count, mean, (m2 / count if count else None)
 
 
+_SECOND_OUTPUT = {}     # device type -> True when BatchNorm's second output is 1 / std
+
+
+def _variance_from_bn_output(second, eps, ctx):
+    """BatchNorm(output_mean_var=True) returns the batch variance on some backends and the
+    inverse standard deviation on others (MKLDNN and cuDNN); find out once per device."""
+    key = ctx.device_type
+    if key not in _SECOND_OUTPUT:
+        probe = nd.array([0.0, 0.0, 4.0, 4.0], ctx=ctx).reshape((4, 1, 1, 1))   # var 4
+        with autograd.train_mode():
+            _, _, out = nd.BatchNorm(probe, nd.ones((1,), ctx=ctx), nd.zeros((1,), ctx=ctx),
+                                     nd.zeros((1,), ctx=ctx), nd.ones((1,), ctx=ctx),
+                                     eps=eps, fix_gamma=False, output_mean_var=True)
+        value = float(out.asscalar())
+        _SECOND_OUTPUT[key] = abs(value - 0.5) < 1e-3
+        if not _SECOND_OUTPUT[key] and abs(value - 4.0) > 1e-3:
+            raise RuntimeError("unexpected BatchNorm statistics output %r on %s" % (value, ctx))
+    if _SECOND_OUTPUT[key]:
+        return 1.0 / nd.square(second) - eps
+    return second
+
+
 class NasBatchNorm(nn.BatchNorm):
     """BatchNorm over ``in_channels`` channels, sliceable to the first ``active`` of them.
 
@@ -122,19 +144,22 @@ class NasBatchNorm(nn.BatchNorm):
         if width != self.max_channels:
             gamma = nd.slice_axis(gamma, axis=0, begin=0, end=width)
             beta = nd.slice_axis(beta, axis=0, begin=0, end=width)
-        kwargs = dict(self._kwargs, use_global_stats=True)
+        kwargs = dict(self._kwargs, use_global_stats=False, output_mean_var=True)
+        eps = self._kwargs["eps"]
         size = x.shape[0]
         group = self._group_size or size
         outs = []
         for start in range(0, size, group):
             part = x[start:start + group]
-            part32 = part.astype("float32", copy=False)
-            mean = nd.mean(part32, axis=(0, 2, 3))
-            var = nd.mean(nd.square(nd.broadcast_sub(part32, mean.reshape((1, -1, 1, 1)))),
-                          axis=(0, 2, 3))
+            # the fused op normalises with the group's statistics and returns them; its own
+            # running-statistics update would only happen in a backward pass, which never runs
+            with autograd.train_mode():
+                out, mean, second = nd.BatchNorm(part, gamma, beta, nd.zeros_like(gamma),
+                                                 nd.ones_like(gamma), **kwargs)
+            var = _variance_from_bn_output(second, eps, x.context)
             n = part.shape[0] * part.shape[2] * part.shape[3]
             self._moments.add(mean, var, n, width)
-            outs.append(nd.BatchNorm(part, gamma, beta, mean, var, **kwargs))
+            outs.append(out)
         return outs[0] if len(outs) == 1 else nd.concat(*outs, dim=0)
 
     def _begin_recalibration(self, group_size=None):
