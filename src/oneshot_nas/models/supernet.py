@@ -133,7 +133,7 @@ class ShuffleNasOneShot(nn.Block):
                                       norm_kwargs=norm_kwargs, **self.config)
         source = self._collect_params_with_prefix()
         ctx = ctx or next(iter(source.values())).list_ctx()
-        subnet.initialize(ctx=ctx)
+        ctx = ctx if isinstance(ctx, (list, tuple)) else [ctx]
         for name, param in subnet._collect_params_with_prefix().items():
             src_name = re.sub(r"^blocks\.(\d+)\.",
                               lambda m: "blocks.%s.choices.%d." % (
@@ -141,7 +141,9 @@ class ShuffleNasOneShot(nn.Block):
             # via numpy: MKLDNN may hold the source weight in a blocked layout that cannot be
             # sliced in place
             src = source[src_name].data().asnumpy()
-            param.set_data(src[tuple(slice(0, n) for n in param.shape)])
+            # load directly: no random initialisation that would be overwritten anyway
+            param._load_init(nd.array(src[tuple(slice(0, n) for n in param.shape)],
+                                      dtype=src.dtype), ctx)
         return subnet
 
     def path_mid_channels(self):
