@@ -41,7 +41,7 @@ test: install
 	$(PY) -m pytest -q $(PYTEST_MARK) tests
 
 bench: install
-	$(PY) bench/bench_models.py --output docs/benchmarks.md
+	$(PY) bench/run_all.py --output docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -148,11 +148,11 @@ def main(argv=None):
     if args.output:
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
         with open(args.output, "w") as f:
-            f.write("# Benchmarks\n\nMachine: %s  \nCommand: `python bench/bench_models.py %s`  \n"
-                    "Median of %d timed training steps after %d warm-up steps; random "
-                    "architecture per supernet step.\n\n## Training steps\n\n%s\n"
-                    % (machine_description(), " ".join(argv or sys.argv[1:]), args.repeats,
-                       args.warmup, table))
+            f.write("## Training steps: supernet, masked reference, OneShot-S+\n\n"
+                    "%s; `python bench/bench_models.py`; median of %d timed training steps "
+                    "after %d warm-up steps; a random architecture per supernet step (the same "
+                    "sequence for the sliced supernet and the masked reference).\n\n%s\n"
+                    % (machine_description(), args.repeats, args.warmup, table))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ class TrainConfig:
     crop_ratio: float = 0.875
     reduced_dataset_scale: int = 1
     no_augment: bool = False
+    synthetic_size: int = None           # dataset=synthetic: training images
     # model
     model: str = "ShuffleNas"
     block_choices: str = None

@@ -201,7 +201,7 @@ def train(cfg):
         rec_val_idx=cfg.rec_val_idx, batch_size=total_batch, num_workers=cfg.num_workers,
         input_size=cfg.input_size, crop_ratio=cfg.crop_ratio, augment=not cfg.no_augment,
         reduced_dataset_scale=cfg.reduced_dataset_scale, num_parts=size, part_index=rank,
-        seed=cfg.seed)
+        seed=cfg.seed, synthetic_size=cfg.synthetic_size)
     classes = info.num_classes
     iters = len(train_data)
     if cfg.max_batches_per_epoch:
