@@ -92,6 +92,10 @@ class _Metrics:
         if path:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
 
+    def reset(self):
+        if self.path and os.path.exists(self.path):
+            os.remove(self.path)
+
     def write(self, **record):
         if self.path:
             with open(self.path, "a") as f:
@@ -229,7 +233,9 @@ def train(cfg):
         meta = load_meta(json_path) if os.path.isfile(json_path) else {
             "params_path": cfg.resume_params, "states_path": cfg.resume_states or None,
             "epoch": cfg.resume_epoch}
-    if meta is not None:
+    if meta is None:
+        metrics.reset()          # a fresh run starts a fresh metrics file; a resumed one appends
+    else:
         net.load_parameters(meta["params_path"], ctx=ctx, cast_dtype=True)
         start_epoch = int(meta.get("epoch", cfg.resume_epoch))
         best_top1 = float(meta.get("best_top1", 0.0))
