@@ -14,7 +14,7 @@ else
 PYTEST_MARK := -m "not slow"
 endif
 
-.PHONY: install test bench clean
+.PHONY: install test demo bench clean
 
 HVD_STAMP := $(VENV)/.horovod
 # horovod builds against the installed mxnet (about 3 minutes on 2 cores), without build
@@ -39,6 +39,10 @@ install: $(STAMP) $(HVD_STAMP)
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_MARK) tests
+
+# The whole pipeline on the bundled digits data (DEMO_FAST=1: the 5-minute smoke run; SEED=n).
+demo: install
+	$(PY) -m oneshot_nas.cli.demo
 
 bench: install
 	$(PY) bench/run_all.py --output docs/benchmarks.md
