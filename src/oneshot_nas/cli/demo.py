@@ -1,0 +1,207 @@
+"""The whole NAS pipeline on the bundled digits data, on the CPU (``make demo``).
+
+Each stage runs the user-facing command of the README in a subprocess, so the demo proves
+that those commands work as written:
+
+1. ``sh scripts/train_supernet.sh`` (DATASET=digits) trains the supernet;
+2. ``python search_supernet.py`` runs the genetic search under a FLOPs limit, and a random
+   search with the same number of evaluated candidates for comparison;
+3. ``sh scripts/train_fixArch+.sh`` trains the best subnet from scratch;
+4. ``python calculate_flops.py`` counts its exported symbol and prints its MicroNet profile;
+5. ``sh scripts/quantize_int8.sh`` quantizes it to int8 and evaluates fp32 against int8.
+
+It ends with one summary table and the paths of the plots. ``DEMO_FAST=1`` shortens every
+stage (the CI smoke run); ``SEED`` fixes every random choice.
+"""
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+__all__ = ["main"]
+
+
+class _Stage:
+    def __init__(self, workdir, log_dir, env):
+        self.workdir, self.log_dir, self.env = workdir, log_dir, env
+        self.times = {}
+
+    def run(self, name, cmd, extra_env=None):
+        env = dict(self.env, **(extra_env or {}))
+        shown = " ".join("%s=%s" % kv for kv in (extra_env or {}).items())
+        print("\n=== %s: %s %s" % (name, shown, " ".join(shlex.quote(c) for c in cmd)),
+              flush=True)
+        tic = time.time()
+        proc = subprocess.run(cmd, cwd=self.workdir, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+        self.times[name] = time.time() - tic
+        with open(os.path.join(self.log_dir, "demo_%s.log" % name), "w") as f:
+            f.write(proc.stdout)
+        tail = proc.stdout.strip().splitlines()[-8:]
+        print("\n".join("    " + l for l in tail), flush=True)
+        if proc.returncode != 0:
+            raise SystemExit("demo stage %s failed (exit %d); full output in %s"
+                             % (name, proc.returncode,
+                                os.path.join(self.log_dir, "demo_%s.log" % name)))
+        print("    [%s done in %.0f s]" % (name, self.times[name]), flush=True)
+        return proc.stdout
+
+
+def _last_json(text):
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{") and line.endswith("}"):
+            return json.loads(line)
+    raise SystemExit("expected a JSON line in the output")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--fast", action="store_true", default=os.environ.get("DEMO_FAST") == "1",
+                   help="short smoke run (also DEMO_FAST=1)")
+    p.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "0")))
+    p.add_argument("--work-dir", default=os.environ.get("DEMO_DIR", "demo_run"),
+                   help="checkpoints and search results")
+    p.add_argument("--log-dir", default=os.environ.get("LOG_DIR", "logs"))
+    p.add_argument("--plot-dir", default=os.environ.get("PLOT_DIR", "docs/demo"))
+    p.add_argument("--max-flops", type=float, default=300.0,
+                   help="FLOPs limit of the search (MFLOPs at 224 px, 1000 classes)")
+    args = p.parse_args(argv)
+
+    root = os.getcwd()
+    for d in (args.work_dir, args.log_dir, args.plot_dir):
+        os.makedirs(d, exist_ok=True)
+    env = dict(os.environ, PYTHON=sys.executable, DATASET="digits", LOG_DIR=args.log_dir)
+    stage = _Stage(root, args.log_dir, env)
+    py = sys.executable
+    fast = args.fast
+    seed = str(args.seed)
+    t0 = time.time()
+
+    # 1. supernet ------------------------------------------------------------------------------
+    super_dir = os.path.join(args.work_dir, "supernet")
+    super_epochs = "2" if fast else os.environ.get("SUPERNET_EPOCHS", "")
+    super_env = {"SAVE_DIR": super_dir, "SAVE_FREQUENCY": "100"}
+    if super_epochs:
+        super_env["NUM_EPOCHS"] = super_epochs
+    super_extra = ["--seed", seed]
+    if fast:
+        super_extra += ["--val-subnets", "1", "--update-bn-images", "128"]
+    stage.run("supernet", ["sh", "scripts/train_supernet.sh"] + super_extra, super_env)
+    supernet_params = os.path.join(super_dir, "ShuffleNas-supernet-final.params")
+
+    # 2. search --------------------------------------------------------------------------------
+    pop, gens = ("6", "2") if fast else ("16", "5")
+    search_common = ["--dataset", "digits", "--supernet-params", supernet_params, "--use-se",
+                     "--last-conv-after-pooling", "--max-flops", str(args.max_flops),
+                     "--update-bn-images", "256" if fast else "1024", "--batch-size", "128",
+                     "--seed", seed, "--topk", "3", "-j", "1", "--no-progress"]
+    gen_dir = os.path.join(args.work_dir, "search_genetic")
+    stage.run("search_genetic", [py, "search_supernet.py", "--search-mode", "genetic",
+                                 "--population-size", pop, "--retain-length",
+                                 "2" if fast else "4", "--search-iters", gens,
+                                 "--output-dir", gen_dir, "--export-best",
+                                 os.path.join(args.work_dir, "best_inherited")] + search_common)
+    with open(os.path.join(gen_dir, "search_results.json")) as f:
+        genetic = json.load(f)
+    rand_dir = os.path.join(args.work_dir, "search_random")
+    stage.run("search_random", [py, "search_supernet.py", "--search-mode", "random",
+                                "--search-iters", str(genetic["evaluated"]),
+                                "--output-dir", rand_dir] + search_common)
+    with open(os.path.join(rand_dir, "search_results.json")) as f:
+        random_res = json.load(f)
+    best = genetic["topk"][0]
+
+    # 3. train the winner from scratch ---------------------------------------------------------
+    sub_dir = os.path.join(args.work_dir, "subnet")
+    sub_env = {"SAVE_DIR": sub_dir, "BLOCK_CHOICES": best["block_choices"],
+               "CHANNEL_CHOICES": best["channel_choices"], "SAVE_FREQUENCY": "100"}
+    if fast:
+        sub_env["NUM_EPOCHS"] = "2"
+    stage.run("subnet", ["sh", "scripts/train_fixArch+.sh", "--seed", seed], sub_env)
+    symbol = os.path.join(sub_dir, "ShuffleNas_fixArch-symbol.json")
+    params = os.path.join(sub_dir, "ShuffleNas_fixArch-0000.params")
+    with open(os.path.join(args.log_dir, "shufflenas_oneshot+.jsonl")) as f:
+        sub_rows = [json.loads(l) for l in f]
+    sub_top1 = max(r["top1"] for r in sub_rows if r["kind"] == "val")
+
+    # 4. FLOPs / params on the exported symbol, MicroNet profile -------------------------------
+    out = stage.run("flops", [py, "calculate_flops.py", "-s", symbol, "-ds", "data,1,3,32,32",
+                              "--json"])
+    flops32 = _last_json(out)
+    out = stage.run("flops_224", [py, "calculate_flops.py", "--block-choices",
+                                  best["block_choices"], "--channel-choices",
+                                  best["channel_choices"], "--use-se",
+                                  "--last-conv-after-pooling", "-norelubn", "--json"])
+    flops224 = _last_json(out)
+    micronet_md = os.path.join(args.plot_dir, "micronet_profile.md")
+    out = stage.run("micronet", [py, "calculate_flops.py", "--block-choices",
+                                 best["block_choices"], "--channel-choices",
+                                 best["channel_choices"], "--use-se",
+                                 "--last-conv-after-pooling", "--micronet",
+                                 "--micronet-markdown", micronet_md, "--json"])
+    micronet = _last_json(out)
+
+    # 5. int8 ----------------------------------------------------------------------------------
+    quant_dir = os.path.join(args.work_dir, "int8")
+    out = stage.run("int8", ["sh", "scripts/quantize_int8.sh", "--symbol", symbol,
+                             "--params", params, "--output-dir", quant_dir,
+                             "--calib-mode", "naive", "--eval", "--json"],
+                    {"DATASET": "digits"})
+    quant = _last_json(out)
+
+    # plots ------------------------------------------------------------------------------------
+    plots = []
+    for metrics, name in ((os.path.join(args.log_dir, "shufflenas_supernet.jsonl"), "supernet"),
+                          (os.path.join(args.log_dir, "shufflenas_oneshot+.jsonl"), "subnet")):
+        out = stage.run("plot_" + name, [py, "-m", "oneshot_nas.cli.plot_training", metrics,
+                                         "--output-dir", args.plot_dir, "--title",
+                                         "digits %s" % name])
+        plots += [l.strip() for l in out.splitlines() if l.strip().endswith(".png")]
+    plots += genetic["plots"] + random_res["plots"]
+
+    # summary ------------------------------------------------------------------------------------
+    g_best = genetic["topk"][0]["top1"]
+    r_best = random_res["topk"][0]["top1"]
+    ms = {k: v["score"] for k, v in micronet["micronet"]["scores"].items()}
+    rows = [
+        ("subnet block choices", best["block_choices"]),
+        ("subnet channel choices", best["channel_choices"]),
+        ("search: genetic best / random best (recalibrated supernet top-1, %d candidates each)"
+         % genetic["evaluated"], "%.2f %% / %.2f %%" % (100 * g_best, 100 * r_best)),
+        ("FLOPs / params at 224 px, 1000 classes (-norelubn)",
+         "%.2f M / %.3f M" % (flops224["flops_m"], flops224["params_m"])),
+        ("FLOPs / params of the exported digits symbol (32 px, 10 classes)",
+         "%.2f M / %d" % (flops32["flops_m"], flops32["params"])),
+        ("fp32 top-1 (trained from scratch)", "%.2f %%" % (100 * sub_top1)),
+        ("int8 top-1 (naive calibration)", "%.2f %%" % (100 * quant["int8"]["top1"])),
+        ("fp32 / int8 throughput, batch 32", "%.0f / %.0f img/s" % (
+            quant["fp32"]["throughput"], quant["int8"]["throughput"])),
+        ("MicroNet score float32 / float16 / int8", " / ".join(
+            "%.3f" % ms.get(k, float("nan")) for k in ("float32", "float16", "int8"))),
+        ("total time", "%.1f min" % ((time.time() - t0) / 60)),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = ["", "=" * 80, "SUMMARY (digits, %s run, seed %s)" % ("fast" if fast else "full",
+                                                                seed), "=" * 80]
+    lines += ["%-*s  %s" % (width, k, v) for k, v in rows]
+    lines += ["", "plots:"] + ["  " + os.path.relpath(p_, root) for p_ in plots]
+    lines += ["logs: %s/demo_*.log, %s/*.log" % (args.log_dir, args.log_dir)]
+    text = "\n".join(lines)
+    print(text)
+    with open(os.path.join(args.log_dir, "demo_summary.txt"), "w") as f:
+        f.write(text + "\n")
+    summary = {"fast": fast, "seed": args.seed, "best": best, "genetic_best_top1": g_best,
+               "random_best_top1": r_best, "fp32_top1": sub_top1,
+               "int8": quant, "flops_224": flops224, "flops_32": flops32, "micronet": micronet,
+               "stage_seconds": stage.times, "plots": plots}
+    with open(os.path.join(args.log_dir, "demo_summary.json"), "w") as f:
+        json.dump(summary, f, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
