@@ -288,8 +288,8 @@ def train(cfg):
         if cfg.train_upper_constraints:
             box = ConstraintBox.from_strings(cfg.train_upper_constraints,
                                              cfg.train_bottom_constraints)
-        if box is not None or cfg.train_constraint_method:
-            counter = constraint_counter(cfg)
+        # FLOPs / params of every sampled path go to the log (and drive the constraints)
+        counter = constraint_counter(cfg)
         sampler = make_sampler(
             cfg.train_constraint_method or ("random" if box else None), counter, box,
             seed=cfg.seed, epoch_start_cs=cfg.epoch_start_cs, cs_warm_up=cfg.cs_warm_up,
