@@ -83,13 +83,12 @@ def main(argv=None):
 
     # 1. supernet ------------------------------------------------------------------------------
     super_dir = os.path.join(args.work_dir, "supernet")
-    super_epochs = "2" if fast else os.environ.get("SUPERNET_EPOCHS", "")
-    super_env = {"SAVE_DIR": super_dir, "SAVE_FREQUENCY": "100"}
-    if super_epochs:
-        super_env["NUM_EPOCHS"] = super_epochs
-    super_extra = ["--seed", seed]
+    super_epochs = "2" if fast else os.environ.get("SUPERNET_EPOCHS", "6")
+    super_env = {"SAVE_DIR": super_dir, "SAVE_FREQUENCY": "100", "NUM_EPOCHS": super_epochs,
+                 "EPOCH_START_CS": "1" if fast else "3"}
+    super_extra = ["--seed", seed, "--val-subnets", "1" if fast else "2"]
     if fast:
-        super_extra += ["--val-subnets", "1", "--update-bn-images", "128"]
+        super_extra += ["--update-bn-images", "128", "--max-batches-per-epoch", "30"]
     stage.run("supernet", ["sh", "scripts/train_supernet.sh"] + super_extra, super_env)
     supernet_params = os.path.join(super_dir, "ShuffleNas-supernet-final.params")
 
