@@ -1,0 +1,156 @@
+"""Deployment speed of a fixed subnet on this CPU: plain hybridized float32, MKLDNN-fused
+float32 (as ``fuse_graph`` makes it, and MXNet's stock partitioning that also fuses ReLU),
+BN-folded float32 and int8, measured in one run with interleaved rounds.
+
+    python bench/bench_deploy.py                       # OneShot-S+, 224 px, batch 32
+    python bench/bench_deploy.py --output docs/bench_deploy.md
+
+Every round times each variant once (``--min-seconds`` of forward passes each, after warm-up),
+in turn, so that a load change on the machine hits all variants alike; the table reports the
+median over ``--rounds`` rounds and the ratio to the plain hybridized float32 subnet
+(``net.hybridize(static_alloc=True, static_shape=True)``, the baseline of the acceptance test).
+Weights are random (speed does not depend on them); the int8 graph is calibrated (naive) on
+random images.
+"""
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+import mxnet as mx
+
+
+def _load_average():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def build_variants(model, input_size, batch_size, calib_mode, shuffle_method, seed):
+    from oneshot_nas.deploy import (build_subnet, calibration_iter, fold_batchnorm,
+                                    fuse_graph, graph_block, net_to_graph, quantize_graph)
+    mx.random.seed(seed)
+    net = build_subnet(model, input_size=input_size, shuffle_method=shuffle_method)
+    net.hybridize(static_alloc=True, static_shape=True)
+    graph = net_to_graph(net)
+    folded = fold_batchnorm(*graph)
+    rng = np.random.RandomState(seed)
+    calib = [rng.uniform(-1, 1, (batch_size, 3, input_size, input_size)).astype("float32")]
+    calib_iter, _ = calibration_iter(calib, 1)
+    qgraph = quantize_graph(*graph, calib_mode=calib_mode, calib_data=calib_iter)
+    return {
+        "fp32 hybridized (plain)": net,
+        "fp32 MKLDNN-fused (fuse_graph)": graph_block(fuse_graph(graph[0]), *graph[1:]),
+        "fp32 MKLDNN-fused, ReLU fused too (stock)":
+            graph_block(fuse_graph(graph[0], fuse_relu=True), *graph[1:]),
+        "fp32 BN-folded": graph_block(*folded),
+        "fp32 BN-folded + fused": graph_block(fuse_graph(folded[0]), *folded[1:]),
+        "int8 (%s)" % calib_mode: graph_block(*qgraph),
+    }
+
+
+def _time(block, data, min_seconds):
+    calls, start = 0, time.perf_counter()
+    while True:
+        block(data).wait_to_read()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return elapsed / calls
+
+
+def run(variants, input_size, batch_size, rounds, min_seconds, progress=True):
+    """Interleaved timing: {name: (img/s list, ms/image-at-batch-1 list)}."""
+    rng = np.random.RandomState(1)
+    batch = mx.nd.array(rng.uniform(-1, 1, (batch_size, 3, input_size, input_size)))
+    single = batch[:1].copy()
+    for block in variants.values():          # warm-up: graph build, MKLDNN primitives
+        for data in (batch, single, batch):
+            block(data).wait_to_read()
+    speed = {name: ([], []) for name in variants}
+    loads = []
+    iterator = range(rounds)
+    if progress:
+        from tqdm import tqdm
+        iterator = tqdm(iterator, desc="rounds", unit="round", leave=False)
+    for _ in iterator:
+        loads.append(_load_average())
+        for name, block in variants.items():
+            speed[name][0].append(batch_size / _time(block, batch, min_seconds))
+            speed[name][1].append(1000.0 * _time(block, single, min_seconds / 2))
+    return speed, loads
+
+
+def markdown(speed, loads, args):
+    names = list(speed)
+    base = statistics.median(speed[names[0]][0])
+    lines = [
+        "## Deployment speed (bench/bench_deploy.py)",
+        "",
+        "%s at %d px, batch %d, random weights; mxnet %s (MKLDNN), %s, %d cores; %d interleaved "
+        "rounds of >= %.1f s per variant, medians; 1-minute load average during the run "
+        "%.2f-%.2f." % (args.model, args.input_size, args.batch_size, mx.__version__,
+                        _cpu_name(), os.cpu_count() or 0, args.rounds, args.min_seconds,
+                        min(loads), max(loads)),
+        "",
+        "| variant | img/s (batch %d) | vs plain fp32 | min-max img/s | latency ms (batch 1) |"
+        % args.batch_size,
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in names:
+        tput, lat = speed[name]
+        med = statistics.median(tput)
+        lines.append("| %s | %.1f | %.2fx | %.1f-%.1f | %.2f |"
+                     % (name, med, med / base, min(tput), max(tput), statistics.median(lat)))
+    lines.append("")
+    lines.append("Command: `python bench/bench_deploy.py %s`" % " ".join(args.argv))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", default="OneShot-S+")
+    p.add_argument("--input-size", type=int, default=224)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--min-seconds", type=float, default=2.0)
+    p.add_argument("--calib-mode", default="naive", choices=["none", "naive", "entropy"])
+    p.add_argument("--shuffle-method", default="reshape", choices=["reshape", "conv"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", default=None, help="write the markdown section to this file")
+    args = p.parse_args(argv)
+    args.argv = argv
+    import logging
+    logging.basicConfig(level=logging.WARNING)
+    variants = build_variants(args.model, args.input_size, args.batch_size, args.calib_mode,
+                              args.shuffle_method, args.seed)
+    speed, loads = run(variants, args.input_size, args.batch_size, args.rounds,
+                       args.min_seconds)
+    text = markdown(speed, loads, args)
+    print(text)
+    if args.output:
+        with open(args.output, "w") as handle:
+            handle.write(text)
+        print("wrote %s" % args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""``python -m oneshot_nas.cli.predict``: top-5 classes of image files with an exported
+(float32 or int8) subnet, preprocessed like the validation split.
+
+    python -m oneshot_nas.cli.predict --model-prefix out/OneShot-S+-quantized-naive img.png dir/
+
+The preprocessing and class names come from ``<prefix>-deploy.json`` (written by the
+quantization CLI); without it, or to override it, use ``--input-size``, ``--crop-ratio``,
+``--style``, ``--mean``, ``--std`` and ``--synset``.
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+
+from ..deploy import (DeployError, DeployMeta, collect_images, graph_block, load_graph,
+                      predict_topk, preprocess, read_meta)
+from .quantize import OneLineParser
+
+__all__ = ["build_parser", "main"]
+
+PROG = "predict"
+logger = logging.getLogger(__name__)
+
+
+def _floats(text):
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected three comma-separated numbers, got %r"
+                                         % text) from None
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError("expected three comma-separated numbers, got %r"
+                                         % text)
+    return values
+
+
+def build_parser(prog=PROG):
+    p = OneLineParser(prog=prog, description="Top-k classes of images with an exported "
+                      "float32 or int8 subnet.",
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
+    m = p.add_argument_group("model")
+    m.add_argument("--model-prefix", default=None,
+                   help="PREFIX of PREFIX-symbol.json / PREFIX-0000.params")
+    m.add_argument("--symbol", default=None, help="-symbol.json (instead of --model-prefix)")
+    m.add_argument("--params", default=None, help="-0000.params (with --symbol)")
+    pre = p.add_argument_group("preprocessing (default: <prefix>-deploy.json, else ImageNet)")
+    pre.add_argument("--input-size", type=int, default=None)
+    pre.add_argument("--crop-ratio", type=float, default=None)
+    pre.add_argument("--style", default=None, choices=["imagenet", "digits"],
+                     help="validation pipeline: resize + centre crop, or digits (resize)")
+    pre.add_argument("--mean", type=_floats, default=None, help="R,G,B on the 0..255 scale")
+    pre.add_argument("--std", type=_floats, default=None, help="R,G,B on the 0..255 scale")
+    pre.add_argument("--synset", default=None, help="text file with one class name per line")
+    o = p.add_argument_group("output")
+    o.add_argument("--topk", type=int, default=5)
+    o.add_argument("--batch-size", type=int, default=32)
+    o.add_argument("--json", action="store_true", help="one JSON object per image")
+    return p
+
+
+def _resolve_files(args):
+    if args.model_prefix:
+        if args.symbol or args.params:
+            raise DeployError("pass --model-prefix or --symbol/--params, not both")
+        prefix = args.model_prefix
+        if prefix.endswith("-symbol.json"):
+            prefix = prefix[:-len("-symbol.json")]
+        return prefix + "-symbol.json", prefix + "-0000.params", prefix
+    if not args.symbol:
+        raise DeployError("no model: pass --model-prefix PREFIX or --symbol FILE")
+    params = args.params
+    if params is None:
+        if not args.symbol.endswith("-symbol.json"):
+            raise DeployError("pass --params with --symbol %s" % args.symbol)
+        params = args.symbol[:-len("-symbol.json")] + "-0000.params"
+    return args.symbol, params, args.symbol
+
+
+def _class_names(args, meta, num_classes):
+    if args.synset:
+        if not os.path.isfile(args.synset):
+            raise DeployError("synset file %s does not exist" % args.synset)
+        with open(args.synset) as handle:
+            names = [line.strip() for line in handle if line.strip()]
+    else:
+        names = list(meta.get("classes") or [])
+    if names and len(names) != num_classes:
+        raise DeployError("%d class names for a model with %d classes"
+                          % (len(names), num_classes))
+    return names
+
+
+def run(args):
+    """Predict and print; returns the list of ``(path, [(class, name, probability), ...])``."""
+    if args.topk < 1:
+        raise DeployError("--topk must be >= 1, got %d" % args.topk)
+    symbol_file, params_file, meta_prefix = _resolve_files(args)
+    meta = read_meta(meta_prefix) or DeployMeta()
+    overrides = dict(input_size=args.input_size, crop_ratio=args.crop_ratio, style=args.style,
+                     mean=args.mean, std=args.std)
+    meta.update({k: v for k, v in overrides.items() if v is not None})
+    symbol, arg_params, aux_params = load_graph(symbol_file, params_file)
+    size = int(meta["input_size"])
+    num_classes = symbol.infer_shape(data=(1, 3, size, size))[1][0][1]
+    names = _class_names(args, meta, num_classes)
+    block = graph_block(symbol, arg_params, aux_params)
+    paths = collect_images(args.images)
+    data = preprocess(paths, meta)
+    top = predict_topk(block, data, args.topk, args.batch_size)
+    rows = []
+    for path, pairs in zip(paths, top):
+        labelled = [(c, names[c] if names else str(c), p) for c, p in pairs]
+        rows.append((path, labelled))
+        if args.json:
+            print(json.dumps({"image": path, "top": [{"class": c, "name": n, "prob": round(p, 6)}
+                                                      for c, n, p in labelled]}))
+        else:
+            print("%s: %s" % (path, ", ".join("%s (%.3f)" % (n, p) for _, n, p in labelled)))
+    return rows
+
+
+def main(argv=None):
+    """Run the command line; returns the exit code (0, or 2 for bad input)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        run(args)
+    except (DeployError, ValueError) as err:
+        print("%s: error: %s" % (PROG, str(err).strip().splitlines()[0]), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
