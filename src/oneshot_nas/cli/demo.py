@@ -147,13 +147,11 @@ def main(argv=None):
     # 5. int8 ----------------------------------------------------------------------------------
     quant_dir = os.path.join(args.work_dir, "int8")
     eval_json = os.path.join(quant_dir, "eval.json")
-    quant_cmd = (["sh", "scripts/quantize_int8.sh"] if os.path.exists("scripts/quantize_int8.sh")
-                 else [py, "-m", "oneshot_nas.cli.quantize"])
-    stage.run("int8", quant_cmd + ["--symbol", symbol, "--params", params, "--dataset", "digits",
-                                   "--calib-mode", "naive", "--eval", "--speed",
-                                   "--repeats", "3" if fast else "10", "--eval-json", eval_json,
-                                   "--output-dir", quant_dir, "--no-progress"],
-              {"DATASET": "digits"})
+    stage.run("int8", ["sh", "scripts/quantize_int8.sh", "--speed",
+                       "--repeats", "3" if fast else "10", "--eval-json", eval_json,
+                       "--no-progress"],
+              {"DATASET": "digits", "SYMBOL": symbol, "PARAMS": params, "OUTPUT_DIR": quant_dir,
+               "CALIB_MODE": "naive"})
     with open(eval_json) as f:
         quant_res = json.load(f)
     quant = {v["name"]: v for v in quant_res["variants"]}
