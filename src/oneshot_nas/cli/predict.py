@@ -15,7 +15,7 @@ import sys
 
 from ..deploy import (DeployError, DeployMeta, collect_images, graph_block, load_graph,
                       predict_topk, preprocess, read_meta)
-from .quantize import OneLineParser
+from .quantize import OneLineParser, cli_logging, parse_args
 
 __all__ = ["build_parser", "main"]
 
@@ -123,13 +123,15 @@ def run(args):
 
 def main(argv=None):
     """Run the command line; returns the exit code (0, or 2 for bad input)."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        run(args)
-    except (DeployError, ValueError) as err:
-        print("%s: error: %s" % (PROG, str(err).strip().splitlines()[0]), file=sys.stderr)
-        return 2
+    args, code = parse_args(build_parser(), argv)
+    if args is None:
+        return code
+    with cli_logging(level=logging.WARNING):
+        try:
+            run(args)
+        except (DeployError, ValueError) as err:
+            print("%s: error: %s" % (PROG, str(err).strip().splitlines()[0]), file=sys.stderr)
+            return 2
     return 0
 
 

@@ -13,20 +13,21 @@ params), all with a ``<prefix>-deploy.json`` of the preprocessing for ``predict`
     <prefix>-quantized-<calib mode>-eval.json                with --eval / --speed
 """
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 
 from ..data import DataError
-from ..deploy import (CALIB_MODES, FLOAT_OPS, QUANTIZED_DTYPES, DeployError, DeployMeta,
-                      build_subnet, calibration_iter, evaluate_variants, fold_batchnorm,
-                      fuse_graph, load_graph, net_to_graph, quantize_graph, quantized_prefix,
-                      results_json, results_table, save_graph, write_meta)
+from ..deploy import (CALIB_MODES, FLOAT_OPS, QUANTIZED_DTYPES, SUPERNET_MODELS, DeployError,
+                      DeployMeta, build_subnet, calibration_iter, evaluate_variants,
+                      fold_batchnorm, fuse_graph, load_graph, net_to_graph, quantize_graph,
+                      quantized_prefix, results_json, results_table, save_graph, write_meta)
 from ..models import list_models
 from ..search_space import CHANNEL_LAYOUTS
 
-__all__ = ["OneLineParser", "build_parser", "main"]
+__all__ = ["OneLineParser", "build_parser", "cli_logging", "parse_args", "main"]
 
 PROG = "quantize"
 logger = logging.getLogger(__name__)
@@ -119,6 +120,11 @@ def _check_args(args):
                           % (args.quantized_dtype, ", ".join(QUANTIZED_DTYPES)))
     if args.num_calib_batches < 1:
         raise DeployError("--num-calib-batches must be >= 1, got %d" % args.num_calib_batches)
+    if args.model in SUPERNET_MODELS:
+        raise DeployError("%s is the weight-sharing supernet, which has no static graph to "
+                          "export or quantize; pass a fixed subnet (a preset such as "
+                          "OneShot-S+, or ShuffleNas_fixArch with block and channel choices)"
+                          % args.model)
     if args.symbol is None and args.model is None and not args.block_choices:
         raise DeployError("give the subnet: --model NAME (or --block-choices/--channel-choices) "
                           "with --params FILE, or --symbol FILE with --params FILE")
@@ -198,8 +204,7 @@ def _micronet_scores(symbol, input_size):
 
 
 def run(args):
-    """Everything after argument parsing; returns the evaluation results (or None)."""
-    _check_args(args)
+    """Everything after argument checking; returns the evaluation results (or None)."""
     symbol, arg_params, aux_params, prefix, provenance = _load(args)
     prefix = args.prefix or prefix
     out_dir = args.output_dir or (os.path.dirname(os.path.abspath(args.params))
@@ -262,22 +267,62 @@ def run(args):
     return results
 
 
+def parse_args(parser, argv):
+    """``parser.parse_args`` returning ``(args, None)`` or ``(None, exit code)`` instead of
+    exiting (``--help``: 0, usage errors: 2, already reported in one line)."""
+    try:
+        return parser.parse_args(argv), None
+    except SystemExit as exc:
+        return None, exc.code if isinstance(exc.code, int) else 2
+
+
+@contextlib.contextmanager
+def cli_logging(logging_file=None, level=logging.INFO):
+    """Console (stderr) and optional file handlers on the root logger for the duration of a
+    ``main()`` call; removed afterwards, so that ``main`` can be called from other code."""
+    root = logging.getLogger()
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if logging_file:
+        os.makedirs(os.path.dirname(os.path.abspath(logging_file)), exist_ok=True)
+        handlers.append(logging.FileHandler(logging_file))
+    old_level = root.level
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(old_level)
+
+
+def _report(err):
+    print("%s: error: %s" % (PROG, str(err).strip().splitlines()[0]), file=sys.stderr)
+    return 2
+
+
 def main(argv=None):
     """Run the command line; returns the exit code (0, or 2 for bad input)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from .train_imagenet import setup_logging
-    setup_logging(args.logging_file)
-    logger.info("settings: %s", json.dumps(vars(args), sort_keys=True))
+    args, code = parse_args(build_parser(), argv)
+    if args is None:
+        return code
     try:
-        run(args)
-    except (DeployError, DataError) as err:
-        print("%s: error: %s" % (PROG, str(err).splitlines()[0]), file=sys.stderr)
-        return 2
-    except ValueError as err:
-        # invalid architecture strings and other bad values found by the library
-        print("%s: error: %s" % (PROG, str(err).strip().splitlines()[0]), file=sys.stderr)
-        return 2
+        # Bad flags and files are reported before any logging starts: one line on stderr.
+        _check_args(args)
+    except DeployError as err:
+        return _report(err)
+    with cli_logging(args.logging_file):
+        logger.info("settings: %s", json.dumps(vars(args), sort_keys=True))
+        try:
+            run(args)
+        except (DeployError, DataError) as err:
+            return _report(err)
+        except ValueError as err:
+            # invalid architecture strings and other bad values found by the library
+            return _report(err)
     return 0
 
 
