@@ -165,7 +165,12 @@ def main(argv=None):
                                          "digits %s" % name])
         plots += [l.strip() for l in out.splitlines()
                   if l.strip().endswith(".png") and " INFO " not in l]
-    plots += genetic["plots"] + random_res["plots"]
+    import shutil
+    for res, name in ((genetic, "search_genetic"), (random_res, "search_random")):
+        for src in res["plots"]:
+            dst = os.path.join(args.plot_dir, "%s_%s" % (name, os.path.basename(src)))
+            shutil.copyfile(src, dst)
+            plots.append(dst)
 
     # summary ------------------------------------------------------------------------------------
     g_best = genetic["topk"][0]["top1"]
@@ -180,7 +185,7 @@ def main(argv=None):
          "%.2f M / %.3f M" % (flops224["flops_m"], flops224["params_m"])),
         ("FLOPs / params of the exported digits symbol (32 px, 10 classes)",
          "%.2f M / %d" % (flops32["flops_m"], flops32["params"])),
-        ("fp32 top-1 (trained from scratch)", "%.2f %%" % (100 * sub_top1)),
+        ("fp32 top-1 (trained from scratch, best validation epoch)", "%.2f %%" % (100 * sub_top1)),
         ("fp32 / int8 top-1 of the exported graph (naive calibration)", "%.2f %% / %.2f %%" % (
             100 * quant["fp32"]["top1"], 100 * quant["int8"]["top1"])),
         ("fp32 / fused fp32 / int8 throughput, batch 32", "%.0f / %.0f / %.0f img/s" % tuple(
