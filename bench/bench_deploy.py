@@ -14,7 +14,6 @@ random images.
 """
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -22,23 +21,14 @@ import time
 import numpy as np
 import mxnet as mx
 
+from oneshot_nas.machine import cpu_name
+
 
 def _load_average():
     try:
         return os.getloadavg()[0]
     except OSError:
         return float("nan")
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def build_variants(model, input_size, batch_size, calib_mode, shuffle_method, seed):
@@ -105,7 +95,7 @@ def markdown(speed, loads, args):
         "%s at %d px, batch %d, random weights; mxnet %s (MKLDNN), %s, %d cores; %d interleaved "
         "rounds of >= %.1f s per variant, medians; 1-minute load average during the run "
         "%.2f-%.2f." % (args.model, args.input_size, args.batch_size, mx.__version__,
-                        _cpu_name(), os.cpu_count() or 0, args.rounds, args.min_seconds,
+                        cpu_name(), os.cpu_count() or 0, args.rounds, args.min_seconds,
                         min(loads), max(loads)),
         "",
         "| variant | img/s (batch %d) | vs plain fp32 | min-max img/s | latency ms (batch 1) |"

@@ -8,7 +8,6 @@ beside ours for orientation only: they were measured in another run.
 """
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -18,6 +17,7 @@ import numpy as np
 from mxnet import autograd, gluon, nd
 
 from oneshot_nas import Architecture, get_model
+from oneshot_nas.machine import describe_machine
 
 EARLIER_PORT = {("supernet", 224): 1.74, ("supernet", 64): 23.5,
                 ("OneShot-S+", 224): 5.98, ("OneShot-S+", 64): 55.8}
@@ -102,17 +102,7 @@ def bench_subnet(size, batch, warmup, repeats):
 
 
 def machine_description():
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [l.split(":", 1)[1].strip() for l in f if l.startswith("model name")]
-        if names:
-            cpu = names[0]
-    except OSError:
-        pass
-    return "%s, %d cores, Python %s, mxnet %s (MKLDNN %s)" % (
-        cpu, os.cpu_count(), platform.python_version(), mx.__version__,
-        mx.runtime.Features().is_enabled("MKLDNN"))
+    return describe_machine()
 
 
 def main(argv=None):

@@ -6,7 +6,6 @@ figures (SPEC section 8) are shown beside ours for orientation only: another run
 """
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -16,6 +15,7 @@ import mxnet as mx
 import numpy as np
 
 from oneshot_nas import Architecture, get_model
+from oneshot_nas.machine import describe_machine
 from oneshot_nas.models.zoo import PRESETS
 from oneshot_nas.profiling import (LookupTable, build_symbol, count_symbol, load_symbol,
                                    micronet_profile)
@@ -33,19 +33,6 @@ def _median_time(fn, repeats, warmup=1):
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
-
-
-def machine_description():
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [l.split(":", 1)[1].strip() for l in f if l.startswith("model name")]
-        if names:
-            cpu = names[0]
-    except OSError:
-        pass
-    return "%s, %d cores, Python %s, mxnet %s" % (cpu, os.cpu_count(), platform.python_version(),
-                                                   mx.__version__)
 
 
 def main(argv=None):
@@ -138,7 +125,7 @@ def main(argv=None):
         with open(args.output, "w") as f:
             f.write("## FLOPs / params counting\n\nMachine: %s  \nCommand: "
                     "`python bench/bench_profiling.py %s`  \nMedian of %d repeats in one run.\n\n"
-                    "%s\n" % (machine_description(), " ".join(argv if argv is not None
+                    "%s\n" % (describe_machine(), " ".join(argv if argv is not None
                                                               else sys.argv[1:]),
                               args.repeats, report))
 

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import mxnet as mx
-import numpy as np
 import pytest
 
 from oneshot_nas import get_model

@@ -6,7 +6,6 @@ the tail are timed once. A subnet's predicted latency is the sum of its parts.
 """
 import json
 import logging
-import platform
 import statistics
 import time
 
@@ -19,6 +18,7 @@ from ..models.blocks import StaticLayers, make_choice_block, make_head, make_ste
     stage_activation
 from ..search_space import (NUM_BLOCK_CHOICES, NUM_CHANNEL_CHOICES, SE_FIRST_BLOCK,
                             block_layout, mid_channels)
+from ..machine import describe_machine
 from ..training.checkpoint import atomic_write
 
 __all__ = ["LatencyTable", "time_block"]
@@ -40,14 +40,7 @@ def time_block(block, shape, ctx, warmup=5, repeats=20):
 
 
 def _device_description(ctx):
-    cpu = platform.processor() or "cpu"
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [l.split(":", 1)[1].strip() for l in f if l.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return "%s on %s (mxnet %s)" % (ctx, cpu, mx.__version__)
+    return "%s on %s" % (ctx, describe_machine())
 
 
 class LatencyTable:

@@ -3,16 +3,12 @@ import logging
 
 import numpy as np
 
+from ..plotting import pyplot, save_figure
+
 __all__ = ["plot_history", "plot_candidates", "pareto_front"]
 
 logger = logging.getLogger(__name__)
 
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def pareto_front(flops, acc):
@@ -28,7 +24,7 @@ def pareto_front(flops, acc):
 
 def plot_history(history, path, title="genetic search"):
     """Best and mean fitness per generation -> PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     gens = [h["generation"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(gens, [h["best"] for h in history], "o-", label="best fitness")
@@ -38,16 +34,12 @@ def plot_history(history, path, title="genetic search"):
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    logger.info("wrote %s", path)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_candidates(records, path, max_flops=None, title="evaluated candidates"):
     """Every evaluated candidate as FLOPs vs top-1, the Pareto front marked -> PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     flops = np.array([r["flops"] for r in records])
     acc = np.array([r["top1"] for r in records]) * 100
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -61,8 +53,4 @@ def plot_candidates(records, path, max_flops=None, title="evaluated candidates")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    logger.info("wrote %s", path)
-    return path
+    return save_figure(fig, path)

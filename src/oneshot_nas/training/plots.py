@@ -4,6 +4,8 @@ import logging
 
 import numpy as np
 
+from ..plotting import pyplot, save_figure
+
 __all__ = ["read_metrics", "plot_curves", "plot_coverage"]
 
 logger = logging.getLogger(__name__)
@@ -24,16 +26,10 @@ def read_metrics(path):
     return rows
 
 
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
 
 def plot_curves(rows, path, title="training"):
     """Training / validation accuracy and training loss per epoch -> PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     train = {r["epoch"]: r for r in rows if r.get("kind") == "train"}
     val = {r["epoch"]: r for r in rows if r.get("kind") == "val"}
     if not train:
@@ -54,16 +50,12 @@ def plot_curves(rows, path, title="training"):
     ax2.set_ylabel("training loss")
     ax2.grid(alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    logger.info("wrote %s", path)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_coverage(rows, path, box=None, title="sampled paths"):
     """(FLOPs, params) of every sampled training path, with the constraint box -> PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     samples = [r for r in rows if r.get("kind") == "sample" and "flops" in r]
     if not samples:
         raise ValueError("no sampled paths with FLOPs in the metrics (train with constraints "
@@ -81,8 +73,4 @@ def plot_coverage(rows, path, box=None, title="sampled paths"):
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    logger.info("wrote %s", path)
-    return path
+    return save_figure(fig, path)
