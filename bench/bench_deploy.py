@@ -98,17 +98,22 @@ def markdown(speed, loads, args):
                         cpu_name(), os.cpu_count() or 0, args.rounds, args.min_seconds,
                         min(loads), max(loads)),
         "",
-        "| variant | img/s (batch %d) | vs plain fp32 | min-max img/s | latency ms (batch 1) |"
-        % args.batch_size,
-        "|---|---:|---:|---:|---:|",
+        "| variant | img/s (batch %d) | vs plain fp32 | per-round ratio (median) | "
+        "min-max img/s | latency ms (batch 1) |" % args.batch_size,
+        "|---|---:|---:|---:|---:|---:|",
     ]
+    plain = speed[names[0]][0]
     for name in names:
         tput, lat = speed[name]
         med = statistics.median(tput)
-        lines.append("| %s | %.1f | %.2fx | %.1f-%.1f | %.2f |"
-                     % (name, med, med / base, min(tput), max(tput), statistics.median(lat)))
+        ratio = statistics.median([t / p for t, p in zip(tput, plain)])
+        lines.append("| %s | %.1f | %.2fx | %.2fx | %.1f-%.1f | %.2f |"
+                     % (name, med, med / base, ratio, min(tput), max(tput),
+                        statistics.median(lat)))
     lines.append("")
-    lines.append("Command: `python bench/bench_deploy.py %s`" % " ".join(args.argv))
+    shown = [a for i, a in enumerate(args.argv)
+             if a != "--output" and (i == 0 or args.argv[i - 1] != "--output")]
+    lines.append("Command: `python bench/bench_deploy.py %s`" % " ".join(shown))
     return "\n".join(lines) + "\n"
 
 
