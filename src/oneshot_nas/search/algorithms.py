@@ -123,30 +123,39 @@ class Objective:
         return float(value)
 
 
+def _screened(draw, n, counter, constraints, max_tries, start=None):
+    """Call ``draw()`` for candidate gene arrays until ``n`` satisfy the constraints (screened
+    vectorised; ``start`` arrays count as already qualified). ValueError after ``max_tries``."""
+    blocks_out, channels_out = ([start[0]], [start[1]]) if start is not None else ([], [])
+    have, tried = sum(len(b) for b in blocks_out), 0
+    while have < n:
+        if tried >= max_tries:
+            raise ValueError("the constraints (%s) admit no architecture: %d of %d candidates "
+                             "qualified; relax them" % (constraints, have, tried))
+        b, c = draw()
+        tried += len(b)
+        ok = constraints.satisfied(*counter(b, c))
+        blocks_out.append(b[ok])
+        channels_out.append(c[ok])
+        have += int(ok.sum())
+    return np.concatenate(blocks_out)[:n], np.concatenate(channels_out)[:n]
+
+
 def sample_population(rng, n, counter, constraints, fixed_blocks=None, fixed_channels=None,
                       channel_range=(0, NUM_CHANNEL_CHOICES - 1), max_tries=200000):
     """``n`` random gene arrays that satisfy the constraints (screened vectorised).
 
     Raises ValueError after ``max_tries`` samples when the constraints admit too few.
     """
-    blocks_out, channels_out, tried = [], [], 0
-    have = 0
-    while have < n:
-        if tried >= max_tries:
-            raise ValueError("the constraints (%s) admit no architecture: %d of %d random "
-                             "samples qualified; relax them" % (constraints, have, tried))
-        m = 1024
+    m = 1024
+
+    def draw():
         b = (np.tile(fixed_blocks, (m, 1)) if fixed_blocks is not None
              else rng.integers(0, NUM_BLOCK_CHOICES, (m, NUM_BLOCKS)))
         c = (np.tile(fixed_channels, (m, 1)) if fixed_channels is not None
              else rng.integers(channel_range[0], channel_range[1] + 1, (m, NUM_BLOCKS)))
-        tried += m
-        f, p = counter(b, c)
-        ok = constraints.satisfied(f, p)
-        blocks_out.append(b[ok])
-        channels_out.append(c[ok])
-        have += int(ok.sum())
-    return np.concatenate(blocks_out)[:n], np.concatenate(channels_out)[:n]
+        return b, c
+    return _screened(draw, n, counter, constraints, max_tries)
 
 
 class SearchState:
@@ -258,13 +267,10 @@ def genetic_search(state, evaluate, counter, constraints, objective, population_
         keep = list(order[:retain_length])
         keep += [i for i in order[retain_length:] if rng.random() < random_select]
         pb, pc = blocks[keep], channels[keep]
-        children_b, children_c, tries = [pb], [pc], 0
-        have = len(keep)
-        while have < population_size:
-            if tries >= max_tries:
-                raise ValueError("no qualified child after %d tries under constraints (%s)"
-                                 % (tries, constraints))
-            m = 256
+        m = 256
+
+        def breed():
+            # uniform crossover of random parent pairs, then per-gene mutation
             ia, ib = rng.integers(0, len(pb), m), rng.integers(0, len(pb), m)
             mask_b = rng.random((m, NUM_BLOCKS)) < 0.5
             mask_c = rng.random((m, NUM_BLOCKS)) < 0.5
@@ -276,14 +282,9 @@ def genetic_search(state, evaluate, counter, constraints, objective, population_
             if fixed_channels is None:
                 mut = rng.random(cc.shape) < mutate_chance
                 cc = np.where(mut, rng.integers(0, NUM_CHANNEL_CHOICES, cc.shape), cc)
-            tries += m
-            f, p = counter(cb, cc)
-            ok = constraints.satisfied(f, p)
-            children_b.append(cb[ok])
-            children_c.append(cc[ok])
-            have += int(ok.sum())
-        state.population = (np.concatenate(children_b)[:population_size],
-                            np.concatenate(children_c)[:population_size])
+            return cb, cc
+        state.population = _screened(breed, population_size, counter, constraints, max_tries,
+                                     start=(pb, pc))
         state.step += 1
         if progress:
             progress(state, None)
