@@ -1,7 +1,7 @@
 """ShuffleNetV2 / ShuffleXception choice blocks, stem and tail, shared by subnet and supernet.
 
 The blocks are written once. What differs between a static subnet and the elastic supernet is
-the *layer kit* they are built with: :class:`StaticLayers` gives ``nn.Conv2D`` and an injected
+the *layer kit* they are built with: :class:`StaticLayers` gives ``nn.Conv2D`` (``DepthwiseConv2D`` for depthwise) and an injected
 normalisation layer; :class:`ElasticLayers` gives :class:`ElasticConv2D` and
 :class:`NasBatchNorm` stored at maximum width, which a block runs on the first ``active`` mid
 channels when called as ``block(x, active)``.
@@ -9,7 +9,7 @@ channels when called as ``block(x, active)``.
 import mxnet as mx
 from mxnet.gluon import nn
 
-from ..nn import ElasticConv2D, NasBatchNorm, SE, make_activation, make_shuffle
+from ..nn import DepthwiseConv2D, ElasticConv2D, NasBatchNorm, SE, make_activation, make_shuffle
 from ..search_space import BLOCK_TYPES, LAST_CONV_CHANNELS, SE_TAIL_CHANNELS, STEM_CHANNELS
 
 __all__ = ["StaticLayers", "ElasticLayers", "ShuffleNetV2Block", "ShuffleXceptionBlock",
@@ -33,10 +33,11 @@ class StaticLayers:
         self.norm_kwargs = dict(norm_kwargs or {})
 
     def conv(self, in_channels, channels, kernel=1, stride=1, depthwise=False, **_slicing):
-        groups = channels if depthwise else 1
-        return nn.Conv2D(channels, kernel, strides=stride, padding=kernel // 2, groups=groups,
+        if depthwise:
+            return DepthwiseConv2D(channels, kernel, stride, weight_initializer=_conv_init(1))
+        return nn.Conv2D(channels, kernel, strides=stride, padding=kernel // 2,
                          use_bias=False, in_channels=in_channels,
-                         weight_initializer=_conv_init(in_channels // groups))
+                         weight_initializer=_conv_init(in_channels))
 
     def norm(self, channels):
         kwargs = dict(momentum=0.9, epsilon=1e-5, beta_initializer=_BN_BETA_INIT)
@@ -95,6 +96,15 @@ class _ShuffleBlock(nn.HybridBlock):
             with self.main.name_scope():
                 self._build_main(layers, main_in, mid_channels, main_out, act)
             self.se = SE(main_out) if use_se else None
+
+    def set_input_size(self, size):
+        """Give every depthwise convolution its input map size; return the block's output size."""
+        if self.stride == 2:
+            self.proj[0].set_input_size(size)
+        for layer in self.main:
+            if hasattr(layer, "set_input_size"):
+                size = layer.set_input_size(size)
+        return size
 
     def _add(self, layer, sliced=False):
         self.main.add(layer)

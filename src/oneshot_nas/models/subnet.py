@@ -1,5 +1,8 @@
 """The static (fixed-architecture) subnet ``ShuffleNasOneShotFix``: hybridizable, exportable."""
+import mxnet as mx
 from mxnet.gluon import nn
+
+from ..nn.depthwise import conv_output_size, specialized_graph
 
 from ..search_space import Architecture, block_layout, mid_channels, SE_FIRST_BLOCK
 from .blocks import StaticLayers, make_choice_block, make_head, make_stem, make_tail, \
@@ -52,6 +55,40 @@ class ShuffleNasOneShotFix(nn.HybridBlock):
                         layers, shuffle_method))
             self.tail = make_tail(layers, layout[-1][2], use_se, last_conv_after_pooling)
             self.head = make_head(classes, use_se)
+        self._graph_input_size = None
+
+    def set_input_size(self, size):
+        """Give every depthwise convolution its input map size for an ``size`` (H, W) input."""
+        size = tuple(conv_output_size(s, 3, 2, 1) for s in size)       # the stride-2 stem
+        for block in self.blocks:
+            size = block.set_input_size(size)
+        return size
+
+    def forward(self, x, *args):
+        """Hybridized, the cached graph is built for the input's map size: depthwise kernels
+        cropped to maps smaller than them and the fast depthwise weight gradient
+        (:mod:`oneshot_nas.nn.depthwise`); a new map size rebuilds it."""
+        if not (self._active and isinstance(x, mx.nd.NDArray)):
+            return super().forward(x, *args)
+        size = tuple(x.shape[2:])
+        if size != self._graph_input_size:
+            self._clear_cached_op()
+            self.set_input_size(size)
+            self._graph_input_size = size
+        with specialized_graph():
+            return super().forward(x, *args)
+
+    def export(self, path, epoch=0, remove_amp_cast=True):
+        """Export the plain graph (full kernels, no custom operator), valid at every input size,
+        whatever graph training specialised."""
+        if not self._cached_graph:
+            return super().export(path, epoch, remove_amp_cast)    # raises Gluon's error
+        specialised = self._cached_graph
+        self._cached_graph = (specialised[0], self(mx.sym.var("data")))
+        try:
+            return super().export(path, epoch, remove_amp_cast)
+        finally:
+            self._cached_graph = specialised
 
     def hybrid_forward(self, F, x):
         return self.head(self.tail(self.blocks(self.stem(x))))

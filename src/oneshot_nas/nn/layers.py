@@ -4,6 +4,7 @@ from mxnet.gluon import nn
 
 from ..search_space import make_divisible
 from .activations import HardSigmoid
+from .depthwise import conv_output_size, depthwise_conv
 
 __all__ = ["ElasticConv2D", "SE"]
 
@@ -31,23 +32,32 @@ class ElasticConv2D(nn.HybridBlock):
         self.kernel = (kernel_size, kernel_size)
         self.strides = (strides, strides)
         self.pad = (kernel_size // 2, kernel_size // 2)
+        self.map_size = None
         shape = (channels, 1 if depthwise else in_channels) + self.kernel
         with self.name_scope():
             self.weight = self.params.get("weight", shape=shape, init=weight_initializer,
                                           allow_deferred_init=False)
 
+    def set_input_size(self, size):
+        """Record the input map size (depthwise kernels are cropped to it in graphs built by
+        ``specialized_graph``) and return the output size."""
+        self.map_size = tuple(size)
+        return tuple(conv_output_size(s, k, st, p)
+                     for s, k, st, p in zip(size, self.kernel, self.strides, self.pad))
+
     def hybrid_forward(self, F, x, active=None, weight=None):
-        num_filter, groups = self.channels, self.channels if self.depthwise else 1
+        num_filter = self.channels
         if active is not None:
             if self.slice_out:
                 weight = F.slice_axis(weight, axis=0, begin=0, end=active)
                 num_filter = active
             if self.slice_in and not self.depthwise:
                 weight = F.slice_axis(weight, axis=1, begin=0, end=active)
-            if self.depthwise:
-                groups = active
+        if self.depthwise:
+            return depthwise_conv(F, x, weight, self.kernel[0], self.strides[0], num_filter,
+                                  self.map_size)
         return F.Convolution(x, weight, kernel=self.kernel, stride=self.strides, pad=self.pad,
-                             num_filter=num_filter, num_group=groups, no_bias=True)
+                             num_filter=num_filter, num_group=1, no_bias=True)
 
 
 class SE(nn.HybridBlock):
