@@ -7,9 +7,11 @@ normalisation layer; :class:`ElasticLayers` gives :class:`ElasticConv2D` and
 channels when called as ``block(x, active)``.
 """
 import mxnet as mx
+from mxnet import nd
 from mxnet.gluon import nn
 
 from ..nn import DepthwiseConv2D, ElasticConv2D, NasBatchNorm, SE, make_activation, make_shuffle
+from ..nn.depthwise import specialized_graph
 from ..search_space import BLOCK_TYPES, LAST_CONV_CHANNELS, SE_TAIL_CHANNELS, STEM_CHANNELS
 
 __all__ = ["StaticLayers", "ElasticLayers", "ShuffleNetV2Block", "ShuffleXceptionBlock",
@@ -78,6 +80,8 @@ class _ShuffleBlock(nn.HybridBlock):
         self.in_channels, self.out_channels, self.mid_channels = (in_channels, out_channels,
                                                                   mid_channels)
         self.proj_channels = in_channels // 2 if stride == 1 else in_channels
+        self.elastic = layers.elastic
+        self._graph_input_size = None
         main_in = self.proj_channels
         main_out = out_channels - self.proj_channels
         self._sliced = []
@@ -105,6 +109,29 @@ class _ShuffleBlock(nn.HybridBlock):
             if hasattr(layer, "set_input_size"):
                 size = layer.set_input_size(size)
         return size
+
+    def hybridize(self, active=True, **kwargs):
+        """An elastic block hybridizes as a whole: one cached graph for full-width passes,
+        built for the input map size (cropped depthwise kernels, fast depthwise weight
+        gradient). Channel-sliced passes (``block(x, active)``) run imperatively, so its
+        layers stay imperative."""
+        super().hybridize(active, **kwargs)
+        if self.elastic:
+            for child in self._children.values():
+                child.hybridize(False)
+
+    def forward(self, x, active=None):
+        if not (self.elastic and self._active and isinstance(x, nd.NDArray)):
+            return super().forward(x, active)
+        if active is not None:                       # a sliced width: imperatively
+            return self.hybrid_forward(nd, x, active)
+        size = tuple(x.shape[2:])
+        if size != self._graph_input_size:
+            self._clear_cached_op()
+            self.set_input_size(size)
+            self._graph_input_size = size
+        with specialized_graph():
+            return super().forward(x)
 
     def _add(self, layer, sliced=False):
         self.main.add(layer)

@@ -51,18 +51,22 @@ class ShuffleNasOneShot(nn.Block):
         As for :class:`ShuffleNasOneShotFix`.
     use_all_blocks : bool
         Average the outputs of all four choice blocks of every position.
+    hybrid_blocks : bool
+        ``hybridize()`` gives every choice block a cached graph for full-width passes (default);
+        False keeps them imperative, as the supernet was before (benchmark baseline).
     norm_kwargs : dict, optional
         Extra keyword arguments of every NasBatchNorm.
     """
 
     def __init__(self, channels_layout="OneShot", use_se=False, last_conv_after_pooling=False,
                  classes=1000, input_size=224, use_all_blocks=False, shuffle_method="reshape",
-                 norm_kwargs=None, **kwargs):
+                 norm_kwargs=None, hybrid_blocks=True, **kwargs):
         super().__init__(**kwargs)
         self.config = dict(channels_layout=channels_layout, use_se=use_se,
                            last_conv_after_pooling=last_conv_after_pooling, classes=classes,
                            input_size=input_size, shuffle_method=shuffle_method)
         self.use_all_blocks = use_all_blocks
+        self.hybrid_blocks = hybrid_blocks
         self.norm_kwargs = norm_kwargs
         layers = ElasticLayers(norm_kwargs)
         self._layout = block_layout(channels_layout)
@@ -98,10 +102,14 @@ class ShuffleNasOneShot(nn.Block):
         return self.head(self.tail(x))
 
     def hybridize(self, active=True, **kwargs):
-        """Hybridize the fixed stem, tail and head; the choice blocks stay imperative because
-        the path and widths change every batch."""
+        """Hybridize the stem, tail and head, and every choice block with a cached graph of
+        its own for full-width passes (sliced widths run imperatively); the path itself is
+        chosen in Python at every batch."""
         for part in (self.stem, self.tail, self.head):
             part.hybridize(active, **kwargs)
+        if self.hybrid_blocks:
+            for position in self.blocks:
+                position.choices.hybridize(active, **kwargs)
 
     # -- weights ---------------------------------------------------------------------------------
     def sync_bn_statistics(self):

@@ -177,9 +177,16 @@ def depthwise_conv(F, x, weight, kernel, stride, channels, map_size=None):
             pads = tuple(p[2] for p in plans)
     grad_trick = (fast and (not eager or autograd.is_recording())
                   and _fast_weight_grad_pays(kernels, stride, x.shape[2:] if eager else map_size))
-    y = F.Convolution(x, F.BlockGrad(weight) if grad_trick else weight, kernel=kernels,
+    if not grad_trick:
+        return F.Convolution(x, weight, kernel=kernels, stride=strides, pad=pads,
+                             num_filter=channels, num_group=channels, no_bias=True)
+    # Only the data gradient from MXNet: the weight comes through BlockGrad. A zero bias is
+    # passed as well because MXNet 1.9.1's oneDNN backward checks the bias request of a
+    # bias-free convolution (an out-of-range read) and then sometimes runs the slow weight
+    # gradient anyway (seen in DNNL_VERBOSE).
+    y = F.Convolution(x, F.BlockGrad(weight), F.zeros(shape=(channels,)), kernel=kernels,
                       stride=strides, pad=pads, num_filter=channels, num_group=channels,
-                      no_bias=True)
+                      no_bias=False)
     if grad_trick:
         # A custom operator reads its arrays as plain NCHW memory, while oneDNN may hold them in
         # blocked layouts: hand it plain copies and take its output through one, so that the
