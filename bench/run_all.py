@@ -16,6 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHES = [
     ("bench_models.py", ["--repeats", "7", "--warmup", "2"]),
     ("bench_training.py", []),
+    ("bench_depthwise.py", []),
     ("bench_profiling.py", []),
     ("bench_data.py", []),
     ("bench_search.py", []),
