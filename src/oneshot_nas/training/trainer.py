@@ -338,6 +338,10 @@ def train(cfg):
         net.save_parameters(final)
         summary["final_params"] = final
         if not cfg.is_supernet and cfg.mode == "hybrid":
+            if start_epoch >= cfg.num_epochs:
+                # resumed after the last epoch: the graph has not been built by a forward pass
+                size = cfg.input_size
+                net(nd.zeros((1, 3, size, size), ctx=ctx[0], dtype=cfg.dtype))
             net.export(os.path.join(cfg.save_dir, prefix))
     return summary
 
@@ -372,8 +376,11 @@ def _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teac
                 eta = 0.1 if cfg.label_smoothing else 0.0
                 targets = [lam * _one_hot_smooth(y, classes, eta)
                            + (1 - lam) * _one_hot_smooth(y[::-1], classes, eta) for y in labels]
-            elif cfg.label_smoothing:
-                targets = [_one_hot_smooth(y, classes, 0.1) for y in labels]
+            elif cfg.label_smoothing or cfg.mixup:
+                # the loss takes dense targets whenever either flag is set (also in the last
+                # --mixup-off-epoch epochs, which are not mixed)
+                eta = 0.1 if cfg.label_smoothing else 0.0
+                targets = [_one_hot_smooth(y, classes, eta) for y in labels]
             datas = [x.astype(cfg.dtype, copy=False) for x in datas]
             soft = None
             if teacher is not None:
