@@ -20,6 +20,7 @@ BENCHES = [
     ("bench_profiling.py", []),
     ("bench_data.py", []),
     ("bench_search.py", []),
+    ("bench_latency.py", []),
     ("bench_deploy.py", []),
 ]
 

@@ -35,10 +35,11 @@ def test_model_flags_match_spec(capsys, flags, mflops, mflops_rb, params):
     code, out, _ = run(capsys, *flags, "-norelubn", "--json")
     result = last_json(out)
     assert code == 0
-    assert abs(result["flops_m"] - mflops) <= 0.01 and result["params"] == params
+    # SPEC section 6 gives MFLOPs to 0.01 M, with and without ReLU+BN
+    assert round(result["flops_m"], 2) == mflops and result["params"] == params
     assert abs(result["params_m"] - params / 1e6) < 1e-6
     code, out, _ = run(capsys, *flags, "--json")
-    assert abs(last_json(out)["flops_m"] - mflops_rb) <= 1e-3 * mflops_rb
+    assert round(last_json(out)["flops_m"], 2) == mflops_rb
 
 
 def test_block_and_channel_choices_equal_the_preset(capsys):
@@ -46,7 +47,7 @@ def test_block_and_channel_choices_equal_the_preset(capsys):
                        "--channel-choices", "8,7,6,8,5,7,3,4,2,4,2,3,4,5,6,6,3,3,4,6",
                        "--use-se", "--last-conv-after-pooling", "-norelubn", "--json")
     result = last_json(out)
-    assert code == 0 and result["params"] == 3541829 and abs(result["flops_m"] - 291.48) <= 0.01
+    assert code == 0 and result["params"] == 3541829 and round(result["flops_m"], 2) == 291.48
 
 
 @pytest.mark.parametrize("flags,mflops,mflops_rb,params", SPEC_ROWS)
@@ -62,9 +63,9 @@ def test_symbol_exported_by_the_model_gives_the_same_numbers(capsys, tmp_path, f
     for path in (prefix + "-symbol.json", prefix):   # the file or the export prefix
         code, out, _ = run(capsys, "-s", path, "-ds", "data,1,3,224,224", "-norelubn", "--json")
         result = last_json(out)
-        assert code == 0 and result["params"] == params and abs(result["flops_m"] - mflops) <= 0.01
+        assert code == 0 and result["params"] == params and round(result["flops_m"], 2) == mflops
     code, out, _ = run(capsys, "-s", prefix + "-symbol.json", "--json")
-    assert abs(last_json(out)["flops_m"] - mflops_rb) <= 1e-3 * mflops_rb
+    assert round(last_json(out)["flops_m"], 2) == mflops_rb
 
 
 def test_per_layer_table_and_micronet_outputs(capsys, tmp_path):
@@ -79,7 +80,10 @@ def test_per_layer_table_and_micronet_outputs(capsys, tmp_path):
     assert "| int8 |" in md_path.read_text()
     micronet = last_json(out)["micronet"]
     assert round(micronet["scores"]["float32"]["score"], 2) == 1.03
-    assert abs(micronet["total"]["flops_m"] - 589.6) <= 0.005 * 589.6
+    total = micronet["total"]
+    assert (round(total["params_m"], 3), round(total["mults_m"], 1),
+            round(total["adds_m"], 1)) == (3.652, 301.4, 288.3)
+    assert abs(total["flops_m"] - 589.6) <= 0.11      # see test_micronet_totals_match_seed
 
 
 def test_default_model_is_oneshot_s_plus(capsys):
@@ -128,7 +132,7 @@ def test_top_level_script(tmp_path):
                           cwd=str(tmp_path), timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["params"] == 3541829 and abs(result["flops_m"] - 291.48) <= 0.01
+    assert result["params"] == 3541829 and round(result["flops_m"], 2) == 291.48
     assert os.listdir(str(tmp_path)) == []       # no scratch files in the working directory
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "calculate_flops.py"), "-s",
                            "missing.json"], capture_output=True, text=True, cwd=str(tmp_path),

@@ -104,9 +104,10 @@ def _variance_preserving_subnet(model, rng, size):
     grid = mx.nd.array(rng.uniform(-1, 1, (10, 3, 4, 4)))
     prototypes = mx.nd.UpSampling(grid, scale=size // 4, sample_type="nearest")
 
-    def images(n):
+    def images(n, with_labels=False):
         cls = mx.nd.array(rng.randint(0, 10, n))
-        return prototypes[cls] + 0.1 * mx.nd.array(rng.normal(0, 1, (n, 3, size, size)))
+        x = prototypes[cls] + 0.1 * mx.nd.array(rng.normal(0, 1, (n, 3, size, size)))
+        return (x, cls.asnumpy().astype(np.int64)) if with_labels else x
 
     features = nn.HybridSequential(prefix="")
     features.add(net.stem, net.blocks, net.tail)
@@ -227,24 +228,57 @@ def test_evaluate_variants_accuracy_agreement_and_table():
     net, images = _variance_preserving_subnet("OneShot", rng, 32)
     graph = net_to_graph(net)
     calib, _ = calibration_iter([images(32)], 1)
-    batches = []
+    batches, labels, fp32_pred = [], [], []
     for _ in range(2):
-        x = images(16)
-        batches.append((x, net(x).argmax(axis=1)))          # labels = fp32 predictions
+        x, y = images(16, with_labels=True)
+        batches.append((x, mx.nd.array(y)))                 # labels = the prototype classes
+        labels.append(y)
+        fp32_pred.append(net(x).argmax(axis=1).asnumpy().astype(np.int64))
+    labels, fp32_pred = np.concatenate(labels), np.concatenate(fp32_pred)
     graphs = {"fp32": graph, "int8": quantize_graph(*graph, "naive", calib)}
     results = evaluate_variants(graphs, 32, batches, speed=True, batch_size=4, repeats=1,
                                 min_seconds=0.01)
     by_name = {r.name: r for r in results}
-    assert by_name["fp32"].top1 == 1.0 and by_name["fp32"].num_images == 32
+    fp32 = by_name["fp32"]
+    assert fp32.num_images == 32 and fp32.predictions == fp32_pred.tolist()
+    assert fp32.top1 == pytest.approx((fp32_pred == labels).mean()) and fp32.top1 >= 0.9
     assert by_name["fp32-folded"].agreement == 1.0
     assert by_name["fp32-fused"].agreement == 1.0
     assert by_name["float16"].note == "n/a (needs GPU)"
-    assert by_name["int8"].agreement >= 0.9 and by_name["int8"].throughput > 0
+    int8 = by_name["int8"]
+    assert int8.agreement == pytest.approx((np.array(int8.predictions) == fp32_pred).mean())
+    assert int8.agreement >= 0.9
+    assert int8.top1 == pytest.approx((np.array(int8.predictions) == labels).mean())
+    assert all(by_name[n].throughput and by_name[n].latency_ms
+               for n in ("fp32", "fp32-fused", "fp32-folded", "int8"))
     table = results_table(results, 4, {"float32": {"score": 1.03}, "float16": {"score": 0.64},
                                        "int8": {"score": 0.28}})
     lines = table.splitlines()
     assert len(lines) == 2 + 5 and all(l.count("|") == lines[0].count("|") for l in lines)
     assert "n/a (needs GPU)" in table and "0.280" in table
+
+
+class _SleepyBlock:
+    """Stands in for a network: every forward pass takes ``seconds``."""
+
+    def __init__(self, seconds):
+        self.seconds, self.calls = seconds, 0
+
+    def __call__(self, data):
+        import time
+        self.calls += 1
+        time.sleep(self.seconds)
+        return mx.nd.zeros((data.shape[0], 10))
+
+
+def test_throughput_and_latency_measure_the_forward_time():
+    from oneshot_nas.deploy.evaluate import measure_latency, measure_throughput
+    block = _SleepyBlock(0.02)
+    ips = measure_throughput(block, 8, batch_size=4, repeats=3, min_seconds=0.05)
+    assert 4 / 0.04 <= ips <= 4 / 0.02           # 4 images per 20 ms forward (plus overhead)
+    assert block.calls >= 2 + 3 * 3              # warm-up, then >= 50 ms per round
+    ms = measure_latency(_SleepyBlock(0.03), 8, repeats=3, min_seconds=0.05)
+    assert 30 <= ms <= 60
 
 
 # ---- command lines --------------------------------------------------------------------------
@@ -269,21 +303,63 @@ def test_quantize_cli_bad_input_exits_2_with_one_line(capsys, tmp_path):
     _one_line_exit_2(capsys, quantize_cli.main, ["--no-such-flag"])
 
 
-def _write_images(folder, count, size):
-    import cv2
+def _write_images(folder, tensors, mean, std, crop_ratio=0.875):
+    """Save normalised CHW images as PNG files that the validation pipeline turns back into
+    them: pixels (rounded), padded to the pre-crop size, then each pixel doubled in both
+    directions (so that the bilinear resize back to the pre-crop size is exact)."""
+    from PIL import Image
     os.makedirs(folder, exist_ok=True)
-    rng = np.random.RandomState(4)
+    size = tensors.shape[-1]
+    resized = int(np.ceil(size / crop_ratio))
+    lo = (resized - size) // 2
     paths = []
-    for i in range(count):
-        path = os.path.join(folder, "img%d.png" % i)
-        cv2.imwrite(path, rng.randint(0, 256, (size + 6, size + 3, 3)).astype(np.uint8))
+    for i, x in enumerate(tensors.asnumpy()):
+        pixels = x.transpose(1, 2, 0) * np.array(std) + np.array(mean)
+        canvas = np.full((resized, resized, 3), 128.0)
+        canvas[lo:lo + size, lo:lo + size] = pixels
+        canvas = np.clip(np.round(canvas), 0, 255).astype(np.uint8)
+        path = os.path.join(folder, "img%02d.png" % i)
+        Image.fromarray(canvas.repeat(2, axis=0).repeat(2, axis=1)).save(path)
         paths.append(path)
     return paths
 
 
+def _bilinear(pixels, out_h, out_w):
+    """Bilinear resize with pixel centres aligned (OpenCV's INTER_LINEAR, no antialiasing)."""
+    def axis(n_in, n_out):
+        pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, n_in - 1)
+        return lo, hi, pos - lo
+    r0, r1, fr = axis(pixels.shape[0], out_h)
+    c0, c1, fc = axis(pixels.shape[1], out_w)
+    rows = pixels[r0] * (1 - fr)[:, None, None] + pixels[r1] * fr[:, None, None]
+    return rows[:, c0] * (1 - fc)[None, :, None] + rows[:, c1] * fc[None, :, None]
+
+
+def _reference_preprocess(path, size, mean, std, crop_ratio=0.875):
+    """The validation transform written out with PIL (decoding) and numpy: shorter side to
+    ceil(size / crop_ratio), centre crop, scale to 0..1, normalise, CHW."""
+    from PIL import Image
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+    resized = int(np.ceil(size / crop_ratio))
+    h, w = pixels.shape[:2]
+    scale = resized / min(w, h)
+    pixels = _bilinear(pixels, int(round(h * scale)), int(round(w * scale)))
+    top, left = (pixels.shape[0] - size) // 2, (pixels.shape[1] - size) // 2
+    pixels = pixels[top:top + size, left:left + size]
+    return ((pixels / 255.0 - np.array(mean) / 255.0) / (np.array(std) / 255.0)).transpose(2, 0, 1)
+
+
 def test_quantize_and_predict_clis(capsys, tmp_path):
+    """A subnet with separable classes (fixed weights): quantize it with the CLI, then predict
+    PNG files of known class with the float32 and the int8 model."""
+    rng = np.random.RandomState(5)
+    net, images = _variance_preserving_subnet("OneShot", rng, 32)
+    params = str(tmp_path / "oneshot.params")
+    net.save_parameters(params)
     out = str(tmp_path / "out")
-    rc = quantize_cli.main(["--model", "OneShot", "--random-weights", "--classes", "10",
+    rc = quantize_cli.main(["--model", "OneShot", "--params", params, "--classes", "10",
                             "--dataset", "synthetic", "--input-size", "32", "--batch-size", "8",
                             "--num-calib-batches", "2", "--output-dir", out, "--no-progress"])
     assert rc == 0
@@ -292,33 +368,52 @@ def test_quantize_and_predict_clis(capsys, tmp_path):
         assert os.path.isfile(os.path.join(out, name + "-symbol.json"))
         assert os.path.isfile(os.path.join(out, name + "-0000.params"))
         assert os.path.isfile(os.path.join(out, name + "-deploy.json"))
-    images = _write_images(str(tmp_path / "imgs"), 3, 32)
+    from oneshot_nas.deploy import read_meta
+    meta = read_meta(os.path.join(out, "OneShot"))
+    assert meta["input_size"] == 32 and meta["style"] == "imagenet"
+    # synthetic data is not normalised (mean 0, std 1): pass ImageNet's statistics instead
+    assert meta["mean"] == [0, 0, 0] and meta["std"] == [1, 1, 1]
+    mean, std = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+    norm = ["--mean", ",".join(map(str, mean)), "--std", ",".join(map(str, std))]
+    tensors, labels = images(24, with_labels=True)
+    paths = _write_images(str(tmp_path / "imgs"), tensors, mean, std)
     synset = tmp_path / "synset.txt"
     synset.write_text("\n".join("class%d" % i for i in range(10)))
 
-    predictions = {}
+    # the independent reference: PIL + numpy preprocessing, the in-memory float32 network
+    reference = np.stack([_reference_preprocess(p, 32, mean, std) for p in paths])
+    np.testing.assert_allclose(reference, tensors.asnumpy(), atol=0.02)   # pixel rounding
+    ref_probs = mx.nd.softmax(net(mx.nd.array(reference)), axis=1).asnumpy()
+    ref_top1 = ref_probs.argmax(axis=1)
+    assert (ref_top1 == labels).mean() >= 0.9 and len(set(labels.tolist())) >= 5
+
+    predicted = {}
     for name in ("OneShot", "OneShot-quantized-naive"):
         prefix = os.path.join(out, name)
-        assert predict_cli.main(["--model-prefix", prefix, "--synset", str(synset),
+        assert predict_cli.main(["--model-prefix", prefix, "--synset", str(synset), *norm,
                                  str(tmp_path / "imgs")]) == 0
         lines = capsys.readouterr().out.strip().splitlines()
-        assert len(lines) == 3 and lines[0].startswith(images[0] + ": class")
+        assert len(lines) == len(paths) and lines[0].startswith(paths[0] + ": class")
         assert all(line.count("(") == 5 for line in lines)
-        assert predict_cli.main(["--model-prefix", prefix, "--json", "--topk", "3",
-                                 images[1]]) == 0
-        row = json.loads(capsys.readouterr().out)
-        assert row["image"] == images[1] and len(row["top"]) == 3
-        probs = [t["prob"] for t in row["top"]]
-        assert probs == sorted(probs, reverse=True) and sum(probs) <= 1.0 + 1e-6
-        predictions[name] = [line.split(": ")[1].split(" (")[0] for line in lines]
-    # same preprocessing: the exported float32 graph gives what the library computes
-    from oneshot_nas.deploy import load_model, predict_topk, preprocess, read_meta
-    meta = read_meta(os.path.join(out, "OneShot"))
-    assert meta["input_size"] == 32 and meta["style"] == "imagenet"
-    block = load_model(os.path.join(out, "OneShot-symbol.json"),
-                       os.path.join(out, "OneShot-0000.params"))
-    top = predict_topk(block, preprocess(images, meta), 1)
-    assert ["class%d" % row[0][0] for row in top] == predictions["OneShot"]
+        text_top1 = [int(line.split(": class")[1].split(" (")[0]) for line in lines]
+        assert predict_cli.main(["--model-prefix", prefix, "--json", "--topk", "10", *norm,
+                                 str(tmp_path / "imgs")]) == 0
+        rows = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()]
+        assert [r["image"] for r in rows] == paths
+        probs = np.zeros((len(rows), 10))
+        for i, row in enumerate(rows):
+            p = [t["prob"] for t in row["top"]]
+            assert p == sorted(p, reverse=True) and sum(p) == pytest.approx(1.0, abs=1e-4)
+            for t in row["top"]:
+                probs[i, t["class"]] = t["prob"]
+        assert probs.argmax(axis=1).tolist() == text_top1
+        predicted[name] = probs
+    # float32: the CLI's probabilities are the reference's
+    np.testing.assert_allclose(predicted["OneShot"], ref_probs, atol=2e-3)
+    # int8: the same classes for (almost) every image, and as accurate
+    int8_top1 = predicted["OneShot-quantized-naive"].argmax(axis=1)
+    assert (int8_top1 == ref_top1).mean() >= 0.9
+    assert (int8_top1 == labels).mean() >= (ref_top1 == labels).mean() - 0.1
 
 
 def test_predict_cli_bad_input_exits_2(capsys, tmp_path):

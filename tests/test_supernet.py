@@ -104,7 +104,30 @@ def test_supernet_float16_keeps_bn_float32():
 
 
 def test_use_all_blocks_averages_choices():
+    """Every position's output is the mean of its four choice blocks' outputs, each computed on
+    its own (the sampled block choices play no part), and the network output follows."""
+    from oneshot_nas.search_space import block_layout
     net = _supernet(use_all_blocks=True)
-    net.set_architecture(Architecture.largest())
-    out = net(nd.random.uniform(shape=(2, 3, 32, 32)))
-    assert np.isfinite(out.asnumpy()).all()
+    arch = Architecture.sample(np.random.default_rng(3), min_channel_index=4)
+    net.set_architecture(arch)
+    seen = []
+    for position in net.blocks:
+        position.register_forward_hook(lambda blk, args, out: seen.append(out.asnumpy()))
+    x = nd.random.uniform(shape=(2, 3, 32, 32))
+    out = net(x).asnumpy()
+    assert len(seen) == NUM_BLOCKS
+    active = [None if m == out_c else m for m, (_, _, out_c, _)
+              in zip(arch.mid_channels("OneShot"), block_layout("OneShot"))]
+    h = net.stem(x)
+    for i, position in enumerate(net.blocks):
+        singles = [position.choices[b](h, active[i]).asnumpy() for b in range(4)]
+        mean = np.mean(singles, axis=0)
+        np.testing.assert_allclose(seen[i], mean, rtol=1e-4, atol=1e-5 * np.abs(mean).max(),
+                                   err_msg="position %d" % i)
+        # the average is not just the sampled block's output
+        assert np.abs(mean - singles[arch.blocks[i]]).max() > 1e-3 * np.abs(mean).max()
+        h = nd.array(mean)
+    np.testing.assert_allclose(out, net.head(net.tail(h)).asnumpy(), rtol=1e-4, atol=1e-5)
+    # another sampled path with the same widths gives the same output
+    net.set_architecture(Architecture(tuple((b + 1) % 4 for b in arch.blocks), arch.channels))
+    np.testing.assert_allclose(net(x).asnumpy(), out, rtol=1e-5, atol=1e-6)

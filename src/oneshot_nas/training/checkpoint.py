@@ -12,8 +12,9 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["atomic_write", "save_checkpoint", "load_meta", "latest_checkpoint",
-           "restore_rng", "capture_rng"]
+__all__ = ["CheckpointError", "atomic_write", "save_checkpoint", "load_meta",
+           "latest_checkpoint", "restore_rng", "capture_rng", "check_writable_dir",
+           "load_parameters", "load_trainer_states", "save_parameters", "remove_partial_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +59,20 @@ def save_checkpoint(save_dir, prefix, tag, net, trainer, meta):
     ``tag`` is a zero-padded epoch (``'0007'``) or ``'best'``.
     """
     base = os.path.join(save_dir, "%s-%s" % (prefix, tag))
-    atomic_write(base + ".params", net.save_parameters)
-    atomic_write(base + ".states", trainer.save_states)
     meta = dict(meta, params=os.path.basename(base + ".params"),
                 states=os.path.basename(base + ".states"), rng=capture_rng())
 
     def write_json(tmp):
         with open(tmp, "w") as f:
             json.dump(meta, f, indent=1)
-    atomic_write(base + ".json", write_json)
+    for path, writer in ((base + ".params", net.save_parameters),
+                         (base + ".states", trainer.save_states), (base + ".json", write_json)):
+        try:
+            atomic_write(path, writer)
+        except OSError as err:
+            # the earlier checkpoints are untouched: each file is renamed into place whole
+            raise CheckpointError("cannot write checkpoint file %s: %s" % (path, _reason(err))) \
+                from None
     logger.info("saved checkpoint %s (epoch %d)", base, meta.get("epoch", -1))
     return base + ".json"
 
@@ -103,3 +109,77 @@ def latest_checkpoint(save_dir, prefix):
         except ValueError as err:
             logger.warning("skipping incomplete checkpoint: %s", err)
     return None
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or parameter file cannot be written or read (disk full, read-only
+    folder, truncated or foreign file). The message is one line and names the file."""
+
+
+def _reason(err):
+    """The meaningful last line of an MXNet error (its first line is 'Traceback ...')."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    checks = [line for line in lines if "Check failed" in line or "Error" in line]
+    return (checks or lines or [type(err).__name__])[-1][:300]
+
+
+def check_writable_dir(path, what="--save-dir"):
+    """Create ``path`` if needed and write a probe file into it; CheckpointError if either
+    fails (a file in the way, a read-only or full disk), before any work is done."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".tmp-probe-", dir=path)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise CheckpointError("%s %s is not a writable folder: %s" % (what, path, _reason(err))) \
+            from None
+
+
+def save_parameters(net, path):
+    """``net.save_parameters(path)`` atomically; CheckpointError naming ``path`` on failure."""
+    try:
+        atomic_write(path, net.save_parameters)
+    except OSError as err:
+        raise CheckpointError("cannot write %s: %s" % (path, _reason(err))) from None
+
+
+def load_parameters(net, path, what, ctx=None):
+    """Load ``path`` into ``net``; CheckpointError naming the flag and the file if it is
+    truncated, not a parameter file, or made for another model."""
+    import mxnet as mx
+    try:
+        mx.nd.load(path)
+    except (OSError, mx.base.MXNetError):
+        raise CheckpointError("%s %s is truncated or not an MXNet parameter file"
+                              % (what, path)) from None
+    try:
+        net.load_parameters(path, ctx=ctx, cast_dtype=True)
+    except (AssertionError, mx.base.MXNetError) as err:
+        raise CheckpointError("%s %s does not fit the model: %s" % (what, path, _reason(err))) \
+            from None
+
+
+def load_trainer_states(trainer, path):
+    """``trainer.load_states(path)``; CheckpointError naming the file if it is unusable."""
+    try:
+        trainer.load_states(path)
+    except Exception as err:       # a damaged pickle fails with any of several error types
+        raise CheckpointError("trainer states %s are truncated or do not fit this optimizer: "
+                              "%s" % (path, _reason(err))) from None
+
+
+def remove_partial_files(directory):
+    """Delete the temporary files that :func:`atomic_write` leaves behind when its process is
+    killed mid-write (``.tmp-*``); returns their names."""
+    if not os.path.isdir(directory):
+        return []
+    partial = sorted(n for n in os.listdir(directory) if n.startswith(".tmp-"))
+    for name in partial:
+        os.remove(os.path.join(directory, name))
+    if partial:
+        logger.info("removed %d partly written file(s) of an interrupted run in %s: %s",
+                    len(partial), directory, ", ".join(partial))
+    return partial

@@ -12,7 +12,9 @@ from mxnet import autograd, gluon, nd
 from ..models import get_model
 from ..nn import recalibrate_bn
 from ..search_space import Architecture
-from .checkpoint import latest_checkpoint, load_meta, restore_rng, save_checkpoint
+from .checkpoint import (CheckpointError, check_writable_dir, latest_checkpoint, load_meta,
+                         load_parameters, load_trainer_states, remove_partial_files,
+                         restore_rng, save_checkpoint, save_parameters)
 from .config import TrainConfig
 from .samplers import ConstraintBox, Prefetcher, make_sampler
 
@@ -189,6 +191,8 @@ def train(cfg):
     if isinstance(cfg, dict):
         cfg = TrainConfig.from_dict(cfg)
     hvd, ctx, rank, size = _setup_distribution(cfg)
+    if rank == 0 and cfg.save_dir:
+        check_writable_dir(cfg.save_dir)         # a full or read-only disk: say so now
     mx.random.seed(cfg.seed + rank)
     np.random.seed(cfg.seed + rank)
     metrics_path = cfg.metrics_file
@@ -223,6 +227,8 @@ def train(cfg):
     start_epoch, best_top1, meta = cfg.resume_epoch, 0.0, None
     prefix = cfg.model if not cfg.is_supernet else "ShuffleNas-supernet"
     if cfg.auto_resume:
+        if rank == 0:
+            remove_partial_files(cfg.save_dir)       # left by a run killed while writing
         meta = latest_checkpoint(cfg.save_dir, prefix)
         if meta is None:
             logger.info("auto-resume: no complete checkpoint in %s, starting fresh", cfg.save_dir)
@@ -236,7 +242,9 @@ def train(cfg):
     if meta is None:
         metrics.reset()          # a fresh run starts a fresh metrics file; a resumed one appends
     else:
-        net.load_parameters(meta["params_path"], ctx=ctx, cast_dtype=True)
+        load_parameters(net, meta["params_path"],
+                        "--resume-params" if cfg.resume_params and not cfg.auto_resume
+                        else "checkpoint parameters", ctx=ctx)
         start_epoch = int(meta.get("epoch", cfg.resume_epoch))
         best_top1 = float(meta.get("best_top1", 0.0))
         restore_rng(meta.get("rng"))
@@ -264,7 +272,7 @@ def train(cfg):
         trainer = gluon.Trainer(net.collect_params(), cfg.optimizer, opt_params,
                                 kvstore="device" if len(ctx) > 1 else None)
     if meta is not None and meta.get("states_path"):
-        trainer.load_states(meta["states_path"])
+        load_trainer_states(trainer, meta["states_path"])
 
     # -- losses -----------------------------------------------------------------------------
     sparse = not (cfg.label_smoothing or cfg.mixup)
@@ -276,7 +284,7 @@ def train(cfg):
             raise ValueError("--teacher %s needs --teacher-params pointing to an existing file "
                              "(nothing is downloaded), got %r" % (cfg.teacher, cfg.teacher_params))
         teacher = get_model(cfg.teacher, classes=classes)
-        teacher.load_parameters(cfg.teacher_params, ctx=ctx, cast_dtype=True)
+        load_parameters(teacher, cfg.teacher_params, "--teacher-params", ctx=ctx)
         teacher.hybridize(static_alloc=True, static_shape=True)
         loss_fn = DistillationSoftmaxCrossEntropyLoss(temperature=cfg.temperature,
                                                      hard_weight=cfg.hard_weight,
@@ -301,6 +309,9 @@ def train(cfg):
     summary = {"epochs": [], "best_top1": best_top1}
     for epoch in range(start_epoch, cfg.num_epochs):
         train_data.set_epoch(epoch)          # the same order as an uninterrupted run
+        # MXNet's generator (dropout) restarts per epoch, so that a resumed run draws what an
+        # uninterrupted one draws (its state cannot be saved in a checkpoint)
+        mx.random.seed(int(np.random.SeedSequence([cfg.seed, epoch, rank]).generate_state(1)[0]))
         stats = _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teacher,
                              classes, sampler, counter, metrics, rank)
         # -- validation -----------------------------------------------------------------------
@@ -334,11 +345,18 @@ def train(cfg):
     metrics.write(kind="final", rank=rank, param_norms=_fingerprint(net))
     if rank == 0 and cfg.save_dir:
         final = os.path.join(cfg.save_dir, "%s-final.params" % prefix)
-        os.makedirs(cfg.save_dir, exist_ok=True)
-        net.save_parameters(final)
+        save_parameters(net, final)
         summary["final_params"] = final
         if not cfg.is_supernet and cfg.mode == "hybrid":
-            net.export(os.path.join(cfg.save_dir, prefix))
+            if start_epoch >= cfg.num_epochs:
+                # resumed after the last epoch: the graph has not been built by a forward pass
+                size = cfg.input_size
+                net(nd.zeros((1, 3, size, size), ctx=ctx[0], dtype=cfg.dtype))
+            try:
+                net.export(os.path.join(cfg.save_dir, prefix))
+            except OSError as err:
+                raise CheckpointError("cannot export %s to %s: %s"
+                                      % (prefix, cfg.save_dir, err.strerror or err)) from None
     return summary
 
 
@@ -372,8 +390,11 @@ def _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teac
                 eta = 0.1 if cfg.label_smoothing else 0.0
                 targets = [lam * _one_hot_smooth(y, classes, eta)
                            + (1 - lam) * _one_hot_smooth(y[::-1], classes, eta) for y in labels]
-            elif cfg.label_smoothing:
-                targets = [_one_hot_smooth(y, classes, 0.1) for y in labels]
+            elif cfg.label_smoothing or cfg.mixup:
+                # the loss takes dense targets whenever either flag is set (also in the last
+                # --mixup-off-epoch epochs, which are not mixed)
+                eta = 0.1 if cfg.label_smoothing else 0.0
+                targets = [_one_hot_smooth(y, classes, eta) for y in labels]
             datas = [x.astype(cfg.dtype, copy=False) for x in datas]
             soft = None
             if teacher is not None:
