@@ -108,8 +108,10 @@ class ShuffleNasOneShot(nn.Block):
         for part in (self.stem, self.tail, self.head):
             part.hybridize(active, **kwargs)
         if self.hybrid_blocks:
+            # no static memory per block graph: 80 graphs would each keep their own buffers
+            flags = {k: v for k, v in kwargs.items() if k not in ("static_alloc", "static_shape")}
             for position in self.blocks:
-                position.choices.hybridize(active, **kwargs)
+                position.choices.hybridize(active, **flags)
 
     # -- weights ---------------------------------------------------------------------------------
     def sync_bn_statistics(self):
