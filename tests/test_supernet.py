@@ -131,3 +131,32 @@ def test_use_all_blocks_averages_choices():
     # another sampled path with the same widths gives the same output
     net.set_architecture(Architecture(tuple((b + 1) % 4 for b in arch.blocks), arch.channels))
     np.testing.assert_allclose(net(x).asnumpy(), out, rtol=1e-5, atol=1e-6)
+
+
+def test_affine_free_bn_keeps_choice_block_gamma_beta_fixed():
+    """--affine-free-bn: choice-block BN has no trainable scale / shift (official SPOS); the
+    stem / tail BN still trains, and extracted subnets carry gamma = 1, beta = 0."""
+    import mxnet as mx
+    from mxnet import autograd, gluon, nd
+    from oneshot_nas import Architecture, get_model
+    from oneshot_nas.nn import NasBatchNorm, iter_blocks
+    net = get_model("ShuffleNas", classes=10, affine_free_bn=True)
+    net.initialize(mx.init.Xavier())
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.5})
+    x = nd.random.normal(shape=(4, 3, 32, 32))
+    for arch in (Architecture.largest(), Architecture.sample(np.random.default_rng(0))):
+        net.set_architecture(arch)
+        with autograd.record():
+            loss = net(x).sum()
+        loss.backward()
+        trainer.step(4, ignore_stale_grad=True)
+    choice_bns = [b for p in net.blocks for b in iter_blocks(p) if isinstance(b, NasBatchNorm)]
+    assert choice_bns
+    for bn in choice_bns:
+        assert np.all(bn.gamma.data().asnumpy() == 1) and np.all(bn.beta.data().asnumpy() == 0)
+    stem_bn = net.stem[1]
+    assert stem_bn.gamma.grad_req == "write"
+    assert not np.allclose(stem_bn.gamma.data().asnumpy(), 1)
+    sub = net.get_subnet(Architecture.largest())
+    sub_bns = [b for b in iter_blocks(sub.blocks) if isinstance(b, NasBatchNorm)]
+    assert all(np.all(b.gamma.data().asnumpy() == 1) for b in sub_bns)

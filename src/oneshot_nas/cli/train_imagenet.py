@@ -52,6 +52,8 @@ def build_parser():
 
     s = p.add_argument_group("supernet")
     s.add_argument("--use-all-blocks", action="store_true")
+    s.add_argument("--affine-free-bn", action="store_true",
+                   help="choice-block BatchNorm without gamma / beta (the official SPOS supernet)")
     s.add_argument("--use-all-channels", action="store_true")
     s.add_argument("--epoch-start-cs", type=int, default=0,
                    help="first epoch with channel selection")
@@ -66,6 +68,8 @@ def build_parser():
                    help="training images for BN recalibration before supernet validation")
     s.add_argument("--val-subnets", type=int, default=1,
                    help="random subnets evaluated per supernet validation")
+    s.add_argument("--val-interval", type=int, default=1,
+                   help="validate every N epochs (and after the last one)")
 
     o = p.add_argument_group("optimisation")
     o.add_argument("--num-epochs", type=int, default=120)

@@ -8,10 +8,11 @@ supernet hands out standalone static subnets with sliced weights via :meth:`get_
 import logging
 import re
 
+import mxnet as mx
 from mxnet import nd
 from mxnet.gluon import nn
 
-from ..nn import NasBatchNorm, sync_bn_statistics
+from ..nn import NasBatchNorm, iter_blocks, sync_bn_statistics
 from ..search_space import (NUM_BLOCK_CHOICES, SE_FIRST_BLOCK, Architecture, block_layout,
                             mid_channels)
 from .blocks import ElasticLayers, make_choice_block, make_head, make_stem, make_tail, \
@@ -51,6 +52,9 @@ class ShuffleNasOneShot(nn.Block):
         As for :class:`ShuffleNasOneShotFix`.
     use_all_blocks : bool
         Average the outputs of all four choice blocks of every position.
+    affine_free_bn : bool
+        BatchNorm without trainable gamma / beta in the choice blocks (the official SPOS supernet):
+        they stay 1 / 0, so extracted subnets normalise the same way.
     hybrid_blocks : bool
         ``hybridize()`` gives every choice block a cached graph for full-width passes (default);
         False keeps them imperative, as the supernet was before (benchmark baseline).
@@ -60,7 +64,7 @@ class ShuffleNasOneShot(nn.Block):
 
     def __init__(self, channels_layout="OneShot", use_se=False, last_conv_after_pooling=False,
                  classes=1000, input_size=224, use_all_blocks=False, shuffle_method="reshape",
-                 norm_kwargs=None, hybrid_blocks=True, **kwargs):
+                 norm_kwargs=None, affine_free_bn=False, hybrid_blocks=True, **kwargs):
         super().__init__(**kwargs)
         self.config = dict(channels_layout=channels_layout, use_se=use_se,
                            last_conv_after_pooling=last_conv_after_pooling, classes=classes,
@@ -81,6 +85,13 @@ class ShuffleNasOneShot(nn.Block):
                                                     shuffle_method))
             self.tail = make_tail(layers, self._layout[-1][2], use_se, last_conv_after_pooling)
             self.head = make_head(classes, use_se)
+        self.affine_free_bn = affine_free_bn
+        if affine_free_bn:
+            for position in self.blocks:
+                for bn in iter_blocks(position):
+                    if isinstance(bn, NasBatchNorm):
+                        bn.gamma.init, bn.beta.init = mx.init.One(), mx.init.Zero()
+                        bn.gamma.grad_req = bn.beta.grad_req = "null"
         self.set_architecture(Architecture.largest())
 
     # -- path selection ------------------------------------------------------------------------

@@ -35,6 +35,7 @@ class TrainConfig:
     dtype: str = "float32"
     # supernet
     use_all_blocks: bool = False
+    affine_free_bn: bool = False         # choice-block BN without gamma / beta (official SPOS)
     use_all_channels: bool = False
     epoch_start_cs: int = 0
     cs_warm_up: bool = False
@@ -45,6 +46,7 @@ class TrainConfig:
     flop_param_method: str = "lookup_table"
     update_bn_images: int = 20000
     val_subnets: int = 1
+    val_interval: int = 1                # validate every N epochs (and after the last one)
     # optimisation
     num_epochs: int = 120
     lr: float = 0.1

@@ -32,6 +32,7 @@ def build_model(cfg, classes):
         kwargs.update(use_se=cfg.use_se, last_conv_after_pooling=cfg.last_conv_after_pooling)
     if cfg.is_supernet:
         kwargs["use_all_blocks"] = cfg.use_all_blocks
+        kwargs["affine_free_bn"] = cfg.affine_free_bn
     elif cfg.model == "ShuffleNas_fixArch":
         if not cfg.block_choices:
             raise ValueError("--model ShuffleNas_fixArch needs --block-choices (and "
@@ -315,23 +316,27 @@ def train(cfg):
         stats = _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teacher,
                              classes, sampler, counter, metrics, rank)
         # -- validation -----------------------------------------------------------------------
-        if cfg.is_supernet:
-            top1, top5, archs = _validate_supernet(cfg, epoch, net, sampler, train_data,
-                                                   val_data, ctx, hvd)
-        else:
-            top1, top5 = evaluate(net, val_data, ctx, cfg.dtype, hvd=hvd)
-            archs = None
-        if rank == 0:
-            logger.info("[Epoch %d] validation: err-top1=%f err-top5=%f", epoch, 1 - top1,
-                        1 - top5)
-        metrics.write(kind="val", epoch=epoch, top1=top1, top5=top5,
-                      architectures=[a.to_json() for a in archs] if archs else None)
-        stats.update(epoch=epoch, val_top1=top1, val_top5=top5)
+        validate = (epoch + 1) % max(1, cfg.val_interval) == 0 or epoch + 1 == cfg.num_epochs
+        top1 = None
+        if validate:
+            if cfg.is_supernet:
+                top1, top5, archs = _validate_supernet(cfg, epoch, net, sampler, train_data,
+                                                       val_data, ctx, hvd)
+            else:
+                top1, top5 = evaluate(net, val_data, ctx, cfg.dtype, hvd=hvd)
+                archs = None
+            if rank == 0:
+                logger.info("[Epoch %d] validation: err-top1=%f err-top5=%f", epoch, 1 - top1,
+                            1 - top5)
+            metrics.write(kind="val", epoch=epoch, top1=top1, top5=top5,
+                          architectures=[a.to_json() for a in archs] if archs else None)
+            stats.update(val_top1=top1, val_top5=top5)
+        stats.update(epoch=epoch)
         summary["epochs"].append(stats)
         # -- checkpoints (rank 0) -------------------------------------------------------------
         if rank == 0:
-            is_best = top1 > best_top1
-            best_top1 = max(best_top1, top1)
+            is_best = top1 is not None and top1 > best_top1
+            best_top1 = max(best_top1, top1) if top1 is not None else best_top1
             meta_out = {"epoch": epoch + 1, "best_top1": best_top1, "top1": top1,
                         "config": cfg.to_dict(), "num_update": trainer.optimizer.num_update}
             if cfg.save_dir and cfg.save_frequency and (epoch + 1) % cfg.save_frequency == 0:
