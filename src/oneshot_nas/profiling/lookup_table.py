@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 
 import mxnet as mx
 import numpy as np
@@ -19,6 +18,7 @@ from mxnet.gluon import nn
 from tqdm import tqdm
 
 from .. import __version__
+from ..files import atomic_write_json
 from ..search_space import (BLOCK_TYPES, CHANNEL_SCALES, LAST_CONV_CHANNELS, NUM_BLOCKS,
                             NUM_BLOCK_CHOICES, NUM_CHANNEL_CHOICES, SE_FIRST_BLOCK,
                             SE_TAIL_CHANNELS, STAGE_REPEATS, STEM_CHANNELS, block_layout,
@@ -286,17 +286,7 @@ class LookupTable:
 
     def save(self, path):
         """Write the table as JSON atomically (a temporary file renamed over ``path``)."""
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".lut-", suffix=".json", dir=directory)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_dict(), f)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path, expected_config=None):

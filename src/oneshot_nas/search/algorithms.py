@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..search_space import NUM_BLOCK_CHOICES, NUM_BLOCKS, NUM_CHANNEL_CHOICES, Architecture
-from ..training.checkpoint import atomic_write
+from ..files import atomic_write_text
 
 __all__ = ["COMPARISON_MODELS", "Constraints", "Objective", "SearchState", "random_search",
            "genetic_search", "sample_population"]
@@ -192,12 +192,7 @@ class SearchState:
         return state
 
     def save(self, path):
-        text = self.to_json()
-
-        def write(tmp):
-            with open(tmp, "w") as f:
-                f.write(text)
-        atomic_write(path, write)
+        atomic_write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path):

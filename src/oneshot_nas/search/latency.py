@@ -19,7 +19,7 @@ from ..models.blocks import StaticLayers, make_choice_block, make_head, make_ste
 from ..search_space import (NUM_BLOCK_CHOICES, NUM_CHANNEL_CHOICES, SE_FIRST_BLOCK,
                             block_layout, mid_channels)
 from ..machine import describe_machine
-from ..training.checkpoint import atomic_write
+from ..files import atomic_write_json
 
 __all__ = ["LatencyTable", "time_block"]
 
@@ -106,12 +106,7 @@ class LatencyTable:
                 "tail_ms": self.tail_ms, "blocks_ms": self.blocks_ms.tolist()}
 
     def save(self, path):
-        text = json.dumps(self.to_dict())
-
-        def write(tmp):
-            with open(tmp, "w") as f:
-                f.write(text)
-        atomic_write(path, write)
+        atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path, expected_config=None):

@@ -8,32 +8,17 @@ import logging
 import os
 import random
 import re
-import tempfile
 
 import numpy as np
 
-__all__ = ["atomic_write", "save_checkpoint", "load_meta", "latest_checkpoint",
+from ..files import atomic_write, atomic_write_json
+
+__all__ = ["save_checkpoint", "load_meta", "latest_checkpoint",
            "restore_rng", "capture_rng"]
 
 logger = logging.getLogger(__name__)
 
 _META = re.compile(r"^(?P<prefix>.+)-(?P<epoch>\d{4})\.json$")
-
-
-def atomic_write(path, writer):
-    """Call ``writer(tmp_path)`` and rename the result to ``path`` (same directory)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
-    os.close(fd)
-    try:
-        writer(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def capture_rng():
@@ -63,10 +48,7 @@ def save_checkpoint(save_dir, prefix, tag, net, trainer, meta):
     meta = dict(meta, params=os.path.basename(base + ".params"),
                 states=os.path.basename(base + ".states"), rng=capture_rng())
 
-    def write_json(tmp):
-        with open(tmp, "w") as f:
-            json.dump(meta, f, indent=1)
-    atomic_write(base + ".json", write_json)
+    atomic_write_json(base + ".json", meta, indent=1)
     logger.info("saved checkpoint %s (epoch %d)", base, meta.get("epoch", -1))
     return base + ".json"
 
