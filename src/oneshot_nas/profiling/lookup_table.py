@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..files import atomic_write_json
-from ..search_space import (BLOCK_TYPES, CHANNEL_SCALES, LAST_CONV_CHANNELS, NUM_BLOCKS,
+from ..search_space import (Architecture, BLOCK_TYPES, CHANNEL_SCALES, LAST_CONV_CHANNELS, NUM_BLOCKS,
                             NUM_BLOCK_CHOICES, NUM_CHANNEL_CHOICES, SE_FIRST_BLOCK,
                             SE_TAIL_CHANNELS, STAGE_REPEATS, STEM_CHANNELS, block_layout,
                             mid_channels, stage_out_channels)
@@ -146,6 +146,10 @@ class LookupTable:
         (float, float)
             ``(mflops, mparams)``.
         """
+        if not isinstance(architecture, Architecture):
+            # an Architecture is validated on construction; anything else is checked here
+            # (zip would silently drop the blocks of a short or long input)
+            architecture = Architecture(architecture.blocks, architecture.channels)
         if relu_bn:
             f, p = self.flops_params_many(np.asarray([architecture.blocks]),
                                           np.asarray([architecture.channels]), relu_bn=True)

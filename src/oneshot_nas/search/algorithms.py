@@ -46,6 +46,15 @@ class Constraints:
         """Relative limits (``flop_max`` x the comparison model's FLOPs, ...) or absolute ones
         (``max_flops`` MFLOPs, ``max_params`` M); absolute limits win."""
         ref = None
+        relative = [flag for flag, v in (("--flop-max", flop_max), ("--param-max", param_max),
+                                         ("--normalised-score-max", normalised_score_max))
+                    if v is not None]
+        if relative and comparison_model is None:
+            raise ValueError("%s %s relative to a comparison model: add --comparison-model "
+                             "(one of %s), or give absolute limits with --max-flops / "
+                             "--max-params" % (" / ".join(relative),
+                                               "is" if len(relative) == 1 else "are",
+                                               ", ".join(COMPARISON_MODELS)))
         if comparison_model is not None:
             try:
                 ref = COMPARISON_MODELS[comparison_model]
@@ -108,6 +117,12 @@ class Objective:
         if self.target not in ("acc", "balanced_flop_acc"):
             raise ValueError("unknown --search-target %r; choose acc or balanced_flop_acc"
                              % (self.target,))
+        if self.target == "balanced_flop_acc" and self.constraints.reference is None:
+            raise ValueError("--search-target balanced_flop_acc subtracts the normalised score "
+                             "against a comparison model: add --comparison-model (one of %s)"
+                             % ", ".join(COMPARISON_MODELS))
+        if self.hard_latency and not self.target_latency:
+            raise ValueError("--hard-latency needs --target-latency (and --latency-table)")
 
     def __call__(self, top1, flops, params, latency=None):
         value = top1
@@ -161,8 +176,9 @@ def sample_population(rng, n, counter, constraints, fixed_blocks=None, fixed_cha
 class SearchState:
     """Everything a search needs to continue: position, population, results, RNG, history."""
 
-    def __init__(self, mode, seed):
+    def __init__(self, mode, seed, settings=None):
         self.mode, self.seed = mode, seed
+        self.settings = dict(settings or {})    # what a resumed run must share (flag -> value)
         self.rng = np.random.default_rng(seed)
         self.step = 0                       # generations done / random candidates drawn
         self.population = None              # (blocks, channels) arrays
@@ -172,7 +188,8 @@ class SearchState:
     def to_json(self):
         pop = None if self.population is None else [a.tolist() for a in self.population]
         return json.dumps({
-            "mode": self.mode, "seed": self.seed, "step": self.step, "population": pop,
+            "mode": self.mode, "seed": self.seed, "settings": self.settings, "step": self.step,
+            "population": pop,
             "rng": self.rng.bit_generator.state, "history": self.history,
             "results": [dict(r, arch=json.loads(a.to_json())) for a, r in self.results.items()],
         })
@@ -180,7 +197,7 @@ class SearchState:
     @classmethod
     def from_json(cls, text):
         obj = json.loads(text)
-        state = cls(obj["mode"], obj["seed"])
+        state = cls(obj["mode"], obj["seed"], obj.get("settings"))
         state.step = obj["step"]
         if obj["population"] is not None:
             state.population = tuple(np.array(a, dtype=np.int64) for a in obj["population"])

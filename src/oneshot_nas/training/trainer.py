@@ -9,7 +9,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, nd
 
-from ..models import get_model
+from ..models import PRESETS, get_model
+from ..models.params import load_params_checked
 from ..nn import recalibrate_bn
 from ..search_space import Architecture
 from .checkpoint import latest_checkpoint, load_meta, restore_rng, save_checkpoint
@@ -24,9 +25,21 @@ logger = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------
 # construction helpers
 def build_model(cfg, classes):
-    """The network named by ``cfg.model`` with the configured options."""
+    """The network named by ``cfg.model`` with the configured options.
+
+    A preset keeps its own SE / tail setting unless ``use_se`` / ``last_conv_after_pooling``
+    turn it on (``--model OneShot --use-se`` is OneShot's architecture with SE).
+    """
     kwargs = dict(classes=classes, channels_layout=cfg.channels_layout, input_size=cfg.input_size)
-    if cfg.model in ("ShuffleNas", "ShuffleNas_fixArch"):
+    if cfg.model in PRESETS:
+        if cfg.block_choices or cfg.channel_choices:
+            raise ValueError("--block-choices / --channel-choices cannot change the preset "
+                             "--model %s; use --model ShuffleNas_fixArch with them" % cfg.model)
+        if cfg.use_se:
+            kwargs["use_se"] = True
+        if cfg.last_conv_after_pooling:
+            kwargs["last_conv_after_pooling"] = True
+    else:
         kwargs.update(use_se=cfg.use_se, last_conv_after_pooling=cfg.last_conv_after_pooling)
     if cfg.is_supernet:
         kwargs["use_all_blocks"] = cfg.use_all_blocks
@@ -169,7 +182,7 @@ def _setup_distribution(cfg):
         try:
             import horovod.mxnet as hvd
         except ImportError:
-            raise ValueError("--horovod needs horovod built with MXNet support (make dist)") \
+            raise ValueError("--horovod needs horovod built with MXNet support (make install)") \
                 from None
         hvd.init()
         ctx = [mx.gpu(hvd.local_rank())] if cfg.num_gpus > 0 else [mx.cpu()]
@@ -188,6 +201,7 @@ def train(cfg):
     from ..data import make_loaders
     if isinstance(cfg, dict):
         cfg = TrainConfig.from_dict(cfg)
+    cfg.validate()
     hvd, ctx, rank, size = _setup_distribution(cfg)
     mx.random.seed(cfg.seed + rank)
     np.random.seed(cfg.seed + rank)
@@ -229,6 +243,8 @@ def train(cfg):
     elif cfg.resume_params:
         if not os.path.isfile(cfg.resume_params):
             raise ValueError("--resume-params file %s does not exist" % cfg.resume_params)
+        if cfg.resume_states and not os.path.isfile(cfg.resume_states):
+            raise ValueError("--resume-states file %s does not exist" % cfg.resume_states)
         json_path = os.path.splitext(cfg.resume_params)[0] + ".json"
         meta = load_meta(json_path) if os.path.isfile(json_path) else {
             "params_path": cfg.resume_params, "states_path": cfg.resume_states or None,
@@ -236,7 +252,10 @@ def train(cfg):
     if meta is None:
         metrics.reset()          # a fresh run starts a fresh metrics file; a resumed one appends
     else:
-        net.load_parameters(meta["params_path"], ctx=ctx, cast_dtype=True)
+        flag = "--auto-resume checkpoint" if cfg.auto_resume else "--resume-params"
+        load_params_checked(net, meta["params_path"], flag, ctx=ctx,
+                            hint="check --model, --use-se, --last-conv-after-pooling, "
+                                 "--channels-layout and the data set's classes")
         start_epoch = int(meta.get("epoch", cfg.resume_epoch))
         best_top1 = float(meta.get("best_top1", 0.0))
         restore_rng(meta.get("rng"))
@@ -264,7 +283,13 @@ def train(cfg):
         trainer = gluon.Trainer(net.collect_params(), cfg.optimizer, opt_params,
                                 kvstore="device" if len(ctx) > 1 else None)
     if meta is not None and meta.get("states_path"):
-        trainer.load_states(meta["states_path"])
+        try:
+            trainer.load_states(meta["states_path"])
+        except Exception as err:       # pickle / MXNet errors of a file that does not fit
+            raise ValueError("trainer states %s do not fit this run (%s): check --optimizer "
+                             "and --resume-states" % (meta["states_path"],
+                                                      str(err).strip().splitlines()[0][:200])
+                             ) from None
 
     # -- losses -----------------------------------------------------------------------------
     sparse = not (cfg.label_smoothing or cfg.mixup)
@@ -272,11 +297,9 @@ def train(cfg):
     teacher = None
     if cfg.teacher:
         from gluoncv.loss import DistillationSoftmaxCrossEntropyLoss
-        if not cfg.teacher_params or not os.path.isfile(cfg.teacher_params):
-            raise ValueError("--teacher %s needs --teacher-params pointing to an existing file "
-                             "(nothing is downloaded), got %r" % (cfg.teacher, cfg.teacher_params))
         teacher = get_model(cfg.teacher, classes=classes)
-        teacher.load_parameters(cfg.teacher_params, ctx=ctx, cast_dtype=True)
+        load_params_checked(teacher, cfg.teacher_params, "--teacher-params", ctx=ctx,
+                            hint="is it a --teacher %s trained on this data set?" % cfg.teacher)
         teacher.hybridize(static_alloc=True, static_shape=True)
         loss_fn = DistillationSoftmaxCrossEntropyLoss(temperature=cfg.temperature,
                                                      hard_weight=cfg.hard_weight,
