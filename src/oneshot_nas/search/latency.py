@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 def time_block(block, shape, ctx, warmup=5, repeats=20):
     """Median wall time (ms) of ``block`` on a fixed input of ``shape``."""
+    if repeats < 1:
+        raise ValueError("repeats must be >= 1, got %d" % repeats)
     x = nd.random.uniform(shape=shape, ctx=ctx)
     for _ in range(warmup):
         block(x).wait_to_read()
@@ -140,7 +142,7 @@ def check_latency_table(table, n=10, seed=0, warmup=5, repeats=20, ctx=mx.cpu())
     cfg = table.config
     rng = np.random.default_rng(seed)
     rows = []
-    for _ in range(n):
+    for i in range(n):
         arch = Architecture.sample(rng)
         net = ShuffleNasOneShotFix(arch, channels_layout=cfg["channels_layout"],
                                    use_se=cfg["use_se"],
@@ -151,4 +153,6 @@ def check_latency_table(table, n=10, seed=0, warmup=5, repeats=20, ctx=mx.cpu())
         size = cfg["input_size"]
         measured = time_block(net, (cfg["batch_size"], 3, size, size), ctx, warmup, repeats)
         rows.append((arch, table.predict(arch), measured))
+        logger.info("latency check %d/%d: predicted %.3f ms, measured %.3f ms", i + 1, n,
+                    rows[-1][1], measured)
     return rows
