@@ -113,7 +113,10 @@ def run(args):
     symbol, arg_params, aux_params = load_graph(symbol_file, params_file)
     size = int(meta["input_size"])
     try:
-        num_classes = symbol.infer_shape(data=(1, 3, size, size))[1][0][1]
+        # with the saved shapes, so that an input size the weights do not fit fails here
+        known = {name: value.shape for name, value in dict(arg_params, **aux_params).items()
+                 if name in symbol.list_inputs()}
+        num_classes = symbol.infer_shape(data=(1, 3, size, size), **known)[1][0][1]
     except mx.base.MXNetError as err:
         raise DeployError("%s cannot run on %dx%d images (%s); check --input-size"
                           % (symbol_file, size, size, error_line(err))) from None

@@ -220,7 +220,7 @@ class SearchState:
             raise ValueError("search checkpoint %s cannot be read: %s" % (path, err)) from None
 
 
-def _record(state, arch, evaluate, counter, objective, latency_fn):
+def _record(state, arch, evaluate, counter, objective, latency_fn, on_evaluated=None):
     if arch in state.results:
         return state.results[arch]
     res = evaluate(arch)
@@ -230,6 +230,8 @@ def _record(state, arch, evaluate, counter, objective, latency_fn):
            "latency_ms": lat}
     rec["fitness"] = objective(rec["top1"], rec["flops"], rec["params"], lat)
     state.results[arch] = rec
+    if on_evaluated:
+        on_evaluated(state, arch, rec)
     return rec
 
 
@@ -240,12 +242,16 @@ def top_k(state, k):
 
 def random_search(state, evaluate, counter, constraints, objective, iters=250,
                   fixed_blocks=None, fixed_channels=None, checkpoint=None, checkpoint_every=10,
-                  latency_fn=None, progress=None):
-    """Evaluate ``iters`` random qualified candidates; returns the state."""
+                  latency_fn=None, progress=None, on_evaluated=None):
+    """Evaluate ``iters`` random qualified candidates; returns the state.
+
+    ``progress(state, record)`` is called after every candidate, ``on_evaluated(state, arch,
+    record)`` after every new evaluation (not for a candidate already in ``state.results``).
+    """
     while state.step < iters:
         b, c = sample_population(state.rng, 1, counter, constraints, fixed_blocks, fixed_channels)
         arch = Architecture(b[0], c[0])
-        rec = _record(state, arch, evaluate, counter, objective, latency_fn)
+        rec = _record(state, arch, evaluate, counter, objective, latency_fn, on_evaluated)
         state.step += 1
         if progress:
             progress(state, rec)
@@ -257,9 +263,13 @@ def random_search(state, evaluate, counter, constraints, objective, iters=250,
 def genetic_search(state, evaluate, counter, constraints, objective, population_size=50,
                    retain_length=10, random_select=0.1, mutate_chance=0.1, generations=20,
                    fixed_blocks=None, fixed_channels=None, checkpoint=None, latency_fn=None,
-                   progress=None, max_tries=200000):
+                   progress=None, max_tries=200000, on_evaluated=None):
     """Genetic search of SPEC section 5; returns the state (``state.results`` holds every
-    evaluated candidate, ``state.history`` best / mean fitness per generation)."""
+    evaluated candidate, ``state.history`` best / mean fitness per generation).
+
+    ``progress(state, None)`` is called after every generation, ``on_evaluated(state, arch,
+    record)`` after every new evaluation (a generation can take long on ImageNet).
+    """
     rng = state.rng
     if state.population is None:
         state.population = sample_population(rng, population_size, counter, constraints,
@@ -267,8 +277,8 @@ def genetic_search(state, evaluate, counter, constraints, objective, population_
     while state.step < generations:
         blocks, channels = state.population
         archs = [Architecture(b, c) for b, c in zip(blocks, channels)]
-        fitness = np.array([_record(state, a, evaluate, counter, objective, latency_fn)["fitness"]
-                            for a in archs])
+        fitness = np.array([_record(state, a, evaluate, counter, objective, latency_fn,
+                                    on_evaluated)["fitness"] for a in archs])
         order = np.argsort(-fitness, kind="stable")
         state.history.append({"generation": state.step, "best": float(fitness.max()),
                               "mean": float(fitness.mean()),

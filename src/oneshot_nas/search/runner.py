@@ -2,6 +2,7 @@
 import hashlib
 import json
 import logging
+import math
 import os
 import shlex
 from dataclasses import asdict, dataclass
@@ -246,8 +247,16 @@ def run_search(cfg, counter=None):
         crop_ratio=cfg.crop_ratio, augment=False, seed=cfg.seed)
     supernet = load_supernet(cfg.supernet_params, info.num_classes, ctx, **model_cfg)
     logger.info("decoding %d calibration images and the validation set once", cfg.update_bn_images)
-    calib = collect_images(train, cfg.update_bn_images, ctx)
-    cached_val = collect_batches(val, cfg.val_images, cfg.cache_mb, ctx)
+    from tqdm import tqdm
+    reading = tqdm(train, desc="calibration images", unit="batch", leave=False,
+                   total=min(len(train), math.ceil(cfg.update_bn_images / cfg.batch_size)),
+                   disable=not cfg.progress)
+    calib = collect_images(reading, cfg.update_bn_images, ctx)
+    reading.close()
+    reading = tqdm(val, desc="validation images", unit="batch", leave=False,
+                   disable=not cfg.progress)
+    cached_val = collect_batches(reading, cfg.val_images, cfg.cache_mb, ctx)
+    reading.close()
     val_source = cached_val if cached_val is not None else (lambda: val)
     evaluator = CandidateEvaluator(supernet, calib, val_source, ctx, cfg.bn_group_size,
                                    cfg.batch_size)
@@ -255,7 +264,6 @@ def run_search(cfg, counter=None):
     for arch, rec in state.results.items():      # results of a resumed run are reused
         evaluator.cache[arch] = {"top1": rec["top1"], "top5": rec["top5"]}
 
-    from tqdm import tqdm
     total = cfg.search_iters
     bar = tqdm(total=total, initial=state.step, desc="%s search" % cfg.search_mode,
                unit="gen" if cfg.search_mode == "genetic" else "cand", disable=not cfg.progress)
@@ -265,11 +273,22 @@ def run_search(cfg, counter=None):
         best = max(r["fitness"] for r in st.results.values())
         bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=False)
 
+    def on_evaluated(st, arch, rec):
+        # a generation of 50 candidates takes long on ImageNet: show every candidate
+        best = max(r["fitness"] for r in st.results.values())
+        if cfg.progress:
+            bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=True)
+        else:
+            logger.info("candidate %d (step %d): top-1 %.4f, %.1f MFLOPs, %.3f M params, "
+                        "fitness %.4f (best %.4f)", len(st.results), st.step + 1, rec["top1"],
+                        rec["flops"], rec["params"], rec["fitness"], best)
+
     def checkpoint(st):
         st.save(ckpt_path)
 
     common = dict(fixed_blocks=fixed_blocks, fixed_channels=fixed_channels,
-                  checkpoint=checkpoint, latency_fn=latency_fn, progress=progress)
+                  checkpoint=checkpoint, latency_fn=latency_fn, progress=progress,
+                  on_evaluated=on_evaluated)
     if cfg.search_mode == "genetic":
         genetic_search(state, evaluator.evaluate, counter, constraints, objective,
                        cfg.population_size, cfg.retain_length, cfg.random_select,

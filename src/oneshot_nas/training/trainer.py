@@ -327,11 +327,13 @@ def train(cfg):
         stats = _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teacher,
                              classes, sampler, counter, metrics, rank)
         # -- validation -----------------------------------------------------------------------
+        show = cfg.progress and rank == 0
         if cfg.is_supernet:
             top1, top5, archs = _validate_supernet(cfg, epoch, net, sampler, train_data,
-                                                   val_data, ctx, hvd)
+                                                   val_data, ctx, hvd, show)
         else:
-            top1, top5 = evaluate(net, val_data, ctx, cfg.dtype, hvd=hvd)
+            with _bar(len(val_data), "epoch %d validation" % epoch, show) as bar:
+                top1, top5 = evaluate(net, _ticking(val_data, bar), ctx, cfg.dtype, hvd=hvd)
             archs = None
         if rank == 0:
             logger.info("[Epoch %d] validation: err-top1=%f err-top5=%f", epoch, 1 - top1,
@@ -443,23 +445,57 @@ def _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teac
     return {"train_accuracy": acc, "loss": loss_sum / max(seen, 1), "speed": speed}
 
 
-def _validate_supernet(cfg, epoch, net, sampler, train_data, val_data, ctx, hvd=None):
-    """Mean top-1 / top-5 of ``cfg.val_subnets`` sampled subnets, each BN-recalibrated."""
+class _bar:
+    """A tqdm bar as a context manager (disabled: a no-op)."""
+
+    def __init__(self, total, desc, show):
+        from tqdm import tqdm
+        self.bar = tqdm(total=total, desc=desc, unit="batch", leave=False, disable=not show)
+
+    def __enter__(self):
+        return self.bar
+
+    def __exit__(self, *exc):
+        self.bar.close()
+
+
+def _ticking(batches, bar):
+    """``batches``, advancing ``bar`` by one per batch."""
+    for batch in batches:
+        yield batch
+        bar.update(1)
+
+
+def _validate_supernet(cfg, epoch, net, sampler, train_data, val_data, ctx, hvd=None,
+                       show=False):
+    """Mean top-1 / top-5 of ``cfg.val_subnets`` sampled subnets, each BN-recalibrated.
+
+    Shows one bar over the recalibration and validation batches of all subnets, and logs a
+    line per subnet (this takes about as long as a training epoch on digits).
+    """
     rng = np.random.default_rng([cfg.seed, epoch, 7919])
     low, high = sampler.channel_range(epoch)
     results, archs = [], []
-    for _ in range(max(1, cfg.val_subnets)):
-        arch = Architecture.sample(rng, min_channel_index=low, max_channel_index=high)
-        subnet = net.get_subnet(arch)
+    n = max(1, cfg.val_subnets)
+    calib_batches = min(len(train_data), math.ceil(cfg.update_bn_images
+                                                   / getattr(train_data, "batch_size", 1)))
+    with _bar(n * (calib_batches + len(val_data)),
+              "epoch %d validation (%d subnets)" % (epoch, n), show) as bar:
+        for k in range(n):
+            tic = time.time()
+            arch = Architecture.sample(rng, min_channel_index=low, max_channel_index=high)
+            subnet = net.get_subnet(arch)
 
-        def images():
-            train_data.set_epoch(0)          # the same calibration images every time
-            for data, _ in train_data:
-                yield data
-        recalibrate_bn(subnet, images(), ctx=ctx[0], max_images=cfg.update_bn_images)
-        subnet.hybridize(static_alloc=True)
-        results.append(evaluate(subnet, val_data, ctx, hvd=hvd))
-        archs.append(arch)
+            def images():
+                train_data.set_epoch(0)          # the same calibration images every time
+                for data, _ in _ticking(train_data, bar):
+                    yield data
+            recalibrate_bn(subnet, images(), ctx=ctx[0], max_images=cfg.update_bn_images)
+            subnet.hybridize(static_alloc=True)
+            results.append(evaluate(subnet, _ticking(val_data, bar), ctx, hvd=hvd))
+            archs.append(arch)
+            logger.info("[Epoch %d] validation subnet %d/%d: recalibrated top-1 %.4f (%.0f s)",
+                        epoch, k + 1, n, results[-1][0], time.time() - tic)
     top1 = float(np.mean([r[0] for r in results]))
     top5 = float(np.mean([r[1] for r in results]))
     logger.info("[Epoch %d] supernet: %d recalibrated subnet(s), top-1 %s", epoch, len(results),
