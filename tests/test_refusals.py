@@ -213,3 +213,13 @@ def test_search_and_latency_table_do_not_import_the_trainer():
                 if isinstance(node, ast.ImportFrom) and node.module:
                     assert not node.module.startswith("training"), (folder, name, node.module)
                     assert "checkpoint" not in node.module, (folder, name, node.module)
+
+
+def test_make_sampler_never_falls_back_to_uniform_sampling():
+    from oneshot_nas.training.samplers import ConstraintBox, UniformSampler, make_sampler
+    with pytest.raises(ValueError, match="--train-constraint-method evolution needs "
+                                         "--train-upper-constraints"):
+        make_sampler("evolution", lambda b, c: (b.sum(1), c.sum(1)), None)
+    with pytest.raises(ValueError, match="needs a constraint method"):
+        make_sampler(None, None, ConstraintBox.from_strings("flops-330-params-5.0"))
+    assert type(make_sampler()) is UniformSampler
