@@ -445,18 +445,10 @@ def _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teac
     return {"train_accuracy": acc, "loss": loss_sum / max(seen, 1), "speed": speed}
 
 
-class _bar:
-    """A tqdm bar as a context manager (disabled: a no-op)."""
-
-    def __init__(self, total, desc, show):
-        from tqdm import tqdm
-        self.bar = tqdm(total=total, desc=desc, unit="batch", leave=False, disable=not show)
-
-    def __enter__(self):
-        return self.bar
-
-    def __exit__(self, *exc):
-        self.bar.close()
+def _bar(total, desc, show):
+    """A tqdm bar over batches (a context manager; disabled: a no-op)."""
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="batch", leave=False, disable=not show)
 
 
 def _ticking(batches, bar):
