@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 import mxnet as mx
 import numpy as np
 from mxnet import nd
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..models import get_model
 from ..search_space import Architecture
@@ -186,6 +187,18 @@ def _commands(arch, cfg):
     return train, script
 
 
+def _search(cfg, state, evaluator, counter, constraints, objective, common):
+    if cfg.search_mode == "genetic":
+        genetic_search(state, evaluator.evaluate, counter, constraints, objective,
+                       cfg.population_size, cfg.retain_length, cfg.random_select,
+                       cfg.mutate_chance, cfg.search_iters, **common)
+    elif cfg.search_mode == "random":
+        random_search(state, evaluator.evaluate, counter, constraints, objective,
+                      cfg.search_iters, **common)
+    else:
+        raise ValueError("unknown --search-mode %r; choose random or genetic" % cfg.search_mode)
+
+
 def run_search(cfg, counter=None):
     """Run the configured search; returns the results dict (also written as JSON).
 
@@ -289,15 +302,8 @@ def run_search(cfg, counter=None):
     common = dict(fixed_blocks=fixed_blocks, fixed_channels=fixed_channels,
                   checkpoint=checkpoint, latency_fn=latency_fn, progress=progress,
                   on_evaluated=on_evaluated)
-    if cfg.search_mode == "genetic":
-        genetic_search(state, evaluator.evaluate, counter, constraints, objective,
-                       cfg.population_size, cfg.retain_length, cfg.random_select,
-                       cfg.mutate_chance, cfg.search_iters, **common)
-    elif cfg.search_mode == "random":
-        random_search(state, evaluator.evaluate, counter, constraints, objective,
-                      cfg.search_iters, **common)
-    else:
-        raise ValueError("unknown --search-mode %r; choose random or genetic" % cfg.search_mode)
+    with logging_redirect_tqdm():              # log lines above the bar, not inside it
+        _search(cfg, state, evaluator, counter, constraints, objective, common)
     bar.close()
 
     best = []

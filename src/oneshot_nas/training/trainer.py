@@ -8,6 +8,7 @@ import time
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, nd
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..models import PRESETS, get_model
 from ..models.params import load_params_checked
@@ -324,8 +325,9 @@ def train(cfg):
     summary = {"epochs": [], "best_top1": best_top1}
     for epoch in range(start_epoch, cfg.num_epochs):
         train_data.set_epoch(epoch)          # the same order as an uninterrupted run
-        stats = _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teacher,
-                             classes, sampler, counter, metrics, rank)
+        with logging_redirect_tqdm():         # log lines above the bar, not inside it
+            stats = _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn,
+                                 teacher, classes, sampler, counter, metrics, rank)
         # -- validation -----------------------------------------------------------------------
         show = cfg.progress and rank == 0
         if cfg.is_supernet:
@@ -472,7 +474,8 @@ def _validate_supernet(cfg, epoch, net, sampler, train_data, val_data, ctx, hvd=
     calib_batches = min(len(train_data), math.ceil(cfg.update_bn_images
                                                    / getattr(train_data, "batch_size", 1)))
     with _bar(n * (calib_batches + len(val_data)),
-              "epoch %d validation (%d subnets)" % (epoch, n), show) as bar:
+              "epoch %d validation (%d subnets)" % (epoch, n), show) as bar, \
+            logging_redirect_tqdm():             # log lines above the bar, not inside it
         for k in range(n):
             tic = time.time()
             arch = Architecture.sample(rng, min_channel_index=low, max_channel_index=high)
@@ -480,8 +483,12 @@ def _validate_supernet(cfg, epoch, net, sampler, train_data, val_data, ctx, hvd=
 
             def images():
                 train_data.set_epoch(0)          # the same calibration images every time
+                taken = 0
                 for data, _ in _ticking(train_data, bar):
                     yield data
+                    taken += data.shape[0]
+                    if taken >= cfg.update_bn_images:    # decode no batch it will not use
+                        return
             recalibrate_bn(subnet, images(), ctx=ctx[0], max_images=cfg.update_bn_images)
             subnet.hybridize(static_alloc=True)
             results.append(evaluate(subnet, _ticking(val_data, bar), ctx, hvd=hvd))
