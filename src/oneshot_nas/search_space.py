@@ -4,6 +4,7 @@ Every other module (models, training, search, profiling) reads these constants a
 architectures through :class:`Architecture`; nothing else repeats them.
 """
 import json
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,7 +98,24 @@ def _parse_int_list(text, what):
             except ValueError:
                 raise ValueError("%s: position %d is %r, not an integer" % (what, pos, item)) from None
         return tuple(values)
-    return tuple(int(v) for v in text)
+    return _choices(text, what)
+
+
+def _choices(values, what):
+    """``values`` as a tuple of ints; integral floats (``2.0``) pass, ``1.7`` or ``'x'`` do not
+    (a truncated choice would silently be another architecture)."""
+    out = []
+    for pos, v in enumerate(values):
+        try:
+            out.append(operator.index(v))         # int, numpy integers
+            continue
+        except TypeError:
+            pass
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            out.append(int(v))
+        else:
+            raise ValueError("%s: position %d is %r, not an integer" % (what, pos, v))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -116,8 +134,8 @@ class Architecture:
     channels: tuple
 
     def __post_init__(self):
-        object.__setattr__(self, "blocks", tuple(int(b) for b in self.blocks))
-        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        object.__setattr__(self, "blocks", _choices(self.blocks, "block choices"))
+        object.__setattr__(self, "channels", _choices(self.channels, "channel choices"))
         for what, values, limit in (("block choices", self.blocks, NUM_BLOCK_CHOICES),
                                     ("channel choices", self.channels, NUM_CHANNEL_CHOICES)):
             if len(values) != NUM_BLOCKS:

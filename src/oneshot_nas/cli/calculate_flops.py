@@ -14,6 +14,8 @@ import os
 import sys
 import tempfile
 
+from .errors import report, user_errors
+
 __all__ = ["main", "build_parser"]
 
 PROG = "calculate_flops.py"
@@ -60,8 +62,11 @@ def build_parser():
                        help="SE modules and hard-swish (default: the preset's setting)")
     model.add_argument("--last-conv-after-pooling", action="store_true", default=None,
                        help="MobileNetV3-style tail (default: the preset's setting)")
-    model.add_argument("--input-size", type=int, default=224, help="input resolution")
-    model.add_argument("--classes", type=int, default=1000, help="number of classes")
+    model.add_argument("--input-size", type=int, default=None,
+                       help="input resolution (default 224; with --symbol-path it sets the "
+                            "default data shape)")
+    model.add_argument("--classes", type=int, default=None,
+                       help="number of classes (default 1000)")
     count = parser.add_argument_group("counting")
     count.add_argument("-norelubn", "--no-relu-bn", dest="norelubn", action="store_true",
                        help="do not count ReLU and BatchNorm (the convention of every FLOPs "
@@ -100,15 +105,12 @@ def _model_from_args(args):
         name = args.model or DEFAULT_MODEL
         (blocks, channels), defaults = PRESETS[name]
         arch = Architecture.parse(blocks, channels)
-    if args.input_size <= 0 or args.classes <= 0:
-        raise ValueError("--input-size and --classes must be positive, got %d and %d"
-                         % (args.input_size, args.classes))
     config = dict(channels_layout=args.channels_layout or "OneShot",
                   use_se=defaults["use_se"] if args.use_se is None else args.use_se,
                   last_conv_after_pooling=(defaults["last_conv_after_pooling"]
                                            if args.last_conv_after_pooling is None
                                            else args.last_conv_after_pooling),
-                  input_size=args.input_size, classes=args.classes)
+                  input_size=args.input_size or 224, classes=args.classes or 1000)
     return name, arch, config
 
 
@@ -125,15 +127,21 @@ def _run(args):
     from ..profiling import count_symbol, load_symbol, micronet_profile, parse_data_shapes
     from ..profiling.symbolic import build_symbol
 
+    for flag, value in (("--input-size", args.input_size), ("--classes", args.classes)):
+        if value is not None and value <= 0:
+            raise ValueError("%s must be a positive integer, got %d" % (flag, value))
     model_flags = (args.model, args.block_choices, args.channel_choices, args.use_se,
-                   args.last_conv_after_pooling, args.channels_layout)
+                   args.last_conv_after_pooling, args.channels_layout, args.classes)
     if args.symbol_path is not None and any(f is not None for f in model_flags):
         raise ValueError("--symbol-path counts an exported graph; model flags (--model, "
-                         "--block-choices, --use-se, ...) cannot be combined with it")
+                         "--block-choices, --use-se, --classes, ...) cannot be combined with it")
+    if args.data_shapes and args.input_size is not None:
+        raise ValueError("--input-size and --data-shapes both set the input shape; give one")
     if args.data_shapes:
         shapes = parse_data_shapes(args.data_shapes)
     else:
-        shapes = {"data": (1, 3, args.input_size, args.input_size)}
+        size = args.input_size or 224
+        shapes = {"data": (1, 3, size, size)}
 
     if args.symbol_path is not None:
         source = args.symbol_path
@@ -192,9 +200,9 @@ def main(argv=None):
         _run(args)
     except SystemExit as done:          # --help
         return done.code or 0
-    except (_UsageError, ValueError, FileNotFoundError, IsADirectoryError,
-            PermissionError) as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print("%s: error: %s" % (PROG, message), file=sys.stderr)
+    except _UsageError as err:
+        print("%s: error: %s" % (PROG, err), file=sys.stderr)
         return 2
+    except user_errors() as err:
+        return report(PROG, err)
     return 0

@@ -24,30 +24,56 @@ import time
 __all__ = ["main"]
 
 
+def _settled(text):
+    """Console output as it finally stands: of the carriage-return updates of a progress bar
+    only the last state of each line is kept."""
+    lines = []
+    for line in text.split("\n"):
+        parts = [p for p in line.split("\r") if p.strip()]
+        if parts:
+            lines.append(parts[-1].rstrip())
+    return "\n".join(lines) + "\n"
+
+
 class _Stage:
     def __init__(self, workdir, log_dir, env):
         self.workdir, self.log_dir, self.env = workdir, log_dir, env
         self.times = {}
 
     def run(self, name, cmd, extra_env=None):
-        env = dict(self.env, **(extra_env or {}))
+        """Run one stage, echoing its output (progress bars and log lines) as it comes; the
+        settled output goes to ``<log_dir>/demo_<name>.log`` and is returned."""
+        env = dict(self.env, PYTHONUNBUFFERED="1", **(extra_env or {}))
         shown = " ".join("%s=%s" % kv for kv in (extra_env or {}).items())
         print("\n=== %s: %s %s" % (name, shown, " ".join(shlex.quote(c) for c in cmd)),
               flush=True)
         tic = time.time()
-        proc = subprocess.run(cmd, cwd=self.workdir, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        chunks = []
+        out = getattr(sys.stdout, "buffer", None)
+        while True:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if out is not None:
+                out.write(chunk)
+                out.flush()
+            else:
+                sys.stdout.write(chunk.decode("utf-8", "replace"))
+        proc.wait()
+        proc.stdout.close()
         self.times[name] = time.time() - tic
-        with open(os.path.join(self.log_dir, "demo_%s.log" % name), "w") as f:
-            f.write(proc.stdout)
-        tail = proc.stdout.strip().splitlines()[-8:]
-        print("\n".join("    " + l for l in tail), flush=True)
+        text = _settled(b"".join(chunks).decode("utf-8", "replace"))
+        log = os.path.join(self.log_dir, "demo_%s.log" % name)
+        with open(log, "w") as f:
+            f.write(text)
         if proc.returncode != 0:
             raise SystemExit("demo stage %s failed (exit %d); full output in %s"
-                             % (name, proc.returncode,
-                                os.path.join(self.log_dir, "demo_%s.log" % name)))
+                             % (name, proc.returncode, log))
         print("    [%s done in %.0f s]" % (name, self.times[name]), flush=True)
-        return proc.stdout
+        return text
 
 
 def _last_json(text):
@@ -97,7 +123,7 @@ def main(argv=None):
     search_common = ["--dataset", "digits", "--supernet-params", supernet_params, "--use-se",
                      "--last-conv-after-pooling", "--max-flops", str(args.max_flops),
                      "--update-bn-images", "256" if fast else "1024", "--batch-size", "128",
-                     "--seed", seed, "--topk", "3", "-j", "1", "--no-progress"]
+                     "--seed", seed, "--topk", "3", "-j", "1"]
     gen_dir = os.path.join(args.work_dir, "search_genetic")
     stage.run("search_genetic", [py, "search_supernet.py", "--search-mode", "genetic",
                                  "--population-size", pop, "--retain-length",
@@ -148,8 +174,7 @@ def main(argv=None):
     quant_dir = os.path.join(args.work_dir, "int8")
     eval_json = os.path.join(quant_dir, "eval.json")
     stage.run("int8", ["sh", "scripts/quantize_int8.sh", "--speed",
-                       "--repeats", "3" if fast else "10", "--eval-json", eval_json,
-                       "--no-progress"],
+                       "--repeats", "3" if fast else "10", "--eval-json", eval_json],
               {"DATASET": "digits", "SYMBOL": symbol, "PARAMS": params, "OUTPUT_DIR": quant_dir,
                "CALIB_MODE": "naive"})
     with open(eval_json) as f:

@@ -12,7 +12,7 @@ from .train_imagenet import setup_logging
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(prog="latency_table", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("model")
     g.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS))
@@ -31,8 +31,23 @@ def build_parser():
 
 def main(argv=None):
     from ..search.latency import LatencyTable, check_latency_table
-    args = build_parser().parse_args(argv)
+    from .errors import report, user_errors
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for flag, value, low in (("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0),
+                             ("--batch-size", args.batch_size, 1), ("--check", args.check, 0),
+                             ("--input-size", args.input_size, 32), ("--classes", args.classes, 1)):
+        if value < low:
+            parser.exit(2, "%s: error: %s must be >= %d, got %d\n" % (parser.prog, flag, low,
+                                                                     value))
     setup_logging(None)
+    try:
+        return _run(args, LatencyTable, check_latency_table)
+    except user_errors() as err:
+        return report(parser.prog, err)
+
+
+def _run(args, LatencyTable, check_latency_table):
     table = LatencyTable.measure(args.channels_layout, args.use_se, args.last_conv_after_pooling,
                                  args.input_size, args.classes, args.batch_size, args.warmup,
                                  args.repeats)

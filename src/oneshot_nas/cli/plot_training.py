@@ -23,10 +23,14 @@ def build_parser():
 def main(argv=None):
     from ..training.plots import plot_coverage, plot_curves, read_metrics
     from ..training.samplers import ConstraintBox
+    from .errors import report, user_errors
     args = build_parser().parse_args(argv)
     setup_logging(None)
     try:
         rows = read_metrics(args.metrics)
+        if not any(r.get("kind") == "train" for r in rows):
+            raise ValueError("metrics file %s has no training records (kind 'train') to plot"
+                             % args.metrics)
         os.makedirs(args.output_dir, exist_ok=True)
         stem = os.path.splitext(os.path.basename(args.metrics))[0]
         title = args.title or stem
@@ -37,9 +41,8 @@ def main(argv=None):
                    if args.train_upper_constraints else None)
             print(plot_coverage(rows, os.path.join(args.output_dir, stem + "_coverage.png"),
                                 box, title))
-    except ValueError as err:
-        print("plot_training: error: %s" % err, file=sys.stderr)
-        return 2
+    except user_errors() as err:
+        return report("plot_training", err)
     return 0
 
 

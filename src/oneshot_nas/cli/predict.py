@@ -13,8 +13,11 @@ import logging
 import os
 import sys
 
+import mxnet as mx
+
 from ..deploy import (DeployError, DeployMeta, collect_images, graph_block, load_graph,
                       predict_topk, preprocess, read_meta)
+from .errors import error_line, report, user_errors
 from .quantize import OneLineParser, cli_logging, parse_args
 
 __all__ = ["build_parser", "main"]
@@ -96,6 +99,12 @@ def run(args):
     """Predict and print; returns the list of ``(path, [(class, name, probability), ...])``."""
     if args.topk < 1:
         raise DeployError("--topk must be >= 1, got %d" % args.topk)
+    if args.batch_size < 1:
+        raise DeployError("--batch-size must be >= 1, got %d" % args.batch_size)
+    if args.input_size is not None and args.input_size < 1:
+        raise DeployError("--input-size must be >= 1, got %d" % args.input_size)
+    if args.crop_ratio is not None and not 0 < args.crop_ratio <= 1:
+        raise DeployError("--crop-ratio must be in (0, 1], got %g" % args.crop_ratio)
     symbol_file, params_file, meta_prefix = _resolve_files(args)
     meta = read_meta(meta_prefix) or DeployMeta()
     overrides = dict(input_size=args.input_size, crop_ratio=args.crop_ratio, style=args.style,
@@ -103,7 +112,14 @@ def run(args):
     meta.update({k: v for k, v in overrides.items() if v is not None})
     symbol, arg_params, aux_params = load_graph(symbol_file, params_file)
     size = int(meta["input_size"])
-    num_classes = symbol.infer_shape(data=(1, 3, size, size))[1][0][1]
+    try:
+        # with the saved shapes, so that an input size the weights do not fit fails here
+        known = {name: value.shape for name, value in dict(arg_params, **aux_params).items()
+                 if name in symbol.list_inputs()}
+        num_classes = symbol.infer_shape(data=(1, 3, size, size), **known)[1][0][1]
+    except mx.base.MXNetError as err:
+        raise DeployError("%s cannot run on %dx%d images (%s); check --input-size"
+                          % (symbol_file, size, size, error_line(err))) from None
     names = _class_names(args, meta, num_classes)
     block = graph_block(symbol, arg_params, aux_params)
     paths = collect_images(args.images)
@@ -129,9 +145,8 @@ def main(argv=None):
     with cli_logging(level=logging.WARNING):
         try:
             run(args)
-        except (DeployError, ValueError) as err:
-            print("%s: error: %s" % (PROG, str(err).strip().splitlines()[0]), file=sys.stderr)
-            return 2
+        except user_errors() as err:        # DeployError is a ValueError
+            return report(PROG, err)
     return 0
 
 

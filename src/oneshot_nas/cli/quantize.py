@@ -19,7 +19,6 @@ import logging
 import os
 import sys
 
-from ..data import DataError
 from ..deploy import (CALIB_MODES, FLOAT_OPS, QUANTIZED_DTYPES, SUPERNET_MODELS, DeployError,
                       DeployMeta, build_subnet, calibration_iter, evaluate_variants,
                       fold_batchnorm, fuse_graph, load_graph, net_to_graph, quantize_graph,
@@ -300,29 +299,26 @@ def cli_logging(logging_file=None, level=logging.INFO):
 
 
 def _report(err):
-    print("%s: error: %s" % (PROG, str(err).strip().splitlines()[0]), file=sys.stderr)
-    return 2
+    from .errors import report
+    return report(PROG, err)
 
 
 def main(argv=None):
     """Run the command line; returns the exit code (0, or 2 for bad input)."""
+    from .errors import user_errors
     args, code = parse_args(build_parser(), argv)
     if args is None:
         return code
     try:
         # Bad flags and files are reported before any logging starts: one line on stderr.
         _check_args(args)
-    except DeployError as err:
-        return _report(err)
-    with cli_logging(args.logging_file):
-        logger.info("settings: %s", json.dumps(vars(args), sort_keys=True))
-        try:
+        with cli_logging(args.logging_file):
+            logger.info("settings: %s", json.dumps(vars(args), sort_keys=True))
             run(args)
-        except (DeployError, DataError) as err:
-            return _report(err)
-        except ValueError as err:
-            # invalid architecture strings and other bad values found by the library
-            return _report(err)
+    except user_errors() as err:
+        # DeployError, DataError (ValueErrors), invalid architecture strings, unreadable or
+        # unwritable files, data MXNet cannot decode
+        return _report(err)
     return 0
 
 

@@ -3,7 +3,6 @@ import argparse
 import json
 import logging
 import os
-import sys
 from dataclasses import fields
 
 from ..search_space import CHANNEL_LAYOUTS, Architecture
@@ -83,9 +82,13 @@ def build_parser():
 
 def main(argv=None):
     from ..search.runner import SearchConfig, run_search
+    from .errors import report, user_errors
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.logging_file or os.path.join(args.output_dir, "search.log"))
+    try:
+        setup_logging(args.logging_file or os.path.join(args.output_dir, "search.log"))
+    except OSError as err:
+        return report("search_supernet.py", err)
     values = {f.name: getattr(args, f.name) for f in fields(SearchConfig) if hasattr(args, f.name)}
     if values["input_size"] is None:
         values["input_size"] = 32 if args.dataset == "digits" else 224
@@ -98,9 +101,8 @@ def main(argv=None):
         cfg = SearchConfig(**values)
         logging.getLogger(__name__).info("settings: %s", json.dumps(vars(args), sort_keys=True))
         results = run_search(cfg)
-    except ValueError as err:
-        print("search_supernet.py: error: %s" % str(err).splitlines()[0], file=sys.stderr)
-        return 2
+    except user_errors() as err:
+        return report("search_supernet.py", err)
     for rank, rec in enumerate(results["topk"], 1):
         print("#%d top-1 %.4f  FLOPs %.2f M  params %.3f M  fitness %.4f\n   %s"
               % (rank, rec["top1"], rec["symbol_flops"], rec["symbol_params"], rec["fitness"],

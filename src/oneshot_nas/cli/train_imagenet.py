@@ -7,7 +7,7 @@ import sys
 from dataclasses import fields
 
 from ..models import list_models
-from ..search_space import CHANNEL_LAYOUTS, Architecture
+from ..search_space import CHANNEL_LAYOUTS
 from ..training.config import TrainConfig
 
 __all__ = ["build_parser", "main", "setup_logging"]
@@ -127,17 +127,9 @@ def args_to_config(args):
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if values["input_size"] is None:
         values["input_size"] = 32 if args.dataset == "digits" else 224
-    if args.model not in list_models():
-        raise ValueError("unknown --model %r; known models: %s"
-                         % (args.model, ", ".join(list_models())))
-    if args.block_choices or args.channel_choices:
-        Architecture.parse(args.block_choices or ",".join("0" * 20), args.channel_choices)
     if args.metrics_file is None and args.logging_file:
         values["metrics_file"] = os.path.splitext(args.logging_file)[0] + ".jsonl"
-    if args.train_upper_constraints:
-        from ..training.samplers import ConstraintBox
-        ConstraintBox.from_strings(args.train_upper_constraints, args.train_bottom_constraints)
-    return TrainConfig(**values)
+    return TrainConfig(**values).validate()
 
 
 def main(argv=None):
@@ -151,20 +143,20 @@ def main(argv=None):
             rank = hvd.rank()
         except ImportError:
             parser.exit(2, "train_imagenet.py: error: --horovod needs horovod with MXNet "
-                           "support (make dist)\n")
-    setup_logging(args.logging_file, rank)
+                           "support (make install)\n")
+    from .errors import report, user_errors
     try:
+        setup_logging(args.logging_file, rank)
         cfg = args_to_config(args)
-    except ValueError as err:
-        parser.exit(2, "train_imagenet.py: error: %s\n" % err)
+    except user_errors() as err:
+        return report("train_imagenet.py", err)
     logging.getLogger(__name__).info("settings: %s", json.dumps(cfg.to_dict(), sort_keys=True))
     from ..training import train
     try:
         summary = train(cfg)
-    except ValueError as err:
-        # bad data files, impossible constraints, ...: one line, exit code 2
-        print("train_imagenet.py: error: %s" % str(err).splitlines()[0], file=sys.stderr)
-        return 2
+    except user_errors() as err:
+        # bad data files, impossible constraints, a full disk, ...: one line, exit code 2
+        return report("train_imagenet.py", err)
     if rank == 0:
         logging.getLogger(__name__).info("best validation top-1: %.4f", summary["best_top1"])
     return 0

@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 
 import mxnet as mx
 import numpy as np
@@ -19,7 +18,8 @@ from mxnet.gluon import nn
 from tqdm import tqdm
 
 from .. import __version__
-from ..search_space import (BLOCK_TYPES, CHANNEL_SCALES, LAST_CONV_CHANNELS, NUM_BLOCKS,
+from ..files import atomic_write_json
+from ..search_space import (Architecture, BLOCK_TYPES, CHANNEL_SCALES, LAST_CONV_CHANNELS, NUM_BLOCKS,
                             NUM_BLOCK_CHOICES, NUM_CHANNEL_CHOICES, SE_FIRST_BLOCK,
                             SE_TAIL_CHANNELS, STAGE_REPEATS, STEM_CHANNELS, block_layout,
                             mid_channels, stage_out_channels)
@@ -146,6 +146,10 @@ class LookupTable:
         (float, float)
             ``(mflops, mparams)``.
         """
+        if not isinstance(architecture, Architecture):
+            # an Architecture is validated on construction; anything else is checked here
+            # (zip would silently drop the blocks of a short or long input)
+            architecture = Architecture(architecture.blocks, architecture.channels)
         if relu_bn:
             f, p = self.flops_params_many(np.asarray([architecture.blocks]),
                                           np.asarray([architecture.channels]), relu_bn=True)
@@ -286,17 +290,7 @@ class LookupTable:
 
     def save(self, path):
         """Write the table as JSON atomically (a temporary file renamed over ``path``)."""
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".lut-", suffix=".json", dir=directory)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.to_dict(), f)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path, expected_config=None):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..search_space import NUM_BLOCK_CHOICES, NUM_BLOCKS, NUM_CHANNEL_CHOICES, Architecture
-from ..training.checkpoint import atomic_write
+from ..files import atomic_write_text
 
 __all__ = ["COMPARISON_MODELS", "Constraints", "Objective", "SearchState", "random_search",
            "genetic_search", "sample_population"]
@@ -46,6 +46,15 @@ class Constraints:
         """Relative limits (``flop_max`` x the comparison model's FLOPs, ...) or absolute ones
         (``max_flops`` MFLOPs, ``max_params`` M); absolute limits win."""
         ref = None
+        relative = [flag for flag, v in (("--flop-max", flop_max), ("--param-max", param_max),
+                                         ("--normalised-score-max", normalised_score_max))
+                    if v is not None]
+        if relative and comparison_model is None:
+            raise ValueError("%s %s relative to a comparison model: add --comparison-model "
+                             "(one of %s), or give absolute limits with --max-flops / "
+                             "--max-params" % (" / ".join(relative),
+                                               "is" if len(relative) == 1 else "are",
+                                               ", ".join(COMPARISON_MODELS)))
         if comparison_model is not None:
             try:
                 ref = COMPARISON_MODELS[comparison_model]
@@ -108,6 +117,12 @@ class Objective:
         if self.target not in ("acc", "balanced_flop_acc"):
             raise ValueError("unknown --search-target %r; choose acc or balanced_flop_acc"
                              % (self.target,))
+        if self.target == "balanced_flop_acc" and self.constraints.reference is None:
+            raise ValueError("--search-target balanced_flop_acc subtracts the normalised score "
+                             "against a comparison model: add --comparison-model (one of %s)"
+                             % ", ".join(COMPARISON_MODELS))
+        if self.hard_latency and not self.target_latency:
+            raise ValueError("--hard-latency needs --target-latency (and --latency-table)")
 
     def __call__(self, top1, flops, params, latency=None):
         value = top1
@@ -161,8 +176,9 @@ def sample_population(rng, n, counter, constraints, fixed_blocks=None, fixed_cha
 class SearchState:
     """Everything a search needs to continue: position, population, results, RNG, history."""
 
-    def __init__(self, mode, seed):
+    def __init__(self, mode, seed, settings=None):
         self.mode, self.seed = mode, seed
+        self.settings = dict(settings or {})    # what a resumed run must share (flag -> value)
         self.rng = np.random.default_rng(seed)
         self.step = 0                       # generations done / random candidates drawn
         self.population = None              # (blocks, channels) arrays
@@ -172,7 +188,8 @@ class SearchState:
     def to_json(self):
         pop = None if self.population is None else [a.tolist() for a in self.population]
         return json.dumps({
-            "mode": self.mode, "seed": self.seed, "step": self.step, "population": pop,
+            "mode": self.mode, "seed": self.seed, "settings": self.settings, "step": self.step,
+            "population": pop,
             "rng": self.rng.bit_generator.state, "history": self.history,
             "results": [dict(r, arch=json.loads(a.to_json())) for a, r in self.results.items()],
         })
@@ -180,7 +197,7 @@ class SearchState:
     @classmethod
     def from_json(cls, text):
         obj = json.loads(text)
-        state = cls(obj["mode"], obj["seed"])
+        state = cls(obj["mode"], obj["seed"], obj.get("settings"))
         state.step = obj["step"]
         if obj["population"] is not None:
             state.population = tuple(np.array(a, dtype=np.int64) for a in obj["population"])
@@ -192,12 +209,7 @@ class SearchState:
         return state
 
     def save(self, path):
-        text = self.to_json()
-
-        def write(tmp):
-            with open(tmp, "w") as f:
-                f.write(text)
-        atomic_write(path, write)
+        atomic_write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path):
@@ -208,7 +220,7 @@ class SearchState:
             raise ValueError("search checkpoint %s cannot be read: %s" % (path, err)) from None
 
 
-def _record(state, arch, evaluate, counter, objective, latency_fn):
+def _record(state, arch, evaluate, counter, objective, latency_fn, on_evaluated=None):
     if arch in state.results:
         return state.results[arch]
     res = evaluate(arch)
@@ -218,6 +230,8 @@ def _record(state, arch, evaluate, counter, objective, latency_fn):
            "latency_ms": lat}
     rec["fitness"] = objective(rec["top1"], rec["flops"], rec["params"], lat)
     state.results[arch] = rec
+    if on_evaluated:
+        on_evaluated(state, arch, rec)
     return rec
 
 
@@ -228,12 +242,16 @@ def top_k(state, k):
 
 def random_search(state, evaluate, counter, constraints, objective, iters=250,
                   fixed_blocks=None, fixed_channels=None, checkpoint=None, checkpoint_every=10,
-                  latency_fn=None, progress=None):
-    """Evaluate ``iters`` random qualified candidates; returns the state."""
+                  latency_fn=None, progress=None, on_evaluated=None):
+    """Evaluate ``iters`` random qualified candidates; returns the state.
+
+    ``progress(state, record)`` is called after every candidate, ``on_evaluated(state, arch,
+    record)`` after every new evaluation (not for a candidate already in ``state.results``).
+    """
     while state.step < iters:
         b, c = sample_population(state.rng, 1, counter, constraints, fixed_blocks, fixed_channels)
         arch = Architecture(b[0], c[0])
-        rec = _record(state, arch, evaluate, counter, objective, latency_fn)
+        rec = _record(state, arch, evaluate, counter, objective, latency_fn, on_evaluated)
         state.step += 1
         if progress:
             progress(state, rec)
@@ -245,9 +263,13 @@ def random_search(state, evaluate, counter, constraints, objective, iters=250,
 def genetic_search(state, evaluate, counter, constraints, objective, population_size=50,
                    retain_length=10, random_select=0.1, mutate_chance=0.1, generations=20,
                    fixed_blocks=None, fixed_channels=None, checkpoint=None, latency_fn=None,
-                   progress=None, max_tries=200000):
+                   progress=None, max_tries=200000, on_evaluated=None):
     """Genetic search of SPEC section 5; returns the state (``state.results`` holds every
-    evaluated candidate, ``state.history`` best / mean fitness per generation)."""
+    evaluated candidate, ``state.history`` best / mean fitness per generation).
+
+    ``progress(state, None)`` is called after every generation, ``on_evaluated(state, arch,
+    record)`` after every new evaluation (a generation can take long on ImageNet).
+    """
     rng = state.rng
     if state.population is None:
         state.population = sample_population(rng, population_size, counter, constraints,
@@ -255,8 +277,8 @@ def genetic_search(state, evaluate, counter, constraints, objective, population_
     while state.step < generations:
         blocks, channels = state.population
         archs = [Architecture(b, c) for b, c in zip(blocks, channels)]
-        fitness = np.array([_record(state, a, evaluate, counter, objective, latency_fn)["fitness"]
-                            for a in archs])
+        fitness = np.array([_record(state, a, evaluate, counter, objective, latency_fn,
+                                    on_evaluated)["fitness"] for a in archs])
         order = np.argsort(-fitness, kind="stable")
         state.history.append({"generation": state.step, "best": float(fitness.max()),
                               "mean": float(fitness.mean()),

@@ -19,7 +19,7 @@ from ..models.blocks import StaticLayers, make_choice_block, make_head, make_ste
 from ..search_space import (NUM_BLOCK_CHOICES, NUM_CHANNEL_CHOICES, SE_FIRST_BLOCK,
                             block_layout, mid_channels)
 from ..machine import describe_machine
-from ..training.checkpoint import atomic_write
+from ..files import atomic_write_json
 
 __all__ = ["LatencyTable", "time_block"]
 
@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 def time_block(block, shape, ctx, warmup=5, repeats=20):
     """Median wall time (ms) of ``block`` on a fixed input of ``shape``."""
+    if repeats < 1:
+        raise ValueError("repeats must be >= 1, got %d" % repeats)
     x = nd.random.uniform(shape=shape, ctx=ctx)
     for _ in range(warmup):
         block(x).wait_to_read()
@@ -106,12 +108,7 @@ class LatencyTable:
                 "tail_ms": self.tail_ms, "blocks_ms": self.blocks_ms.tolist()}
 
     def save(self, path):
-        text = json.dumps(self.to_dict())
-
-        def write(tmp):
-            with open(tmp, "w") as f:
-                f.write(text)
-        atomic_write(path, write)
+        atomic_write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path, expected_config=None):
@@ -145,7 +142,7 @@ def check_latency_table(table, n=10, seed=0, warmup=5, repeats=20, ctx=mx.cpu())
     cfg = table.config
     rng = np.random.default_rng(seed)
     rows = []
-    for _ in range(n):
+    for i in range(n):
         arch = Architecture.sample(rng)
         net = ShuffleNasOneShotFix(arch, channels_layout=cfg["channels_layout"],
                                    use_se=cfg["use_se"],
@@ -156,4 +153,6 @@ def check_latency_table(table, n=10, seed=0, warmup=5, repeats=20, ctx=mx.cpu())
         size = cfg["input_size"]
         measured = time_block(net, (cfg["batch_size"], 3, size, size), ctx, warmup, repeats)
         rows.append((arch, table.predict(arch), measured))
+        logger.info("latency check %d/%d: predicted %.3f ms, measured %.3f ms", i + 1, n,
+                    rows[-1][1], measured)
     return rows

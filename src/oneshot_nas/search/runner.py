@@ -1,6 +1,8 @@
 """Runs a whole search: load supernet and data, screen, evaluate, checkpoint, report, export."""
+import hashlib
 import json
 import logging
+import math
 import os
 import shlex
 from dataclasses import asdict, dataclass
@@ -8,6 +10,7 @@ from dataclasses import asdict, dataclass
 import mxnet as mx
 import numpy as np
 from mxnet import nd
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..models import get_model
 from ..search_space import Architecture
@@ -15,7 +18,7 @@ from .algorithms import (Constraints, Objective, SearchState, genetic_search, ra
                          top_k)
 from .evaluator import CandidateEvaluator, collect_batches, collect_images
 
-__all__ = ["SearchConfig", "run_search", "load_supernet"]
+__all__ = ["SearchConfig", "run_search", "load_supernet", "resume_settings", "start_or_resume"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +102,69 @@ def load_supernet(path, classes, ctx, **model_config):
     return net
 
 
+def _file_digest(path):
+    """SHA-1 of a file's content (identifies the supernet a search checkpoint belongs to)."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# flags whose values decide which candidates a search draws and how it scores them: a resumed
+# search must share them (--search-iters may grow; batch sizes, workers and outputs may change)
+RESUME_FLAGS = ("search_mode", "seed", "population_size", "retain_length", "random_select",
+                "mutate_chance", "fixed_block_choices", "fixed_channel_choices", "search_target",
+                "score_acc_ratio", "comparison_model", "flop_max", "param_max",
+                "normalised_score_max", "max_flops", "max_params", "target_latency",
+                "hard_latency", "channels_layout", "use_se", "last_conv_after_pooling",
+                "dataset", "input_size", "crop_ratio", "update_bn_images", "bn_group_size",
+                "val_images")
+
+
+def resume_settings(cfg):
+    """``{'--flag': value}`` a checkpoint records and a resumed search must match, including
+    the content digests of the supernet (and latency table)."""
+    settings = {"--" + name.replace("_", "-"): getattr(cfg, name) for name in RESUME_FLAGS}
+    settings["--supernet-params (content)"] = _file_digest(cfg.supernet_params)
+    if cfg.latency_table:
+        settings["--latency-table (content)"] = _file_digest(cfg.latency_table)
+    return settings
+
+
+def start_or_resume(cfg, ckpt_path):
+    """A fresh :class:`SearchState`, or with ``cfg.resume`` the one in ``ckpt_path``.
+
+    Raises
+    ------
+    ValueError
+        The checkpoint is unreadable, or was made with other settings (the first differing
+        flag is named).
+    """
+    settings = resume_settings(cfg)
+    if not cfg.resume:
+        return SearchState(cfg.search_mode, cfg.seed, settings)
+    if not os.path.isfile(ckpt_path):
+        logger.warning("--resume: no search checkpoint %s yet; starting a new search",
+                       ckpt_path)
+        return SearchState(cfg.search_mode, cfg.seed, settings)
+    state = SearchState.load(ckpt_path)
+    if not state.settings:
+        raise ValueError("%s does not record the settings it was made with (an older "
+                         "version); its search cannot be checked and continued: start one in "
+                         "another --output-dir" % ckpt_path)
+    for flag, value in settings.items():
+        if state.settings.get(flag) != value:
+            what = "another file" if flag.endswith("(content)") else repr(state.settings.get(flag))
+            now = "" if flag.endswith("(content)") else ", not %r" % (value,)
+            raise ValueError("%s was made with %s %s%s: resume with the same settings or use "
+                             "another --output-dir" % (ckpt_path, flag.replace(" (content)", ""),
+                                                       what, now))
+    logger.info("resuming %s search at step %d with %d evaluated candidates", state.mode,
+                state.step, len(state.results))
+    return state
+
+
 def _fixed_genes(cfg):
     blocks = channels = None
     if cfg.fixed_block_choices:
@@ -121,6 +187,18 @@ def _commands(arch, cfg):
     return train, script
 
 
+def _search(cfg, state, evaluator, counter, constraints, objective, common):
+    if cfg.search_mode == "genetic":
+        genetic_search(state, evaluator.evaluate, counter, constraints, objective,
+                       cfg.population_size, cfg.retain_length, cfg.random_select,
+                       cfg.mutate_chance, cfg.search_iters, **common)
+    elif cfg.search_mode == "random":
+        random_search(state, evaluator.evaluate, counter, constraints, objective,
+                      cfg.search_iters, **common)
+    else:
+        raise ValueError("unknown --search-mode %r; choose random or genetic" % cfg.search_mode)
+
+
 def run_search(cfg, counter=None):
     """Run the configured search; returns the results dict (also written as JSON).
 
@@ -132,6 +210,25 @@ def run_search(cfg, counter=None):
     """
     from ..data import make_loaders
     from ..profiling import LookupTable, count_flops_params
+    from ..machine import check_num_gpus
+    check_num_gpus(cfg.num_gpus)
+    if cfg.num_gpus > 1:
+        logger.warning("the search evaluates on one GPU; --num-gpus %d uses gpu(0) only",
+                       cfg.num_gpus)
+    for flag, value, low in (("--batch-size", cfg.batch_size, 1),
+                             ("--population-size", cfg.population_size, 1),
+                             ("--retain-length", cfg.retain_length, 1),
+                             ("--topk", cfg.topk, 1), ("--search-iters", cfg.search_iters, 1),
+                             ("--update-bn-images", cfg.update_bn_images, 1),
+                             ("--bn-group-size", cfg.bn_group_size, 1)):
+        if value < low:
+            raise ValueError("%s must be >= %d, got %d" % (flag, low, value))
+    if cfg.val_images is not None and cfg.val_images < 1:
+        raise ValueError("--val-images must be >= 1, got %d" % cfg.val_images)
+    if not cfg.supernet_params:
+        raise ValueError("--supernet-params is required")
+    if not os.path.isfile(cfg.supernet_params):
+        raise ValueError("--supernet-params file %s does not exist" % cfg.supernet_params)
     os.makedirs(cfg.output_dir, exist_ok=True)
     ctx = mx.gpu(0) if cfg.num_gpus > 0 else mx.cpu()
     model_cfg = dict(channels_layout=cfg.channels_layout, use_se=cfg.use_se,
@@ -152,6 +249,8 @@ def run_search(cfg, counter=None):
                          "python -m oneshot_nas.cli.latency_table)")
     objective = Objective(cfg.search_target, cfg.score_acc_ratio, constraints, latency_fn,
                           cfg.target_latency, hard_latency=cfg.hard_latency)
+    ckpt_path = os.path.join(cfg.output_dir, "search_state.json")
+    state = start_or_resume(cfg, ckpt_path)      # before any data is decoded
 
     train, val, info = make_loaders(
         dataset=cfg.dataset, data_dir=cfg.data_dir, use_rec=cfg.use_rec or None,
@@ -161,26 +260,23 @@ def run_search(cfg, counter=None):
         crop_ratio=cfg.crop_ratio, augment=False, seed=cfg.seed)
     supernet = load_supernet(cfg.supernet_params, info.num_classes, ctx, **model_cfg)
     logger.info("decoding %d calibration images and the validation set once", cfg.update_bn_images)
-    calib = collect_images(train, cfg.update_bn_images, ctx)
-    cached_val = collect_batches(val, cfg.val_images, cfg.cache_mb, ctx)
+    from tqdm import tqdm
+    reading = tqdm(train, desc="calibration images", unit="batch", leave=False,
+                   total=min(len(train), math.ceil(cfg.update_bn_images / cfg.batch_size)),
+                   disable=not cfg.progress)
+    calib = collect_images(reading, cfg.update_bn_images, ctx)
+    reading.close()
+    reading = tqdm(val, desc="validation images", unit="batch", leave=False,
+                   disable=not cfg.progress)
+    cached_val = collect_batches(reading, cfg.val_images, cfg.cache_mb, ctx)
+    reading.close()
     val_source = cached_val if cached_val is not None else (lambda: val)
     evaluator = CandidateEvaluator(supernet, calib, val_source, ctx, cfg.bn_group_size,
                                    cfg.batch_size)
 
-    ckpt_path = os.path.join(cfg.output_dir, "search_state.json")
-    if cfg.resume and os.path.isfile(ckpt_path):
-        state = SearchState.load(ckpt_path)
-        if state.mode != cfg.search_mode or state.seed != cfg.seed:
-            raise ValueError("%s holds a %s search with seed %d, not %s / %d"
-                             % (ckpt_path, state.mode, state.seed, cfg.search_mode, cfg.seed))
-        logger.info("resuming %s search at step %d with %d evaluated candidates", state.mode,
-                    state.step, len(state.results))
-    else:
-        state = SearchState(cfg.search_mode, cfg.seed)
     for arch, rec in state.results.items():      # results of a resumed run are reused
         evaluator.cache[arch] = {"top1": rec["top1"], "top5": rec["top5"]}
 
-    from tqdm import tqdm
     total = cfg.search_iters
     bar = tqdm(total=total, initial=state.step, desc="%s search" % cfg.search_mode,
                unit="gen" if cfg.search_mode == "genetic" else "cand", disable=not cfg.progress)
@@ -190,20 +286,24 @@ def run_search(cfg, counter=None):
         best = max(r["fitness"] for r in st.results.values())
         bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=False)
 
+    def on_evaluated(st, arch, rec):
+        # a generation of 50 candidates takes long on ImageNet: show every candidate
+        best = max(r["fitness"] for r in st.results.values())
+        if cfg.progress:
+            bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=True)
+        else:
+            logger.info("candidate %d (step %d): top-1 %.4f, %.1f MFLOPs, %.3f M params, "
+                        "fitness %.4f (best %.4f)", len(st.results), st.step + 1, rec["top1"],
+                        rec["flops"], rec["params"], rec["fitness"], best)
+
     def checkpoint(st):
         st.save(ckpt_path)
 
     common = dict(fixed_blocks=fixed_blocks, fixed_channels=fixed_channels,
-                  checkpoint=checkpoint, latency_fn=latency_fn, progress=progress)
-    if cfg.search_mode == "genetic":
-        genetic_search(state, evaluator.evaluate, counter, constraints, objective,
-                       cfg.population_size, cfg.retain_length, cfg.random_select,
-                       cfg.mutate_chance, cfg.search_iters, **common)
-    elif cfg.search_mode == "random":
-        random_search(state, evaluator.evaluate, counter, constraints, objective,
-                      cfg.search_iters, **common)
-    else:
-        raise ValueError("unknown --search-mode %r; choose random or genetic" % cfg.search_mode)
+                  checkpoint=checkpoint, latency_fn=latency_fn, progress=progress,
+                  on_evaluated=on_evaluated)
+    with logging_redirect_tqdm():              # log lines above the bar, not inside it
+        _search(cfg, state, evaluator, counter, constraints, objective, common)
     bar.close()
 
     best = []

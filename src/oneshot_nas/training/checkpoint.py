@@ -12,29 +12,15 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["CheckpointError", "atomic_write", "save_checkpoint", "load_meta",
-           "latest_checkpoint", "restore_rng", "capture_rng", "check_writable_dir",
-           "load_parameters", "load_trainer_states", "save_parameters", "remove_partial_files"]
+from ..files import atomic_write
+
+__all__ = ["CheckpointError", "save_checkpoint", "load_meta", "latest_checkpoint",
+           "restore_rng", "capture_rng", "check_writable_dir", "load_trainer_states",
+           "save_parameters", "remove_partial_files"]
 
 logger = logging.getLogger(__name__)
 
 _META = re.compile(r"^(?P<prefix>.+)-(?P<epoch>\d{4})\.json$")
-
-
-def atomic_write(path, writer):
-    """Call ``writer(tmp_path)`` and rename the result to ``path`` (same directory)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
-    os.close(fd)
-    try:
-        writer(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def capture_rng():
@@ -144,22 +130,6 @@ def save_parameters(net, path):
         atomic_write(path, net.save_parameters)
     except OSError as err:
         raise CheckpointError("cannot write %s: %s" % (path, _reason(err))) from None
-
-
-def load_parameters(net, path, what, ctx=None):
-    """Load ``path`` into ``net``; CheckpointError naming the flag and the file if it is
-    truncated, not a parameter file, or made for another model."""
-    import mxnet as mx
-    try:
-        mx.nd.load(path)
-    except (OSError, mx.base.MXNetError):
-        raise CheckpointError("%s %s is truncated or not an MXNet parameter file"
-                              % (what, path)) from None
-    try:
-        net.load_parameters(path, ctx=ctx, cast_dtype=True)
-    except (AssertionError, mx.base.MXNetError) as err:
-        raise CheckpointError("%s %s does not fit the model: %s" % (what, path, _reason(err))) \
-            from None
 
 
 def load_trainer_states(trainer, path):

@@ -1,4 +1,5 @@
 """The trainer's configuration: one dataclass, filled from flags by the CLI or from code."""
+import os
 from dataclasses import asdict, dataclass, fields
 
 __all__ = ["TrainConfig"]
@@ -97,3 +98,70 @@ class TrainConfig:
     @property
     def is_supernet(self):
         return self.model == "ShuffleNas"
+
+    def validate(self):
+        """Refuse settings that would be ignored or cannot run, before anything is built.
+
+        Raises
+        ------
+        ValueError
+            One line naming the flag (``--use-se``, ``--dtype``, ...) and what would be right.
+        """
+        from ..machine import check_num_gpus
+        from ..models import PRESETS, list_models
+        from ..search_space import Architecture
+        from .samplers import ConstraintBox
+        if self.model not in list_models():
+            raise ValueError("unknown --model %r; known models: %s"
+                             % (self.model, ", ".join(list_models())))
+        if self.block_choices or self.channel_choices:
+            # the values first, so that a typo is reported as such whatever the model
+            Architecture.parse(self.block_choices or ",".join("0" * 20), self.channel_choices)
+            if self.model in PRESETS:
+                raise ValueError("--block-choices / --channel-choices cannot change the preset "
+                                 "--model %s; use --model ShuffleNas_fixArch with them"
+                                 % self.model)
+            if self.is_supernet:
+                raise ValueError("--block-choices / --channel-choices fix one architecture, "
+                                 "but --model ShuffleNas trains the supernet on sampled paths; "
+                                 "use --model ShuffleNas_fixArch with them")
+        if self.model == "ShuffleNas_fixArch" and not self.block_choices:
+            raise ValueError("--model ShuffleNas_fixArch needs --block-choices (and "
+                             "--channel-choices, default scale 1.0)")
+        if not self.is_supernet:
+            supernet_only = [flag for flag, on in (
+                ("--use-all-blocks", self.use_all_blocks),
+                ("--use-all-channels", self.use_all_channels),
+                ("--epoch-start-cs", self.epoch_start_cs != 0),
+                ("--cs-warm-up", self.cs_warm_up),
+                ("--ignore-first-two-cs", self.ignore_first_two_cs),
+                ("--train-upper-constraints", self.train_upper_constraints),
+                ("--train-bottom-constraints", self.train_bottom_constraints),
+                ("--train-constraint-method", self.train_constraint_method)) if on]
+            if supernet_only:
+                raise ValueError("%s only apply to the supernet (--model ShuffleNas), not to "
+                                 "--model %s" % (" / ".join(supernet_only), self.model))
+        if self.train_upper_constraints:
+            ConstraintBox.from_strings(self.train_upper_constraints,
+                                       self.train_bottom_constraints)
+        elif self.train_bottom_constraints:
+            raise ValueError("--train-bottom-constraints needs --train-upper-constraints (the "
+                             "box's upper corner), e.g. flops-330-params-5.0")
+        elif self.train_constraint_method:
+            raise ValueError("--train-constraint-method %s needs --train-upper-constraints, "
+                             "e.g. flops-330-params-5.0" % self.train_constraint_method)
+        if self.batch_size < 1:
+            raise ValueError("--batch-size must be >= 1, got %d" % self.batch_size)
+        check_num_gpus(self.num_gpus)
+        if self.dtype == "float16" and self.num_gpus == 0:
+            raise ValueError("--dtype float16 needs a GPU (--num-gpus >= 1): MXNet has no "
+                             "float16 convolution on the CPU; use --dtype float32")
+        if self.teacher_params and not self.teacher:
+            raise ValueError("--teacher-params needs --teacher (the registered model name of "
+                             "the teacher)")
+        if self.teacher and not (self.teacher_params and os.path.isfile(self.teacher_params)):
+            raise ValueError("--teacher %s needs --teacher-params pointing to an existing file "
+                             "(nothing is downloaded), got %r" % (self.teacher, self.teacher_params))
+        if self.resume_states and not self.resume_params:
+            raise ValueError("--resume-states needs --resume-params")
+        return self

@@ -12,19 +12,26 @@ logger = logging.getLogger(__name__)
 
 
 def read_metrics(path):
-    """Records of a metrics file; ValueError naming the file if it is missing or corrupt."""
-    rows = []
+    """Records of a metrics file; ValueError naming the file (and line) if it is missing or
+    is not the trainer's JSON-lines format."""
+    rows, n = [], 0
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             for n, line in enumerate(f, 1):
                 if line.strip():
-                    rows.append(json.loads(line))
+                    row = json.loads(line)
+                    if not isinstance(row, dict):
+                        raise ValueError
+                    rows.append(row)
     except OSError as err:
         raise ValueError("metrics file %s cannot be read: %s" % (path, err.strerror)) from None
-    except ValueError:
-        raise ValueError("metrics file %s: line %d is not JSON" % (path, n)) from None
+    except UnicodeDecodeError:
+        raise ValueError("metrics file %s is not text (is it the .jsonl file written by "
+                         "train_imagenet.py?)" % path) from None
+    except ValueError:          # not JSON, or JSON but not an object
+        raise ValueError("metrics file %s: line %d is not a JSON object (is it the .jsonl "
+                         "file written by train_imagenet.py?)" % (path, n)) from None
     return rows
-
 
 
 def plot_curves(rows, path, title="training"):

@@ -255,8 +255,13 @@ class Prefetcher:
 
 def make_sampler(method=None, flops_params_many=None, box=None, **kwargs):
     """``method`` None -> uniform; ``'random'`` / ``'evolution'`` need the box and counter."""
-    if method is None or box is None:
+    if method is None:
+        if box is not None:
+            raise ValueError("a constraint box needs a constraint method (random or evolution)")
         return UniformSampler(**kwargs)
+    if box is None:
+        raise ValueError("--train-constraint-method %s needs --train-upper-constraints"
+                         % method)
     if flops_params_many is None:
         raise ValueError("constrained sampling needs a FLOPs / params counter")
     if method == "random":

@@ -8,13 +8,15 @@ import time
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, nd
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..models import get_model
+from ..models import PRESETS, get_model
+from ..models.params import load_params_checked
 from ..nn import recalibrate_bn
 from ..search_space import Architecture
 from .checkpoint import (CheckpointError, check_writable_dir, latest_checkpoint, load_meta,
-                         load_parameters, load_trainer_states, remove_partial_files,
-                         restore_rng, save_checkpoint, save_parameters)
+                         load_trainer_states, remove_partial_files, restore_rng,
+                         save_checkpoint, save_parameters)
 from .config import TrainConfig
 from .samplers import ConstraintBox, Prefetcher, make_sampler
 
@@ -26,9 +28,21 @@ logger = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------
 # construction helpers
 def build_model(cfg, classes):
-    """The network named by ``cfg.model`` with the configured options."""
+    """The network named by ``cfg.model`` with the configured options.
+
+    A preset keeps its own SE / tail setting unless ``use_se`` / ``last_conv_after_pooling``
+    turn it on (``--model OneShot --use-se`` is OneShot's architecture with SE).
+    """
     kwargs = dict(classes=classes, channels_layout=cfg.channels_layout, input_size=cfg.input_size)
-    if cfg.model in ("ShuffleNas", "ShuffleNas_fixArch"):
+    if cfg.model in PRESETS:
+        if cfg.block_choices or cfg.channel_choices:
+            raise ValueError("--block-choices / --channel-choices cannot change the preset "
+                             "--model %s; use --model ShuffleNas_fixArch with them" % cfg.model)
+        if cfg.use_se:
+            kwargs["use_se"] = True
+        if cfg.last_conv_after_pooling:
+            kwargs["last_conv_after_pooling"] = True
+    else:
         kwargs.update(use_se=cfg.use_se, last_conv_after_pooling=cfg.last_conv_after_pooling)
     if cfg.is_supernet:
         kwargs["use_all_blocks"] = cfg.use_all_blocks
@@ -172,7 +186,7 @@ def _setup_distribution(cfg):
         try:
             import horovod.mxnet as hvd
         except ImportError:
-            raise ValueError("--horovod needs horovod built with MXNet support (make dist)") \
+            raise ValueError("--horovod needs horovod built with MXNet support (make install)") \
                 from None
         hvd.init()
         ctx = [mx.gpu(hvd.local_rank())] if cfg.num_gpus > 0 else [mx.cpu()]
@@ -191,6 +205,7 @@ def train(cfg):
     from ..data import make_loaders
     if isinstance(cfg, dict):
         cfg = TrainConfig.from_dict(cfg)
+    cfg.validate()
     hvd, ctx, rank, size = _setup_distribution(cfg)
     if rank == 0 and cfg.save_dir:
         check_writable_dir(cfg.save_dir)         # a full or read-only disk: say so now
@@ -236,6 +251,8 @@ def train(cfg):
     elif cfg.resume_params:
         if not os.path.isfile(cfg.resume_params):
             raise ValueError("--resume-params file %s does not exist" % cfg.resume_params)
+        if cfg.resume_states and not os.path.isfile(cfg.resume_states):
+            raise ValueError("--resume-states file %s does not exist" % cfg.resume_states)
         json_path = os.path.splitext(cfg.resume_params)[0] + ".json"
         meta = load_meta(json_path) if os.path.isfile(json_path) else {
             "params_path": cfg.resume_params, "states_path": cfg.resume_states or None,
@@ -243,9 +260,10 @@ def train(cfg):
     if meta is None:
         metrics.reset()          # a fresh run starts a fresh metrics file; a resumed one appends
     else:
-        load_parameters(net, meta["params_path"],
-                        "--resume-params" if cfg.resume_params and not cfg.auto_resume
-                        else "checkpoint parameters", ctx=ctx)
+        flag = "--auto-resume checkpoint" if cfg.auto_resume else "--resume-params"
+        load_params_checked(net, meta["params_path"], flag, ctx=ctx,
+                            hint="check --model, --use-se, --last-conv-after-pooling, "
+                                 "--channels-layout and the data set's classes")
         start_epoch = int(meta.get("epoch", cfg.resume_epoch))
         best_top1 = float(meta.get("best_top1", 0.0))
         restore_rng(meta.get("rng"))
@@ -281,11 +299,9 @@ def train(cfg):
     teacher = None
     if cfg.teacher:
         from gluoncv.loss import DistillationSoftmaxCrossEntropyLoss
-        if not cfg.teacher_params or not os.path.isfile(cfg.teacher_params):
-            raise ValueError("--teacher %s needs --teacher-params pointing to an existing file "
-                             "(nothing is downloaded), got %r" % (cfg.teacher, cfg.teacher_params))
         teacher = get_model(cfg.teacher, classes=classes)
-        load_parameters(teacher, cfg.teacher_params, "--teacher-params", ctx=ctx)
+        load_params_checked(teacher, cfg.teacher_params, "--teacher-params", ctx=ctx,
+                            hint="is it a --teacher %s trained on this data set?" % cfg.teacher)
         teacher.hybridize(static_alloc=True, static_shape=True)
         loss_fn = DistillationSoftmaxCrossEntropyLoss(temperature=cfg.temperature,
                                                      hard_weight=cfg.hard_weight,
@@ -313,17 +329,20 @@ def train(cfg):
         # MXNet's generator (dropout) restarts per epoch, so that a resumed run draws what an
         # uninterrupted one draws (its state cannot be saved in a checkpoint)
         mx.random.seed(int(np.random.SeedSequence([cfg.seed, epoch, rank]).generate_state(1)[0]))
-        stats = _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teacher,
-                             classes, sampler, counter, metrics, rank)
+        with logging_redirect_tqdm():         # log lines above the bar, not inside it
+            stats = _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn,
+                                 teacher, classes, sampler, counter, metrics, rank)
         # -- validation -----------------------------------------------------------------------
         validate = (epoch + 1) % max(1, cfg.val_interval) == 0 or epoch + 1 == cfg.num_epochs
         top1 = None
         if validate:
+            show = cfg.progress and rank == 0
             if cfg.is_supernet:
                 top1, top5, archs = _validate_supernet(cfg, epoch, net, sampler, train_data,
-                                                       val_data, ctx, hvd)
+                                                       val_data, ctx, hvd, show)
             else:
-                top1, top5 = evaluate(net, val_data, ctx, cfg.dtype, hvd=hvd)
+                with _bar(len(val_data), "epoch %d validation" % epoch, show) as bar:
+                    top1, top5 = evaluate(net, _ticking(val_data, bar), ctx, cfg.dtype, hvd=hvd)
                 archs = None
             if rank == 0:
                 logger.info("[Epoch %d] validation: err-top1=%f err-top5=%f", epoch, 1 - top1,
@@ -446,23 +465,54 @@ def _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teac
     return {"train_accuracy": acc, "loss": loss_sum / max(seen, 1), "speed": speed}
 
 
-def _validate_supernet(cfg, epoch, net, sampler, train_data, val_data, ctx, hvd=None):
-    """Mean top-1 / top-5 of ``cfg.val_subnets`` sampled subnets, each BN-recalibrated."""
+def _bar(total, desc, show):
+    """A tqdm bar over batches (a context manager; disabled: a no-op)."""
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="batch", leave=False, disable=not show)
+
+
+def _ticking(batches, bar):
+    """``batches``, advancing ``bar`` by one per batch."""
+    for batch in batches:
+        yield batch
+        bar.update(1)
+
+
+def _validate_supernet(cfg, epoch, net, sampler, train_data, val_data, ctx, hvd=None,
+                       show=False):
+    """Mean top-1 / top-5 of ``cfg.val_subnets`` sampled subnets, each BN-recalibrated.
+
+    Shows one bar over the recalibration and validation batches of all subnets, and logs a
+    line per subnet (this takes about as long as a training epoch on digits).
+    """
     rng = np.random.default_rng([cfg.seed, epoch, 7919])
     low, high = sampler.channel_range(epoch)
     results, archs = [], []
-    for _ in range(max(1, cfg.val_subnets)):
-        arch = Architecture.sample(rng, min_channel_index=low, max_channel_index=high)
-        subnet = net.get_subnet(arch)
+    n = max(1, cfg.val_subnets)
+    calib_batches = min(len(train_data), math.ceil(cfg.update_bn_images
+                                                   / getattr(train_data, "batch_size", 1)))
+    with _bar(n * (calib_batches + len(val_data)),
+              "epoch %d validation (%d subnets)" % (epoch, n), show) as bar, \
+            logging_redirect_tqdm():             # log lines above the bar, not inside it
+        for k in range(n):
+            tic = time.time()
+            arch = Architecture.sample(rng, min_channel_index=low, max_channel_index=high)
+            subnet = net.get_subnet(arch)
 
-        def images():
-            train_data.set_epoch(0)          # the same calibration images every time
-            for data, _ in train_data:
-                yield data
-        recalibrate_bn(subnet, images(), ctx=ctx[0], max_images=cfg.update_bn_images)
-        subnet.hybridize(static_alloc=True)
-        results.append(evaluate(subnet, val_data, ctx, hvd=hvd))
-        archs.append(arch)
+            def images():
+                train_data.set_epoch(0)          # the same calibration images every time
+                taken = 0
+                for data, _ in _ticking(train_data, bar):
+                    yield data
+                    taken += data.shape[0]
+                    if taken >= cfg.update_bn_images:    # decode no batch it will not use
+                        return
+            recalibrate_bn(subnet, images(), ctx=ctx[0], max_images=cfg.update_bn_images)
+            subnet.hybridize(static_alloc=True)
+            results.append(evaluate(subnet, _ticking(val_data, bar), ctx, hvd=hvd))
+            archs.append(arch)
+            logger.info("[Epoch %d] validation subnet %d/%d: recalibrated top-1 %.4f (%.0f s)",
+                        epoch, k + 1, n, results[-1][0], time.time() - tic)
     top1 = float(np.mean([r[0] for r in results]))
     top5 = float(np.mean([r[1] for r in results]))
     logger.info("[Epoch %d] supernet: %d recalibrated subnet(s), top-1 %s", epoch, len(results),

@@ -1,0 +1,97 @@
+"""Stages a user waits on show progress: search candidates, supernet validation, the demo."""
+import logging
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from oneshot_nas import get_model
+from oneshot_nas.cli.demo import _settled, _Stage
+from oneshot_nas.search import Constraints, Objective, SearchState, genetic_search, random_search
+
+from test_samplers import proxy_counter
+
+
+def _fake_accuracy(arch):
+    return {"top1": 0.5 + 0.01 * float(np.mean(arch.channels)), "top5": 1.0}
+
+
+@pytest.mark.parametrize("mode", ["genetic", "random"])
+def test_every_new_evaluation_is_reported(mode):
+    seen = []
+
+    def on_evaluated(state, arch, rec):
+        assert state.results[arch] is rec
+        seen.append(arch)
+    c = Constraints(max_flops=950)
+    if mode == "genetic":
+        state = genetic_search(SearchState(mode, 0), _fake_accuracy, proxy_counter, c,
+                               Objective(constraints=c), population_size=8, retain_length=3,
+                               generations=3, on_evaluated=on_evaluated)
+    else:
+        state = random_search(SearchState(mode, 0), _fake_accuracy, proxy_counter, c,
+                              Objective(constraints=c), iters=12, on_evaluated=on_evaluated)
+    assert len(seen) == len(set(seen)) == len(state.results) > 8
+
+
+@pytest.fixture(scope="module")
+def supernet_params(tmp_path_factory):
+    path = tmp_path_factory.mktemp("supernet") / "supernet.params"
+    mx.random.seed(1)
+    net = get_model("ShuffleNas", classes=10)
+    net.initialize(mx.init.Xavier())
+    net.save_parameters(str(path))
+    return str(path)
+
+
+def test_search_without_bar_logs_a_line_per_candidate(caplog, tmp_path, supernet_params):
+    from oneshot_nas.search.runner import SearchConfig, run_search
+    cfg = SearchConfig(dataset="digits", supernet_params=supernet_params, input_size=32,
+                       batch_size=64, num_workers=0, update_bn_images=32, val_images=64,
+                       search_mode="random", search_iters=3, topk=1, progress=False,
+                       output_dir=str(tmp_path))
+    with caplog.at_level(logging.INFO, logger="oneshot_nas"):
+        res = run_search(cfg, counter=proxy_counter)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("candidate ")]
+    assert len(lines) == res["evaluated"] == 3
+    assert lines[0].startswith("candidate 1 (step 1): top-1 ")
+    assert "fitness" in lines[-1] and "best" in lines[-1]
+
+
+def test_supernet_validation_shows_a_bar_and_logs_every_subnet(caplog, capsys):
+    from oneshot_nas.training import TrainConfig, train
+    cfg = TrainConfig(dataset="digits", model="ShuffleNas", input_size=32, batch_size=32,
+                      num_workers=0, num_epochs=1, max_batches_per_epoch=1, update_bn_images=32,
+                      val_subnets=2, save_dir="", logging_file=None, metrics_file=None,
+                      progress=True)
+    with caplog.at_level(logging.INFO, logger="oneshot_nas"):
+        train(cfg)
+    assert "epoch 0 validation (2 subnets)" in capsys.readouterr().err
+    lines = [r.getMessage() for r in caplog.records if "validation subnet" in r.getMessage()]
+    assert [l.split(":")[0] for l in lines] == ["[Epoch 0] validation subnet 1/2",
+                                                 "[Epoch 0] validation subnet 2/2"]
+    assert all("recalibrated top-1 " in l for l in lines)
+
+
+def test_settled_output_keeps_the_last_state_of_each_bar():
+    text = "start\nbar  10%\rbar  50%\rbar 100%\nINFO done\n\r   \r\nend"
+    assert _settled(text) == "start\nbar 100%\nINFO done\nend\n"
+
+
+def test_demo_stage_echoes_all_output_while_it_runs(capfd, tmp_path):
+    """The old stage printed only the last 8 lines after the command ended; now every line
+    (and progress bar) reaches the console, and the log keeps the settled text."""
+    code = ("import sys, time\n"
+            "for i in range(20):\n"
+            "    print('line %d' % i)\n"
+            "    sys.stderr.write('\\rbar %d/20' % (i + 1))\n"
+            "    time.sleep(0.01)\n"
+            "sys.stderr.write('\\n')\n")
+    stage = _Stage(str(tmp_path), str(tmp_path), {"PATH": "/usr/bin:/bin"})
+    text = stage.run("echo", [sys.executable, "-c", code])
+    out = capfd.readouterr().out
+    assert "line 0\n" in out and "line 19\n" in out and "\rbar 20/20" in out
+    assert "[echo done in" in out
+    assert text.splitlines()[0] == "line 0" and "bar 20/20" in text and "\r" not in text
+    assert (tmp_path / "demo_echo.log").read_text() == text
