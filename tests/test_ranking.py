@@ -220,7 +220,7 @@ def _fake_search(path, seed, fitness, mode, max_flops=900):
     res = {"config": {"seed": seed, "search_mode": mode, "max_flops": max_flops,
                       "channels_layout": "OneShot", "use_se": True,
                       "last_conv_after_pooling": True, "supernet_params": None},
-           "split": {"name": "holdout", "images": 360},
+           "split": {"name": "holdout", "images": 360, "holdout": 360},
            "topk": [{"blocks": list(archs[int(np.argmax(fitness))].blocks),
                      "channels": list(archs[int(np.argmax(fitness))].channels)}],
            "candidates": [dict(json.loads(a.to_json()), fitness=f, top1=f)

@@ -31,6 +31,7 @@ def add_standalone_arguments(parser):
     g.add_argument("--standalone-batch-size", type=int, default=d.batch_size)
     g.add_argument("--standalone-warmup-epochs", type=int, default=d.warmup_epochs)
     g.add_argument("--standalone-wd", type=float, default=d.wd)
+    g.add_argument("--standalone-optimizer", default=d.optimizer, choices=["nag", "sgd", "adam"])
     g.add_argument("--standalone-no-augment", action="store_true",
                    help="train without the digits shift augmentation")
     g.add_argument("--standalone-seeds", default=",".join(str(s) for s in d.seeds),
@@ -61,7 +62,8 @@ def protocol_from_args(args):
     return StandaloneProtocol(
         epochs=args.standalone_epochs, lr=args.standalone_lr,
         batch_size=args.standalone_batch_size, warmup_epochs=args.standalone_warmup_epochs,
-        wd=args.standalone_wd, augment=not args.standalone_no_augment, seeds=seeds,
+        wd=args.standalone_wd, optimizer=args.standalone_optimizer,
+        augment=not args.standalone_no_augment, seeds=seeds,
         max_batches_per_epoch=args.max_batches_per_epoch)
 
 

@@ -562,8 +562,8 @@ def run_winner_check(cfg, counter=None, trainer=None):
     constraints = Constraints.build(scfg.get("comparison_model"), scfg.get("flop_max"),
                                     scfg.get("param_max"), scfg.get("max_flops"),
                                     scfg.get("max_params"), scfg.get("normalised_score_max"))
-    holdout = (search.get("split") or {}).get("images") if \
-        (search.get("split") or {}).get("name") == "holdout" else None
+    split = search.get("split") or {}
+    holdout = split.get("holdout")
     if holdout is None:
         holdout, _ = resolve_holdout(None, scfg.get("supernet_params"))
     protocol = cfg.protocol
@@ -574,7 +574,14 @@ def run_winner_check(cfg, counter=None, trainer=None):
     cache = StandaloneCache(cfg.cache_file or os.path.join(cfg.output_dir,
                                                           "standalone_cache.json"))
     rng = np.random.default_rng([cfg.seed, 4242])
-    blocks, channels = sample_population(rng, cfg.num_random, counter, constraints)
+    fixed = [None, None]
+    for i, key in enumerate(("fixed_block_choices", "fixed_channel_choices")):
+        if scfg.get(key):
+            arch = Architecture.parse(scfg[key] if i == 0 else ",".join(["0"] * 20),
+                                      scfg[key] if i == 1 else None)
+            fixed[i] = np.array(arch.blocks if i == 0 else arch.channels)
+    # drawn as the random search draws (uniform under the constraints, the same fixed genes)
+    blocks, channels = sample_population(rng, cfg.num_random, counter, constraints, *fixed)
     randoms = [Architecture(b, c) for b, c in zip(blocks, channels)]
     logger.info("winner check: the search's best and %d random architectures under %s, "
                 "trained stand-alone", len(randoms), constraints)

@@ -193,6 +193,7 @@ def load_search_data(cfg, ctx, holdout, known_split=None):
     images = (sum(b[0].shape[0] for b in cached) if cached is not None
               else scoring_loader.num_images)
     split = {"name": "holdout" if holdout else "val", "images": int(images),
+             "holdout": int(holdout),
              "digest": info.holdout_digest or None, "calibration_images": int(calib.shape[0])}
     return SearchData(calib, scoring, info, split)
 
