@@ -191,3 +191,30 @@ def test_trainer_and_search_hold_out_the_same_images(tmp_path):
                               update_bn_images=32)
     data = load_search_data(search_cfg, mx.cpu(), count, known)
     assert data.split["digest"] == known["digest"] and data.split["images"] == HOLD
+
+
+def test_imagenet_records_with_a_held_out_split_and_shards(tmp_path):
+    """RecordIO (ImageNet style): records read by position, sharded, held-out ones never
+    trained on; the image of record i has the value i and the label i."""
+    writer_dir = str(tmp_path)
+    rec, idx = os.path.join(writer_dir, "t.rec"), os.path.join(writer_dir, "t.idx")
+    writer = mx.recordio.MXIndexedRecordIO(idx, rec, "w")
+    for i in range(90):
+        header = mx.recordio.IRHeader(0, float(i), i, 0)
+        writer.write_idx(i, mx.recordio.pack_img(header, np.full((8, 8, 3), i, np.uint8),
+                                                 quality=3, img_fmt=".png"))
+    writer.close()
+    kwargs = dict(use_rec=True, rec_train=rec, rec_val=rec, input_size=8, batch_size=8,
+                  num_workers=0, augment=False, holdout=20, num_parts=2)
+    held_all, train_all = [], []
+    for part in range(2):
+        splits = make_split_loaders("imagenet", part_index=part, **kwargs)
+        assert splits.info.num_holdout == 20 and splits.info.num_train == 70
+        for data, label in splits.train:
+            pixels = data.asnumpy()[:, 0, 0, 0] * 58.395 + 123.675
+            np.testing.assert_allclose(pixels, label.asnumpy(), atol=0.01)
+            train_all += label.asnumpy().astype(int).tolist()
+        held_all += np.concatenate([l.asnumpy() for _, l in splits.holdout]).astype(int).tolist()
+    assert sorted(held_all) == holdout_split(90, 20)[1].tolist()   # every held-out image once
+    assert not set(train_all) & set(held_all)
+    assert len(train_all) == len(set(train_all)) == 2 * (35 // 8) * 8  # disjoint equal shards
