@@ -181,7 +181,7 @@ class FakeEvaluator:
 def test_rank_check_end_to_end_with_stand_ins(tmp_path):
     trainer = FakeTrainer()
     cfg = RankCheckConfig(num_archs=8, max_flops=900, output_dir=str(tmp_path), bootstrap=300,
-                          protocol=StandaloneProtocol(epochs=1))
+                          protocol=StandaloneProtocol(epochs=1, seeds=(0,)))
     split = {"name": "holdout", "images": 300}
     res = run_rank_check(cfg, counter=proxy_counter, trainer=trainer,
                          evaluator=(FakeEvaluator(), split, 300))
@@ -234,7 +234,7 @@ def test_winner_check_with_a_stand_in_trainer(tmp_path):
     search = _fake_search(tmp_path / "s.json", 0, [0.1, 0.5, 0.3], "genetic")
     trainer = FakeTrainer()
     cfg = WinnerCheckConfig(search_results=search, num_random=5, output_dir=str(tmp_path),
-                            protocol=StandaloneProtocol(epochs=1))
+                            protocol=StandaloneProtocol(epochs=1, seeds=(0,)))
     res = run_winner_check(cfg, counter=proxy_counter, trainer=trainer)
     assert len(res["random"]) == 5 and len(trainer.calls) == 6
     assert all(r["flops"] <= 900 for r in res["random"])
@@ -292,7 +292,8 @@ def test_rank_check_cli_on_a_tiny_trained_supernet(tmp_path):
                                 metrics_file=None, progress=False, lr=0.05))
     out = tmp_path / "rank"
     args = ["--supernet-params", summary["final_params"], "-k", "3", "--output-dir", str(out),
-            "--standalone-epochs", "1", "--max-batches-per-epoch", "2",
+            "--standalone-epochs", "1", "--standalone-warmup-epochs", "0",
+            "--standalone-seeds", "0", "--max-batches-per-epoch", "2",
             "--update-bn-images", "64", "--bootstrap", "200", "--max-flops", "300"]
     proc = _cli("rank_check", *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -307,3 +308,28 @@ def test_rank_check_cli_on_a_tiny_trained_supernet(tmp_path):
     proc = _cli("rank_check", *args)
     assert proc.returncode == 0
     assert "3 finished runs" in proc.stderr and "stand-alone blocks=" not in proc.stderr
+
+
+def test_demo_stage_budgets_come_from_the_table_or_the_environment(monkeypatch):
+    from oneshot_nas.cli import demo
+    assert demo.budget("rank_archs", False) >= 8 > demo.budget("rank_archs", True)
+    monkeypatch.setenv("DEMO_RANK_ARCHS", "12")
+    monkeypatch.setenv("DEMO_STANDALONE_SEEDS", "0,1,2")
+    assert demo.budget("rank_archs", False) == 12
+    flags = demo._standalone_flags(False)
+    assert flags[flags.index("--standalone-seeds") + 1] == "0,1,2"
+
+
+def test_winner_check_and_compare_cli_bad_inputs_exit_2(tmp_path):
+    for module, args, needle in (
+            ("winner_check", ["--search-results", str(tmp_path / "no.json")],
+             "winner_check: error: --search-results file"),
+            ("compare_searches", ["--genetic", str(tmp_path / "g.json"), "--random",
+                                  str(tmp_path / "r.json")],
+             "compare_searches: error: ")):
+        proc = _cli(module, *args, "--output-dir" if module == "winner_check" else "--output",
+                    str(tmp_path / "out") if module == "winner_check" else
+                    str(tmp_path / "c.png"))
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert proc.stderr.strip().splitlines()[-1].startswith(needle)
+        assert "Traceback" not in proc.stderr

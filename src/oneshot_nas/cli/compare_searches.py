@@ -7,9 +7,7 @@ each method's best fitness is compared at the same number of evaluated candidate
 of the two counts of each seed pair, pairs taken in the order given). Writes a PNG and a JSON.
 """
 import argparse
-import json
 import logging
-import os
 import sys
 
 from .train_imagenet import setup_logging
