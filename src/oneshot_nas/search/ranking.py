@@ -482,6 +482,10 @@ def run_rank_check(cfg, counter=None, trainer=None, evaluator=None):
                 "bootstrap intervals, %d architectures)", tau["value"], tau["ci"][0],
                 tau["ci"][1], rho["value"], rho["ci"][0], rho["ci"][1], 100 * tau["level"],
                 len(rows))
+    if not any(v > 0 for v in reliability.values()):
+        logger.warning("neither supernet score separates these architectures beyond its own "
+                       "sampling noise on %d images (reliability <= 0): the supernet does not "
+                       "rank them yet", split["images"])
     if not results["spread_ok"]:
         logger.warning("stand-alone accuracies spread over %.1f points only (< %.1f): tau "
                        "measures training noise; lengthen the stand-alone protocol or widen "
