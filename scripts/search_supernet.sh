@@ -4,6 +4,8 @@
 # than SinglePathOneShot in normalised FLOPs / params score.
 # SUPERNET_PARAMS=... (default params_supernet/ShuffleNas-supernet-final.params);
 # DATASET=digits searches the bundled data on the CPU; extra arguments pass through.
+# Candidates are scored on the training images the supernet held out (the count is read from
+# the JSON beside SUPERNET_PARAMS); the validation split is left for the final report.
 set -e
 . "$(dirname "$0")/common.sh"
 SUPERNET_PARAMS=${SUPERNET_PARAMS:-params_supernet/ShuffleNas-supernet-final.params}

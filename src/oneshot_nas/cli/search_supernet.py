@@ -50,7 +50,12 @@ def build_parser():
     s.add_argument("--update-bn-images", type=int, default=20000)
     s.add_argument("--bn-group-size", type=int, default=32,
                    help="images per BN recalibration group (defines the statistics)")
-    s.add_argument("--val-images", type=int, default=None, help="validation images per candidate")
+    s.add_argument("--holdout-search", type=int, default=None, metavar="N",
+                   help="score candidates on the N training images the supernet held out "
+                        "(default: the count saved beside --supernet-params; 0 scores on the "
+                        "validation split)")
+    s.add_argument("--val-images", type=int, default=None,
+                   help="scoring images per candidate (default all)")
     s.add_argument("--cache-mb", type=int, default=2048,
                    help="keep validation images in memory up to this size")
     s.add_argument("--seed", type=int, default=0)

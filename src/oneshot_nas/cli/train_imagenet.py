@@ -37,6 +37,10 @@ def build_parser():
     d.add_argument("--reduced-dataset-scale", type=int, default=1,
                    help="train on 1/k of the training set")
     d.add_argument("--no-augment", action="store_true", help="no training augmentation")
+    d.add_argument("--holdout-search", type=int, default=0, metavar="N",
+                   help="hold N training images out of training for the search to score "
+                        "candidates on (a fixed seeded subset; SPOS: 50000); a supernet is "
+                        "then validated on them and the validation split stays unseen")
 
     m = p.add_argument_group("model")
     m.add_argument("--model", default="ShuffleNas",

@@ -5,12 +5,17 @@ writes the bundled digits data set once as an image folder and RecordIO files.
 """
 from .digits import cache_root, digits_split, prepare_digits
 from .errors import DataError
-from .factory import DATASETS, DataInfo, make_loaders, reduced_subset, scan_image_folder
-from .loaders import EpochLoader, FolderLoader, RecordLoader, SyntheticLoader, part_range
+from .factory import (DATASETS, DataInfo, Splits, make_loaders, make_split_loaders,
+                      reduced_subset, scan_image_folder)
+from .loaders import (EpochLoader, FolderLoader, RecordLoader, RecordSubsetLoader,
+                      SyntheticLoader, part_range)
+from .splits import HOLDOUT_SEED, holdout_split, split_digest
 from .recordio import RecordIndex, read_index, read_labels, read_lst
 from .transforms import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["prepare_digits", "make_loaders", "DataInfo", "DataError", "DATASETS",
+__all__ = ["prepare_digits", "make_loaders", "make_split_loaders", "Splits", "DataInfo",
+           "DataError", "DATASETS", "HOLDOUT_SEED", "holdout_split", "split_digest",
+           "RecordSubsetLoader",
            "cache_root", "digits_split", "reduced_subset", "scan_image_folder", "EpochLoader",
            "FolderLoader", "RecordLoader", "SyntheticLoader", "part_range", "RecordIndex",
            "read_index", "read_labels", "read_lst", "IMAGENET_MEAN", "IMAGENET_STD"]

@@ -7,11 +7,15 @@ import numpy as np
 
 from .digits import prepare_digits
 from .errors import DataError
-from .loaders import FolderLoader, RecordLoader, SyntheticLoader
+from .loaders import (FolderLoader, MemoryLoader, RecordLoader, RecordSubsetLoader,
+                      SyntheticLoader, decode_records)
 from .recordio import read_index, read_labels, read_lst
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, folder_transform, record_augmentation
+from .splits import HOLDOUT_SEED, holdout_split, split_digest
+from .transforms import (IMAGENET_MEAN, IMAGENET_STD, digits_shift, folder_transform,
+                         record_augmentation)
 
-__all__ = ["DataInfo", "make_loaders", "scan_image_folder", "reduced_subset", "DATASETS"]
+__all__ = ["DataInfo", "Splits", "make_loaders", "make_split_loaders", "scan_image_folder",
+           "reduced_subset", "DATASETS"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,10 @@ class DataInfo:
         ``'recordio'``, ``'folder'`` or ``'synthetic'``.
     classes : tuple of str
         Class folder names (image folders only).
+    num_holdout : int
+        Training images held out for the search (:mod:`.splits`); not in ``num_train``.
+    holdout_digest : str
+        Digest of the held-out images' identities (empty without a held-out split).
     """
 
     num_classes: int
@@ -50,6 +58,35 @@ class DataInfo:
     std: tuple
     source: str = ""
     classes: tuple = ()
+    num_holdout: int = 0
+    holdout_digest: str = ""
+
+    def split_record(self):
+        """The held-out split as a JSON-able dict (saved with a supernet, checked by a search)."""
+        return {"holdout": self.num_holdout, "seed": HOLDOUT_SEED if self.num_holdout else None,
+                "digest": self.holdout_digest or None, "source": self.source}
+
+
+@dataclass(frozen=True)
+class Splits:
+    """What :func:`make_split_loaders` returns.
+
+    Attributes
+    ----------
+    train : EpochLoader
+        The training split minus the held-out images.
+    holdout : EpochLoader or None
+        The held-out training images through the validation pipeline (None without
+        ``holdout``).
+    val : EpochLoader
+        The validation split.
+    info : DataInfo
+    """
+
+    train: object
+    holdout: object
+    val: object
+    info: DataInfo
 
 
 def scan_image_folder(root):
@@ -149,13 +186,23 @@ def _rec_num_classes(train_index, val_index):
     return int(read_labels(val_index).max()) + 1
 
 
-def make_loaders(dataset="imagenet", data_dir=None, use_rec=None, rec_train=None,
-                 rec_train_idx=None, rec_val=None, rec_val_idx=None, batch_size=64,
-                 num_workers=4, input_size=224, crop_ratio=0.875, augment=True,
-                 reduced_dataset_scale=1, num_parts=1, part_index=0, seed=0,
-                 synthetic_size=None, dtype="float32", num_classes=None, cache_dir=None,
-                 val_batch_size=None):
-    """Build the training and validation loaders.
+def make_loaders(dataset="imagenet", **kwargs):
+    """Build the training and validation loaders: ``(train, val, info)``.
+
+    Same parameters as :func:`make_split_loaders`; with ``holdout`` the held-out images are
+    left out of ``train`` (use :func:`make_split_loaders` to read them).
+    """
+    splits = make_split_loaders(dataset, **kwargs)
+    return splits.train, splits.val, splits.info
+
+
+def make_split_loaders(dataset="imagenet", data_dir=None, use_rec=None, rec_train=None,
+                       rec_train_idx=None, rec_val=None, rec_val_idx=None, batch_size=64,
+                       num_workers=4, input_size=224, crop_ratio=0.875, augment=True,
+                       reduced_dataset_scale=1, num_parts=1, part_index=0, seed=0,
+                       synthetic_size=None, dtype="float32", num_classes=None, cache_dir=None,
+                       val_batch_size=None, holdout=0):
+    """Build the training, held-out (search) and validation loaders.
 
     Parameters
     ----------
@@ -203,13 +250,19 @@ def make_loaders(dataset="imagenet", data_dir=None, use_rec=None, rec_train=None
         ``~/.cache/oneshot_nas``).
     val_batch_size : int, optional
         Default: ``batch_size``.
+    holdout : int
+        Hold this many training images out of ``train`` (the fixed seeded subset of
+        :func:`.splits.holdout_split`) and yield them, through the validation pipeline, as
+        ``holdout``: the search scores candidates on them. RecordIO training files are then
+        read by gluon workers (:class:`RecordSubsetLoader`) instead of ImageRecordIter, which
+        cannot skip records. ``reduced_dataset_scale`` applies to the remaining images.
 
     Returns
     -------
-    train, val : EpochLoader
-        ``for data, label in train`` runs one epoch; ``len(train)`` is its number of batches,
-        ``train.set_epoch(e)`` selects the epoch the next iteration runs.
-    info : DataInfo
+    Splits
+        ``train``, ``holdout`` (None without ``holdout``), ``val``: ``for data, label in
+        train`` runs one epoch; ``len(train)`` is its number of batches, ``train.set_epoch(e)``
+        selects the epoch the next iteration runs. ``info``: :class:`DataInfo`.
 
     Raises
     ------
@@ -220,6 +273,9 @@ def make_loaders(dataset="imagenet", data_dir=None, use_rec=None, rec_train=None
     """
     _check_arguments(dataset, batch_size, num_parts, part_index, reduced_dataset_scale,
                      input_size, dtype)
+    holdout = int(holdout or 0)
+    if holdout < 0:
+        raise ValueError("--holdout-search must be >= 0, got %d" % holdout)
     batch_size, input_size = int(batch_size), int(input_size)
     num_parts, part_index = int(num_parts), int(part_index)
     scale = int(reduced_dataset_scale)
@@ -235,10 +291,15 @@ def make_loaders(dataset="imagenet", data_dir=None, use_rec=None, rec_train=None
                                 seed=seed * 1000 + part_index, dtype=dtype)
         val = SyntheticLoader(max(val_batch_size, size // 4), classes, input_size,
                               val_batch_size, False, seed=seed * 1000 + part_index, dtype=dtype)
+        held = None
+        if holdout:
+            held = SyntheticLoader(holdout, classes, input_size, val_batch_size, False,
+                                   seed=seed * 1000 + part_index + 500, dtype=dtype)
         info = DataInfo(classes, size * num_parts, val.num_images * num_parts, input_size,
-                        (0.0,) * 3, (1.0,) * 3, "synthetic")
+                        (0.0,) * 3, (1.0,) * 3, "synthetic", num_holdout=holdout,
+                        holdout_digest=split_digest(range(holdout)) if holdout else "")
         _log_summary(dataset, info, train, num_parts, part_index)
-        return train, val, info
+        return Splits(train, held, val, info)
 
     style = dataset
     if dataset == "digits":
@@ -262,37 +323,61 @@ def make_loaders(dataset="imagenet", data_dir=None, use_rec=None, rec_train=None
             raise DataError("no data given: pass an image folder (data_dir) or RecordIO files "
                             "(use_rec with rec_train / rec_val)")
 
+    held, digest = None, ""
+    train_tf = folder_transform(style, True, input_size, crop_ratio, augment, mean, std)
+    val_tf = folder_transform(style, False, input_size, crop_ratio, augment, mean, std)
     if use_rec:
         train_index = read_index(rec_train, rec_train_idx, "training RecordIO file")
         val_index = read_index(rec_val, rec_val_idx, "validation RecordIO file")
         num_classes = int(num_classes or _rec_num_classes(train_index, val_index))
-        train = RecordLoader(train_index, batch_size,
-                             record_augmentation(style, True, input_size, crop_ratio, augment,
-                                                 mean, std),
-                             True, subset_parts=scale, num_threads=num_workers, **shard)
+        if holdout:
+            kept, held_positions = holdout_split(len(train_index), holdout)
+            kept = kept[reduced_subset(len(kept), scale)]
+            if style == "digits":
+                # 1,437 tiny images: decoded once, batches sliced from memory
+                images, labels = decode_records(train_index)
+                memory = dict(mean=mean, std=std, name=train_index.rec_path, **shard)
+                train = MemoryLoader(images, labels, kept, batch_size, True,
+                                     digits_shift(input_size) if augment else 0, **memory)
+                held = MemoryLoader(images, labels, held_positions, val_batch_size, False, 0,
+                                    **memory)
+            else:
+                train = RecordSubsetLoader(train_index, kept, train_tf, batch_size, True,
+                                           num_workers=num_workers, **shard)
+                held = RecordSubsetLoader(train_index, held_positions, val_tf, val_batch_size,
+                                          False, num_workers=num_workers, **shard)
+            digest = split_digest(train_index.keys[held_positions])
+        else:
+            train = RecordLoader(train_index, batch_size,
+                                 record_augmentation(style, True, input_size, crop_ratio,
+                                                     augment, mean, std),
+                                 True, subset_parts=scale, num_threads=num_workers, **shard)
         val = RecordLoader(val_index, val_batch_size,
                            record_augmentation(style, False, input_size, crop_ratio, augment,
                                                mean, std),
                            False, num_threads=num_workers, **shard)
         info = DataInfo(num_classes, train.num_records, len(val_index), input_size, mean, std,
-                        "recordio", classes)
+                        "recordio", classes, holdout, digest)
     else:
         folder = scan_image_folder(data_dir)
-        subset = reduced_subset(len(folder["train"]), scale)
-        train = FolderLoader(folder["train"], subset,
-                             folder_transform(style, True, input_size, crop_ratio, augment,
-                                              mean, std),
-                             batch_size, True, num_workers=num_workers,
-                             name=os.path.join(data_dir, "train"), **shard)
-        val = FolderLoader(folder["val"], np.arange(len(folder["val"])),
-                           folder_transform(style, False, input_size, crop_ratio, augment,
-                                            mean, std),
+        kept, held_positions = holdout_split(len(folder["train"]), holdout)
+        subset = kept[reduced_subset(len(kept), scale)]
+        train_root = os.path.join(data_dir, "train")
+        train = FolderLoader(folder["train"], subset, train_tf, batch_size, True,
+                             num_workers=num_workers, name=train_root, **shard)
+        if holdout:
+            held = FolderLoader(folder["train"], held_positions, val_tf, val_batch_size, False,
+                                num_workers=num_workers, name=train_root, **shard)
+            digest = split_digest(os.path.relpath(folder["train"][i][0], train_root)
+                                  for i in held_positions)
+        val = FolderLoader(folder["val"], np.arange(len(folder["val"])), val_tf,
                            val_batch_size, False, num_workers=num_workers,
                            name=os.path.join(data_dir, "val"), **shard)
         info = DataInfo(int(num_classes or len(folder["classes"])), len(subset),
-                        len(folder["val"]), input_size, mean, std, "folder", folder["classes"])
+                        len(folder["val"]), input_size, mean, std, "folder", folder["classes"],
+                        holdout, digest)
     _log_summary(dataset, info, train, num_parts, part_index)
-    return train, val, info
+    return Splits(train, held, val, info)
 
 
 def _log_summary(dataset, info, train, num_parts, part_index):
@@ -300,3 +385,8 @@ def _log_summary(dataset, info, train, num_parts, part_index):
                 "shard %d of %d: %d batches of %d per epoch", dataset, info.source,
                 info.num_train, info.num_val, info.num_classes, info.input_size,
                 info.input_size, part_index + 1, num_parts, len(train), train.batch_size)
+    if info.num_holdout:
+        logger.info("search split: %d training images held out (fixed seed %d, digest %s): "
+                    "the supernet never trains on them and the search scores candidates on "
+                    "them; the %d validation images are kept for the final report",
+                    info.num_holdout, HOLDOUT_SEED, info.holdout_digest, info.num_val)

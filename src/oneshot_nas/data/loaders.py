@@ -17,8 +17,8 @@ import numpy as np
 from .errors import DataError
 from .transforms import reseed_worker
 
-__all__ = ["EpochLoader", "RecordLoader", "FolderLoader", "SyntheticLoader", "part_range",
-           "epoch_seed"]
+__all__ = ["EpochLoader", "RecordLoader", "RecordSubsetLoader", "MemoryLoader", "FolderLoader",
+           "SyntheticLoader", "part_range", "epoch_seed", "decode_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -291,9 +291,13 @@ class FolderLoader(EpochLoader):
                             % (name, self._sampler.shard_size, batch_size))
         num_images = (len(self._sampler) * batch_size if train else self._sampler.shard_size)
         super().__init__(batch_size, len(self._sampler), num_images, dtype)
-        dataset = _ImageList(items, transform, seed)
+        dataset = self._dataset(items, transform, seed)
         self._loader = gluon.data.DataLoader(dataset, batch_sampler=self._sampler,
                                              num_workers=int(num_workers), thread_pool=False)
+
+    @staticmethod
+    def _dataset(items, transform, seed):
+        return _ImageList(items, transform, seed)
 
     def shard_indices(self, epoch):
         """Item indices this loader yields in ``epoch`` (for tests and bookkeeping)."""
@@ -304,6 +308,179 @@ class FolderLoader(EpochLoader):
         self._sampler.epoch = epoch
         for data, label in self._loader:
             yield _finish(data, label, self._dtype, self._to_cpu)
+
+
+class _RecordList:
+    """Gluon dataset over the records of an indexed ``.rec`` file, read by byte offset.
+
+    Each process opens the file once (forked loader workers reopen it: a shared file position
+    would interleave their reads).
+    """
+
+    def __init__(self, index, transform, seed):
+        self._index = index
+        self._transform = transform
+        self._seed = seed
+        self._pid = None
+        self._handle = None
+
+    def __len__(self):
+        return len(self._index)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.update(_pid=None, _handle=None)
+        return state
+
+    def __getitem__(self, i):
+        import os
+
+        import mxnet as mx
+
+        from .recordio import _read_record
+        if self._pid != os.getpid():
+            if self._pid is not None:
+                reseed_worker(self._seed)
+            self._pid = os.getpid()
+            self._handle = open(self._index.rec_path, "rb")
+        payload, _ = _read_record(self._handle, int(self._index.offsets[i]),
+                                  self._index.rec_path, self._index.idx_path)
+        header, encoded = mx.recordio.unpack(payload)
+        label = header.label
+        if not np.isscalar(label):
+            label = label[0]
+        try:
+            image = mx.image.imdecode(encoded, flag=1)
+        except mx.base.MXNetError:
+            raise DataError("%s: record %d holds no decodable image"
+                            % (self._index.rec_path, int(self._index.keys[i]))) from None
+        return self._transform(image), np.float32(label)
+
+
+class RecordSubsetLoader(FolderLoader):
+    """Any subset of the records of an indexed ``.rec`` file, decoded by gluon workers.
+
+    ``ImageRecordIter`` reads whole files or contiguous parts only, so a held-out split
+    (:mod:`.splits`) reads its records, and the training records around it, through this
+    loader: the same sharding, shuffling and augmentation as :class:`FolderLoader` (the gluon
+    transforms of :func:`.transforms.folder_transform`, equivalent to ImageRecordIter's).
+
+    Parameters
+    ----------
+    index : RecordIndex
+    positions : array-like of int
+        Record positions (in ``.idx`` order) in use.
+    transform, batch_size, train, num_parts, part_index, num_workers, seed, dtype
+        As for :class:`FolderLoader`.
+    """
+
+    def __init__(self, index, positions, transform, batch_size, train, num_parts=1,
+                 part_index=0, num_workers=4, seed=0, dtype="float32"):
+        self.index = index
+        super().__init__(index, positions, transform, batch_size, train, num_parts=num_parts,
+                         part_index=part_index, num_workers=num_workers, seed=seed, dtype=dtype,
+                         name=index.rec_path)
+
+    @staticmethod
+    def _dataset(items, transform, seed):
+        return _RecordList(items, transform, seed)
+
+    def shard_keys(self, epoch):
+        """Record keys this loader yields in ``epoch`` (for tests and bookkeeping)."""
+        return self.index.keys[self.shard_indices(epoch)]
+
+
+def decode_records(index):
+    """Decode every record of a small indexed ``.rec`` file: ``(images, labels)``.
+
+    Returns
+    -------
+    images : numpy.ndarray of uint8, shape (N, H, W, 3), RGB
+    labels : numpy.ndarray of float32
+    """
+    import cv2
+    import mxnet as mx
+
+    from .recordio import _read_record
+    images, labels = [], []
+    with open(index.rec_path, "rb") as handle:
+        for key, offset in zip(index.keys, index.offsets):
+            payload, _ = _read_record(handle, int(offset), index.rec_path, index.idx_path)
+            header, encoded = mx.recordio.unpack(payload)
+            image = cv2.imdecode(np.frombuffer(encoded, dtype=np.uint8), cv2.IMREAD_COLOR)
+            if image is None:
+                raise DataError("%s: record %d holds no decodable image"
+                                % (index.rec_path, int(key)))
+            images.append(image[:, :, ::-1])
+            label = header.label
+            labels.append(label if np.isscalar(label) else label[0])
+    return np.stack(images), np.asarray(labels, dtype=np.float32)
+
+
+class MemoryLoader(EpochLoader):
+    """Decoded images held in memory, batches assembled in numpy (small data sets).
+
+    Used for the digits when a held-out split keeps ImageRecordIter out: decoding 32-px PNGs
+    and running per-image gluon transforms costs about as much as a supernet step here, while
+    slicing an array costs nothing. Sharding and per-epoch shuffling are those of
+    :class:`FolderLoader`; the training augmentation is the digits shift of
+    :mod:`.transforms` (zero padding by ``shift`` pixels, random crop back to size).
+
+    Parameters
+    ----------
+    images : numpy.ndarray of uint8, (N, H, W, 3)
+    labels : numpy.ndarray, (N,)
+    positions : array-like of int
+        The images in use.
+    batch_size : int
+    train : bool
+    shift : int
+        Largest random shift in pixels (training only; 0: none).
+    mean, std : sequence of 3 floats
+        Normalisation on the 0..255 scale.
+    num_parts, part_index, seed, dtype
+        As for :class:`FolderLoader`.
+    """
+
+    def __init__(self, images, labels, positions, batch_size, train, shift, mean, std,
+                 num_parts=1, part_index=0, seed=0, dtype="float32", name="images"):
+        self._sampler = _ShardBatchSampler(positions, batch_size, train, num_parts, part_index,
+                                           seed)
+        self.num_records = len(self._sampler.indices)
+        if train and len(self._sampler) == 0:
+            raise DataError("%s: a shard holds %d training images, fewer than the batch size %d"
+                            % (name, self._sampler.shard_size, batch_size))
+        num_images = (len(self._sampler) * batch_size if train else self._sampler.shard_size)
+        super().__init__(batch_size, len(self._sampler), num_images, dtype)
+        self._images = images
+        self._labels = np.asarray(labels, dtype=np.float32)
+        self._train = bool(train)
+        self._shift = int(shift) if train else 0
+        self._mean = np.asarray(mean, dtype=np.float32).reshape(1, 3, 1, 1)
+        self._std = np.asarray(std, dtype=np.float32).reshape(1, 3, 1, 1)
+        self._seed = int(seed)
+        self._part_index = int(part_index)
+
+    def shard_indices(self, epoch):
+        """Image indices this loader yields in ``epoch``."""
+        return self._sampler.shard(epoch)[:self.num_images]
+
+    def _run(self, epoch):
+        import mxnet as mx
+        self._sampler.epoch = epoch
+        rng = np.random.RandomState(epoch_seed(self._seed, epoch, 6 + self._part_index))
+        for batch in self._sampler:
+            x = self._images[batch]
+            if self._shift:
+                s = self._shift
+                padded = np.pad(x, ((0, 0), (s, s), (s, s), (0, 0)))
+                height, width = x.shape[1:3]
+                offsets = rng.randint(0, 2 * s + 1, size=(len(batch), 2))
+                x = np.stack([padded[i, dy:dy + height, dx:dx + width]
+                              for i, (dy, dx) in enumerate(offsets)])
+            x = (x.transpose(0, 3, 1, 2).astype(np.float32) - self._mean) / self._std
+            yield _finish(mx.nd.array(x, dtype=self._dtype), mx.nd.array(self._labels[batch]),
+                          self._dtype, False)
 
 
 class SyntheticLoader(EpochLoader):

@@ -227,7 +227,7 @@ def _record(state, arch, evaluate, counter, objective, latency_fn, on_evaluated=
     f, p = counter(np.array([arch.blocks]), np.array([arch.channels]))
     lat = latency_fn(arch) if latency_fn is not None else None
     rec = {"top1": res["top1"], "top5": res["top5"], "flops": float(f[0]), "params": float(p[0]),
-           "latency_ms": lat}
+           "latency_ms": lat, "loss": res.get("loss")}
     rec["fitness"] = objective(rec["top1"], rec["flops"], rec["params"], lat)
     state.results[arch] = rec
     if on_evaluated:

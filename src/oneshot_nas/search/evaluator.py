@@ -94,26 +94,35 @@ class CandidateEvaluator:
             subnet.hybridize(static_alloc=True)
         return subnet
 
-    def accuracy(self, net):
-        correct1 = correct5 = total = 0
+    def per_image(self, net):
+        """Per scoring image: top-1 correct (bool), top-5 correct (bool), cross-entropy loss."""
+        hit1, hit5, losses = [], [], []
         for data, label in self._val_iter():
-            out = net(data.as_in_context(self.ctx)).asnumpy()
+            out = net(data.as_in_context(self.ctx)).astype("float32").asnumpy()
             y = label.asnumpy().astype(np.int64)
             top = np.argsort(-out, axis=1)[:, :5]
-            correct1 += int((top[:, 0] == y).sum())
-            correct5 += int((top == y[:, None]).any(axis=1).sum())
-            total += len(y)
-        if total == 0:
-            raise ValueError("the validation set is empty")
-        return correct1 / total, correct5 / total
+            hit1.append(top[:, 0] == y)
+            hit5.append((top == y[:, None]).any(axis=1))
+            # log-softmax in float64: stable for confident, wrong outputs
+            z = out.astype(np.float64) - out.max(axis=1, keepdims=True)
+            log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+            losses.append(-log_p[np.arange(len(y)), y])
+        if not hit1:
+            raise ValueError("the scoring image set is empty")
+        return np.concatenate(hit1), np.concatenate(hit5), np.concatenate(losses)
+
+    def accuracy(self, net):
+        hit1, hit5, _ = self.per_image(net)
+        return float(hit1.mean()), float(hit5.mean())
 
     def evaluate(self, arch):
-        """``{'top1': ..., 'top5': ...}`` of ``arch`` (cached)."""
+        """``{'top1', 'top5', 'loss'}`` of ``arch`` on the scoring images (cached)."""
         if arch in self.cache:
             return self.cache[arch]
         tic = time.perf_counter()
         subnet = self.prepare_subnet(arch)
-        top1, top5 = self.accuracy(subnet)
+        hit1, hit5, losses = self.per_image(subnet)
         self.seconds += time.perf_counter() - tic
-        self.cache[arch] = {"top1": top1, "top5": top5}
+        self.cache[arch] = {"top1": float(hit1.mean()), "top5": float(hit5.mean()),
+                            "loss": float(losses.mean())}
         return self.cache[arch]

@@ -5,10 +5,9 @@ import numpy as np
 
 from ..plotting import pyplot, save_figure
 
-__all__ = ["plot_history", "plot_candidates", "pareto_front"]
+__all__ = ["plot_history", "plot_candidates", "pareto_front", "best_so_far", "compare_searches"]
 
 logger = logging.getLogger(__name__)
-
 
 
 def pareto_front(flops, acc):
@@ -54,3 +53,73 @@ def plot_candidates(records, path, max_flops=None, title="evaluated candidates")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     return save_figure(fig, path)
+
+
+def best_so_far(fitness):
+    """Running maximum: the best fitness after each evaluated candidate."""
+    return np.maximum.accumulate(np.asarray(fitness, dtype=float))
+
+
+def _load_search(path):
+    import json
+    try:
+        with open(path) as f:
+            res = json.load(f)
+        fitness = [c["fitness"] for c in res["candidates"]]
+        seed = res["config"].get("seed")
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError("%s is not a search_results.json with evaluated candidates" % path) \
+            from None
+    if not fitness:
+        raise ValueError("%s holds no evaluated candidates" % path)
+    return {"path": path, "fitness": fitness, "seed": seed,
+            "mode": res["config"].get("search_mode"), "split": res.get("split")}
+
+
+def compare_searches(genetic_paths, random_paths, path):
+    """Best fitness per evaluated candidate of genetic and random searches -> PNG + JSON.
+
+    Candidates count in evaluation order (the order of ``candidates`` in each results file).
+    Pairs (genetic i, random i) are compared at the smaller of their two candidate counts.
+
+    Returns
+    -------
+    dict
+        ``pairs`` (per pair: candidates, genetic_best, random_best, seeds), ``genetic_wins``,
+        ``plot``, ``results_path``.
+    """
+    import json
+    import os
+    genetic = [_load_search(p) for p in genetic_paths]
+    randoms = [_load_search(p) for p in random_paths]
+    if len(genetic) != len(randoms):
+        raise ValueError("give as many --random files as --genetic files (%d vs %d): they are "
+                         "compared in pairs" % (len(randoms), len(genetic)))
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    pairs = []
+    for i, (g, r) in enumerate(zip(genetic, randoms)):
+        n = min(len(g["fitness"]), len(r["fitness"]))
+        gb, rb = best_so_far(g["fitness"]), best_so_far(r["fitness"])
+        ax.plot(np.arange(1, len(gb) + 1), 100 * gb, color="tab:red", alpha=0.8, lw=1.5,
+                label="genetic" if i == 0 else None)
+        ax.plot(np.arange(1, len(rb) + 1), 100 * rb, color="tab:blue", alpha=0.8, lw=1.5,
+                ls="--", label="random" if i == 0 else None)
+        pairs.append({"candidates": int(n), "genetic_best": float(gb[n - 1]),
+                      "random_best": float(rb[n - 1]), "genetic_seed": g["seed"],
+                      "random_seed": r["seed"], "genetic_path": g["path"],
+                      "random_path": r["path"]})
+    split = (genetic[0].get("split") or {}).get("name", "val")
+    ax.set_xlabel("evaluated candidates")
+    ax.set_ylabel("best fitness so far (%%, %s split)" % ("held-out" if split == "holdout"
+                                                         else "validation"))
+    ax.set_title("genetic vs random search, %d seed(s)" % len(pairs))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    plot = save_figure(fig, path)
+    wins = sum(p["genetic_best"] >= p["random_best"] for p in pairs)
+    result = {"pairs": pairs, "genetic_wins": int(wins), "plot": plot}
+    result["results_path"] = os.path.splitext(path)[0] + ".json"
+    with open(result["results_path"], "w") as f:
+        json.dump(result, f, indent=1)
+    return result

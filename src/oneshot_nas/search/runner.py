@@ -18,7 +18,8 @@ from .algorithms import (Constraints, Objective, SearchState, genetic_search, ra
                          top_k)
 from .evaluator import CandidateEvaluator, collect_batches, collect_images
 
-__all__ = ["SearchConfig", "run_search", "load_supernet", "resume_settings", "start_or_resume"]
+__all__ = ["SearchConfig", "run_search", "load_supernet", "resume_settings", "start_or_resume",
+           "supernet_split", "resolve_holdout", "SearchData", "load_search_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class SearchConfig:
     bn_group_size: int = 32
     val_images: int = None
     cache_mb: int = 2048
+    holdout_search: int = None          # None: the supernet's held-out split (its JSON), else 0
     search_target: str = "acc"
     comparison_model: str = None
     flop_max: float = None
@@ -165,6 +167,113 @@ def start_or_resume(cfg, ckpt_path):
     return state
 
 
+def supernet_split(params_path):
+    """The held-out split a supernet was trained with, from the JSON beside its ``.params``
+    (written by the trainer); None when there is no such JSON (older or foreign weights)."""
+    path = os.path.splitext(str(params_path))[0] + ".json"
+    if not params_path or not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        logger.warning("cannot read %s; the supernet's held-out split is unknown", path)
+        return None
+    split = meta.get("split")
+    if split is None and isinstance(meta.get("config"), dict):
+        split = {"holdout": int(meta["config"].get("holdout_search") or 0), "digest": None}
+    if split is not None:
+        split = dict(split, path=path)
+    return split
+
+
+def resolve_holdout(requested, params_path):
+    """Number of held-out images the search scores on: ``requested``, or the supernet's.
+
+    ``requested`` None takes the count from the supernet's JSON (0 without one). A positive
+    request that differs from the supernet's count is refused: part of those images would have
+    been trained on.
+    """
+    known = supernet_split(params_path)
+    known_count = None if known is None else int(known.get("holdout") or 0)
+    if requested is None:
+        return known_count or 0, known
+    requested = int(requested)
+    if requested > 0 and known_count is not None and requested != known_count:
+        raise ValueError("--holdout-search %d does not match the supernet, which held out %d "
+                         "training images (%s); pass --holdout-search %d"
+                         % (requested, known_count, known["path"], known_count))
+    return requested, known
+
+
+@dataclass
+class SearchData:
+    """Images a search needs: calibration images, the scoring batches and what they are."""
+
+    calib: object            # NDArray of training images the supernet trained on
+    scoring: object          # cached list of (data, label) batches, or a callable
+    info: object             # DataInfo
+    split: dict              # {'name': 'holdout'|'val', 'images': n, ...}
+
+
+def load_search_data(cfg, ctx, holdout, known_split=None):
+    """Decode calibration images (training images outside the held-out split) and the scoring
+    images (the held-out split, or the validation split without one) once.
+
+    Parameters
+    ----------
+    cfg : SearchConfig (or any object with its data fields)
+    ctx : Context
+    holdout : int
+        Held-out images (0: score on the validation split).
+    known_split : dict, optional
+        The supernet's split record; its digest must match the images held out here.
+    """
+    from ..data import make_split_loaders
+    splits = make_split_loaders(
+        dataset=cfg.dataset, data_dir=cfg.data_dir, use_rec=cfg.use_rec or None,
+        rec_train=cfg.rec_train, rec_train_idx=cfg.rec_train_idx, rec_val=cfg.rec_val,
+        rec_val_idx=cfg.rec_val_idx, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+        input_size=cfg.input_size, crop_ratio=cfg.crop_ratio, augment=False, seed=cfg.seed,
+        holdout=holdout)
+    info = splits.info
+    if holdout and known_split and known_split.get("digest") and \
+            known_split["digest"] != info.holdout_digest:
+        raise ValueError("the held-out images differ from those the supernet held out (digest "
+                         "%s, %s source, in %s; here %s, %s source): use the same data files"
+                         % (known_split["digest"], known_split.get("source"),
+                            known_split["path"], info.holdout_digest, info.source))
+    scoring_loader = splits.holdout if holdout else splits.val
+    if holdout:
+        logger.info("scoring candidates on %d held-out training images (digest %s); the "
+                    "validation split is not used by the search", info.num_holdout,
+                    info.holdout_digest)
+    else:
+        logger.warning("scoring candidates on the validation split (no held-out split): "
+                       "report the final subnet on other images")
+    logger.info("decoding %d calibration images and the scoring images once",
+                cfg.update_bn_images)
+    from tqdm import tqdm
+    show = getattr(cfg, "progress", False)
+    needed = math.ceil(cfg.update_bn_images / cfg.batch_size)
+    total = min(len(splits.train), needed) if hasattr(splits.train, "__len__") else needed
+    reading = tqdm(splits.train, desc="calibration images", unit="batch", leave=False,
+                   total=total, disable=not show)
+    calib = collect_images(reading, cfg.update_bn_images, ctx)
+    reading.close()
+    reading = tqdm(scoring_loader, desc="scoring images", unit="batch", leave=False,
+                   disable=not show)
+    cached = collect_batches(reading, cfg.val_images, cfg.cache_mb, ctx)
+    reading.close()
+    scoring = cached if cached is not None else (lambda: scoring_loader)
+    images = (sum(b[0].shape[0] for b in cached) if cached is not None
+              else scoring_loader.num_images)
+    split = {"name": "holdout" if holdout else "val", "images": int(images),
+             "holdout": int(holdout),
+             "digest": info.holdout_digest or None, "calibration_images": int(calib.shape[0])}
+    return SearchData(calib, scoring, info, split)
+
+
 def _fixed_genes(cfg):
     blocks = channels = None
     if cfg.fixed_block_choices:
@@ -208,7 +317,6 @@ def run_search(cfg, counter=None):
     counter : callable, optional
         Vectorised FLOPs / params counter; default the lookup table in ImageNet units.
     """
-    from ..data import make_loaders
     from ..profiling import LookupTable, count_flops_params
     from ..machine import check_num_gpus
     check_num_gpus(cfg.num_gpus)
@@ -252,26 +360,10 @@ def run_search(cfg, counter=None):
     ckpt_path = os.path.join(cfg.output_dir, "search_state.json")
     state = start_or_resume(cfg, ckpt_path)      # before any data is decoded
 
-    train, val, info = make_loaders(
-        dataset=cfg.dataset, data_dir=cfg.data_dir, use_rec=cfg.use_rec or None,
-        rec_train=cfg.rec_train,
-        rec_train_idx=cfg.rec_train_idx, rec_val=cfg.rec_val, rec_val_idx=cfg.rec_val_idx,
-        batch_size=cfg.batch_size, num_workers=cfg.num_workers, input_size=cfg.input_size,
-        crop_ratio=cfg.crop_ratio, augment=False, seed=cfg.seed)
-    supernet = load_supernet(cfg.supernet_params, info.num_classes, ctx, **model_cfg)
-    logger.info("decoding %d calibration images and the validation set once", cfg.update_bn_images)
-    from tqdm import tqdm
-    reading = tqdm(train, desc="calibration images", unit="batch", leave=False,
-                   total=min(len(train), math.ceil(cfg.update_bn_images / cfg.batch_size)),
-                   disable=not cfg.progress)
-    calib = collect_images(reading, cfg.update_bn_images, ctx)
-    reading.close()
-    reading = tqdm(val, desc="validation images", unit="batch", leave=False,
-                   disable=not cfg.progress)
-    cached_val = collect_batches(reading, cfg.val_images, cfg.cache_mb, ctx)
-    reading.close()
-    val_source = cached_val if cached_val is not None else (lambda: val)
-    evaluator = CandidateEvaluator(supernet, calib, val_source, ctx, cfg.bn_group_size,
+    holdout, known_split = resolve_holdout(cfg.holdout_search, cfg.supernet_params)
+    data = load_search_data(cfg, ctx, holdout, known_split)
+    supernet = load_supernet(cfg.supernet_params, data.info.num_classes, ctx, **model_cfg)
+    evaluator = CandidateEvaluator(supernet, data.calib, data.scoring, ctx, cfg.bn_group_size,
                                    cfg.batch_size)
 
     for arch, rec in state.results.items():      # results of a resumed run are reused
@@ -318,7 +410,7 @@ def run_search(cfg, counter=None):
                          train_command=train_cmd, script_command=script_cmd))
         logger.info("top: %s top-1 %.4f FLOPs %.2f M params %.3f M fitness %.4f", arch,
                     rec["top1"], sym_flops, sym_params, rec["fitness"])
-    results = {"config": asdict(cfg), "constraints": str(constraints),
+    results = {"config": asdict(cfg), "constraints": str(constraints), "split": data.split,
                "evaluated": len(state.results), "history": state.history, "topk": best,
                "eval_seconds": evaluator.seconds,
                "candidates": [dict(r, arch=json.loads(a.to_json()))

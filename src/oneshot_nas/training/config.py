@@ -25,6 +25,7 @@ class TrainConfig:
     reduced_dataset_scale: int = 1
     no_augment: bool = False
     synthetic_size: int = None           # dataset=synthetic: training images
+    holdout_search: int = 0              # training images held out for the search (data.splits)
     # model
     model: str = "ShuffleNas"
     block_choices: str = None

@@ -10,6 +10,7 @@ import numpy as np
 from mxnet import autograd, gluon, nd
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from ..files import atomic_write_json
 from ..models import PRESETS, get_model
 from ..models.params import load_params_checked
 from ..nn import recalibrate_bn
@@ -202,7 +203,7 @@ def train(cfg):
     ----------
     cfg : TrainConfig or dict
     """
-    from ..data import make_loaders
+    from ..data import make_split_loaders
     if isinstance(cfg, dict):
         cfg = TrainConfig.from_dict(cfg)
     cfg.validate()
@@ -219,13 +220,23 @@ def train(cfg):
     metrics = _Metrics(metrics_path)
 
     total_batch = cfg.batch_size * len(ctx)
-    train_data, val_data, info = make_loaders(
+    splits = make_split_loaders(
         dataset=cfg.dataset, data_dir=cfg.data_dir, use_rec=cfg.use_rec or None,
         rec_train=cfg.rec_train, rec_train_idx=cfg.rec_train_idx, rec_val=cfg.rec_val,
         rec_val_idx=cfg.rec_val_idx, batch_size=total_batch, num_workers=cfg.num_workers,
         input_size=cfg.input_size, crop_ratio=cfg.crop_ratio, augment=not cfg.no_augment,
         reduced_dataset_scale=cfg.reduced_dataset_scale, num_parts=size, part_index=rank,
-        seed=cfg.seed, synthetic_size=cfg.synthetic_size)
+        seed=cfg.seed, synthetic_size=cfg.synthetic_size, holdout=cfg.holdout_search)
+    train_data, val_data, info = splits.train, splits.val, splits.info
+    # A supernet with a held-out search split is validated on it: the validation split stays
+    # unseen until the final report. Fixed subnets are always validated on the validation split.
+    eval_split = "holdout" if cfg.is_supernet and splits.holdout is not None else "val"
+    if eval_split == "holdout":
+        val_data = splits.holdout
+    if rank == 0:
+        logger.info("per-epoch validation on the %s split (%d images)",
+                    "held-out search" if eval_split == "holdout" else "validation",
+                    info.num_holdout if eval_split == "holdout" else info.num_val)
     classes = info.num_classes
     iters = len(train_data)
     if cfg.max_batches_per_epoch:
@@ -323,7 +334,8 @@ def train(cfg):
             logger.info("constrained sampling (%s) inside %s",
                         cfg.train_constraint_method or "random", box)
 
-    summary = {"epochs": [], "best_top1": best_top1}
+    summary = {"epochs": [], "best_top1": best_top1, "eval_split": eval_split,
+               "split": info.split_record()}
     for epoch in range(start_epoch, cfg.num_epochs):
         train_data.set_epoch(epoch)          # the same order as an uninterrupted run
         # MXNet's generator (dropout) restarts per epoch, so that a resumed run draws what an
@@ -347,7 +359,7 @@ def train(cfg):
             if rank == 0:
                 logger.info("[Epoch %d] validation: err-top1=%f err-top5=%f", epoch, 1 - top1,
                             1 - top5)
-            metrics.write(kind="val", epoch=epoch, top1=top1, top5=top5,
+            metrics.write(kind="val", epoch=epoch, top1=top1, top5=top5, split=eval_split,
                           architectures=[a.to_json() for a in archs] if archs else None)
             stats.update(val_top1=top1, val_top5=top5)
         stats.update(epoch=epoch)
@@ -357,7 +369,8 @@ def train(cfg):
             is_best = top1 is not None and top1 > best_top1
             best_top1 = max(best_top1, top1) if top1 is not None else best_top1
             meta_out = {"epoch": epoch + 1, "best_top1": best_top1, "top1": top1,
-                        "config": cfg.to_dict(), "num_update": trainer.optimizer.num_update}
+                        "config": cfg.to_dict(), "num_update": trainer.optimizer.num_update,
+                        "split": info.split_record()}
             if cfg.save_dir and cfg.save_frequency and (epoch + 1) % cfg.save_frequency == 0:
                 save_checkpoint(cfg.save_dir, prefix, "%04d" % (epoch + 1), net, trainer,
                                 meta_out)
@@ -371,6 +384,10 @@ def train(cfg):
         final = os.path.join(cfg.save_dir, "%s-final.params" % prefix)
         save_parameters(net, final)
         summary["final_params"] = final
+        # The settings beside the weights: the search reads the held-out split from here.
+        atomic_write_json(os.path.splitext(final)[0] + ".json",
+                          {"config": cfg.to_dict(), "split": info.split_record(),
+                           "epoch": cfg.num_epochs}, indent=1)
         if not cfg.is_supernet and cfg.mode == "hybrid":
             if start_epoch >= cfg.num_epochs:
                 # resumed after the last epoch: the graph has not been built by a forward pass

@@ -1,0 +1,69 @@
+"""``python -m oneshot_nas.cli.winner_check``: the searched winner trained stand-alone beside
+random architectures under the same constraints (digits, 32 px).
+
+Reads a ``search_results.json`` (its constraints, model flags and held-out split), samples
+``--num-random`` architectures under the same constraints as the random search does, trains
+them and the search's best with the ranking check's stand-alone protocol (same flags, same
+cache format) and reports the winner's accuracy, the random median / best / worst and the
+winner's rank; writes ``winner_check.json`` and ``winner_vs_random.png`` to ``--output-dir``.
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+
+from .rank_check import add_standalone_arguments, protocol_from_args
+from .train_imagenet import setup_logging
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="python -m oneshot_nas.cli.winner_check",
+        description="Train the search's winner and random architectures under the same "
+                    "constraints stand-alone (digits) and compare.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("inputs")
+    g.add_argument("--search-results", required=True, help="search_results.json of a search")
+    g.add_argument("--num-random", type=int, default=10,
+                   help="random architectures under the same constraints")
+    g.add_argument("--seed", type=int, default=0, help="random architecture sampling")
+    add_standalone_arguments(p)
+    r = p.add_argument_group("outputs")
+    r.add_argument("--output-dir", default="winner_check")
+    r.add_argument("--logging-file", default=None, help="default: output-dir/winner_check.log")
+    return p
+
+
+def main(argv=None):
+    from ..search.ranking import WinnerCheckConfig, run_winner_check
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.logging_file or os.path.join(args.output_dir, "winner_check.log"))
+    logging.getLogger(__name__).info("settings: %s", json.dumps(vars(args), sort_keys=True))
+    try:
+        cfg = WinnerCheckConfig(search_results=args.search_results, num_random=args.num_random,
+                                seed=args.seed, protocol=protocol_from_args(args),
+                                output_dir=args.output_dir, cache_file=args.cache_file)
+        res = run_winner_check(cfg)
+    except ValueError as err:
+        print("winner_check: error: %s" % str(err).splitlines()[0], file=sys.stderr)
+        return 2
+    accs = sorted(r["standalone_top1"] for r in res["random"])
+    print("winner stand-alone top-1 %.2f %%  (%s / %s, %.1f MFLOPs)"
+          % (100 * res["winner"]["standalone_top1"], res["winner"]["block_choices"],
+             res["winner"]["channel_choices"], res["winner"]["flops"]))
+    print("%d random under %s: median %.2f %%, best %.2f %%, worst %.2f %%"
+          % (len(accs), res["constraints"], 100 * res["random_median_top1"],
+             100 * res["random_best_top1"], 100 * res["random_worst_top1"]))
+    print("random stand-alone top-1: %s" % ", ".join("%.2f" % (100 * a) for a in accs))
+    print("winner rank %d of %d; beats the random median: %s"
+          % (res["winner_rank"], len(accs) + 1, "yes" if res["winner_beats_median"] else "no"))
+    print("results: %s\nplot: %s" % (res["results_path"], res["plot"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
