@@ -110,7 +110,9 @@ def test_crop_plan_keeps_only_reachable_taps():
     assert crop_plan(7, 1, 1) == (3, 4, 0)          # a 1x1 map sees the centre tap only
     assert crop_plan(7, 1, 2) == (2, 5, 1)          # 2x2: the central 3x3
     assert crop_plan(7, 2, 2) == (3, 5, 0)          # stride 2 on 2x2: taps 3..4
+    assert crop_plan(5, 1, 1) == (2, 3, 0)
     assert crop_plan(3, 1, 8) is None and crop_plan(7, 1, 7) is None
+    assert crop_plan(3, 1, 1) is None               # 3x3 kernels are never cropped
 
 
 def test_trained_32px_subnet_exports_a_plain_graph(tmp_path):

@@ -32,7 +32,7 @@ def load_params_checked(net, path, flag, ctx=None, hint="", cast_dtype=True):
     try:
         saved = mx.nd.load(path)
     except (OSError, mx.base.MXNetError):
-        raise ValueError("%s file %s is truncated or not an MXNet params file"
+        raise ValueError("%s file %s is not an MXNet params file (or is truncated)"
                          % (flag, path)) from None
     if not isinstance(saved, dict):
         raise ValueError("%s file %s holds unnamed arrays, not a model's parameters"

@@ -84,7 +84,9 @@ class ShuffleNasOneShotFix(nn.HybridBlock):
         if not self._cached_graph:
             return super().export(path, epoch, remove_amp_cast)    # raises Gluon's error
         specialised = self._cached_graph
-        self._cached_graph = (specialised[0], self(mx.sym.var("data")))
+        # the class's own symbolic pass (not ``self(...)``, which may be wrapped)
+        plain = nn.HybridBlock.forward(self, mx.sym.var("data"))
+        self._cached_graph = (specialised[0], plain)
         try:
             return super().export(path, epoch, remove_amp_cast)
         finally:

@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..search_space import NUM_CHANNEL_CHOICES, Architecture
-from ..training.checkpoint import atomic_write
+from ..files import atomic_write
 from .algorithms import Constraints, sample_population
 
 __all__ = ["kendall_tau", "spearman_rho", "bootstrap_ci", "rank_correlations",

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 import mxnet as mx
 import numpy as np
 from mxnet import nd
+from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..models import get_model
@@ -253,7 +254,6 @@ def load_search_data(cfg, ctx, holdout, known_split=None):
                        "report the final subnet on other images")
     logger.info("decoding %d calibration images and the scoring images once",
                 cfg.update_bn_images)
-    from tqdm import tqdm
     show = getattr(cfg, "progress", False)
     needed = math.ceil(cfg.update_bn_images / cfg.batch_size)
     total = min(len(splits.train), needed) if hasattr(splits.train, "__len__") else needed
