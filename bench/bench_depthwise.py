@@ -7,7 +7,6 @@ oneDNN implementations each variant runs (``DNNL_VERBOSE=1`` in a child process)
 """
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -85,7 +84,7 @@ def impl_names(channels, h, k, stride, batch, variant):
         parts = line.split(",")
         if len(parts) > 6 and parts[1] == "exec" and parts[3] == "convolution":
             names.append("%s %s %.1f ms" % (parts[5], parts[4], float(parts[-1])))
-    return names[-3:] if variant == "plain" else names[-3:]
+    return names[-3:]                      # the last step's forward / backward primitives
 
 
 def _one_step(channels, h, k, stride, batch, variant):
