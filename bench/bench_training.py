@@ -12,15 +12,13 @@ synthetic 224 px data, OneShot-S+ hybridized, batch 16: the loop must stay withi
 """
 import argparse
 import logging
-import statistics
 import tempfile
-import time
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, nd
 
-from bench_models import bench_subnet, machine_description
+from bench_models import _time_steps, bench_subnet, machine_description
 
 from oneshot_nas import Architecture, get_model
 from oneshot_nas.nn import use_fast_depthwise
@@ -63,14 +61,7 @@ def step_speed(model, px, batch, widths, fast, warmup, repeats, seed=0):
             trainer.step(batch, ignore_stale_grad=True)
             nd.waitall()
 
-        for _ in range(warmup):
-            step()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t0)
-    return batch / statistics.median(times)
+        return batch / _time_steps(step, warmup, repeats)
 
 
 def layer_comparison(warmup, repeats):

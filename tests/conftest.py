@@ -14,3 +14,15 @@ def _seed():
     mx.random.seed(0)
     np.random.seed(0)
     logging.getLogger("oneshot_nas").setLevel(logging.INFO)
+
+
+@pytest.fixture(scope="module")
+def supernet_params(tmp_path_factory):
+    """An (untrained) digits supernet's weights, saved once per test module (search tests)."""
+    from oneshot_nas import get_model
+    path = tmp_path_factory.mktemp("supernet") / "supernet.params"
+    mx.random.seed(1)
+    net = get_model("ShuffleNas", classes=10)
+    net.initialize(mx.init.Xavier())
+    net.save_parameters(str(path))
+    return str(path)

@@ -202,16 +202,6 @@ def test_supernet_killed_at_random_moments_auto_resumes_to_the_same_figures(tmp_
     _compare_runs(ref_dir, run_dir, 4, exact_paths=True)
 
 
-@pytest.fixture(scope="module")
-def supernet_params(tmp_path_factory):
-    path = tmp_path_factory.mktemp("supernet") / "supernet.params"
-    mx.random.seed(1)
-    net = get_model("ShuffleNas", classes=10)
-    net.initialize(mx.init.Xavier())
-    net.save_parameters(str(path))
-    return str(path)
-
-
 def _search_cmd(out, params, *extra):
     return [sys.executable, os.path.join(ROOT, "search_supernet.py"), "--dataset", "digits",
             "--supernet-params", params, "--output-dir", str(out), "--update-bn-images", "128",

@@ -35,16 +35,6 @@ def test_every_new_evaluation_is_reported(mode):
     assert len(seen) == len(set(seen)) == len(state.results) > 8
 
 
-@pytest.fixture(scope="module")
-def supernet_params(tmp_path_factory):
-    path = tmp_path_factory.mktemp("supernet") / "supernet.params"
-    mx.random.seed(1)
-    net = get_model("ShuffleNas", classes=10)
-    net.initialize(mx.init.Xavier())
-    net.save_parameters(str(path))
-    return str(path)
-
-
 def test_search_without_bar_logs_a_line_per_candidate(caplog, tmp_path, supernet_params):
     from oneshot_nas.search.runner import SearchConfig, run_search
     cfg = SearchConfig(dataset="digits", supernet_params=supernet_params, input_size=32,

@@ -12,17 +12,6 @@ from oneshot_nas import get_model
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def supernet_params(tmp_path_factory):
-    """An (untrained) supernet's weights with non-trivial BN statistics."""
-    path = tmp_path_factory.mktemp("supernet") / "supernet.params"
-    mx.random.seed(1)
-    net = get_model("ShuffleNas", classes=10)
-    net.initialize(mx.init.Xavier())
-    net.save_parameters(str(path))
-    return str(path)
-
-
 def _search(out, params, *extra, check=True):
     cmd = [sys.executable, os.path.join(ROOT, "search_supernet.py"), "--dataset", "digits",
            "--supernet-params", params, "--output-dir", str(out), "--update-bn-images", "128",

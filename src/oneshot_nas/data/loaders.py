@@ -103,6 +103,17 @@ class EpochLoader:
         raise NotImplementedError
 
 
+def _shard_init(loader, indices, batch_size, train, num_parts, part_index, seed, dtype, name):
+    """Shard sampler, record count and epoch bookkeeping of a loader over indexed images."""
+    loader._sampler = _ShardBatchSampler(indices, batch_size, train, num_parts, part_index, seed)
+    loader.num_records = len(loader._sampler.indices)
+    if train and len(loader._sampler) == 0:
+        raise DataError("%s: a shard holds %d training images, fewer than the batch size %d"
+                        % (name, loader._sampler.shard_size, batch_size))
+    num_images = (len(loader._sampler) * batch_size if train else loader._sampler.shard_size)
+    EpochLoader.__init__(loader, batch_size, len(loader._sampler), num_images, dtype)
+
+
 class RecordLoader(EpochLoader):
     """``mx.io.ImageRecordIter`` over an indexed ``.rec`` file (decoding in C++ threads).
 
@@ -283,14 +294,7 @@ class FolderLoader(EpochLoader):
     def __init__(self, items, indices, transform, batch_size, train, num_parts=1, part_index=0,
                  num_workers=4, seed=0, dtype="float32", name="image folder"):
         from mxnet import gluon
-        self._sampler = _ShardBatchSampler(indices, batch_size, train, num_parts, part_index,
-                                           seed)
-        self.num_records = len(self._sampler.indices)
-        if train and len(self._sampler) == 0:
-            raise DataError("%s: a shard holds %d training images, fewer than the batch size %d"
-                            % (name, self._sampler.shard_size, batch_size))
-        num_images = (len(self._sampler) * batch_size if train else self._sampler.shard_size)
-        super().__init__(batch_size, len(self._sampler), num_images, dtype)
+        _shard_init(self, indices, batch_size, train, num_parts, part_index, seed, dtype, name)
         dataset = self._dataset(items, transform, seed)
         self._loader = gluon.data.DataLoader(dataset, batch_sampler=self._sampler,
                                              num_workers=int(num_workers), thread_pool=False)
@@ -444,14 +448,7 @@ class MemoryLoader(EpochLoader):
 
     def __init__(self, images, labels, positions, batch_size, train, shift, mean, std,
                  num_parts=1, part_index=0, seed=0, dtype="float32", name="images"):
-        self._sampler = _ShardBatchSampler(positions, batch_size, train, num_parts, part_index,
-                                           seed)
-        self.num_records = len(self._sampler.indices)
-        if train and len(self._sampler) == 0:
-            raise DataError("%s: a shard holds %d training images, fewer than the batch size %d"
-                            % (name, self._sampler.shard_size, batch_size))
-        num_images = (len(self._sampler) * batch_size if train else self._sampler.shard_size)
-        super().__init__(batch_size, len(self._sampler), num_images, dtype)
+        _shard_init(self, positions, batch_size, train, num_parts, part_index, seed, dtype, name)
         self._images = images
         self._labels = np.asarray(labels, dtype=np.float32)
         self._train = bool(train)
