@@ -7,6 +7,8 @@ import numpy as np
 
 from .digits import prepare_digits
 from .errors import DataError
+from .fashion_mnist import (FASHION_MNIST_CLASSES, load_fashion_mnist, stratified_subset,
+                            to_network_input)
 from .loaders import (FolderLoader, MemoryLoader, RecordLoader, RecordSubsetLoader,
                       SyntheticLoader, decode_records)
 from .recordio import read_index, read_labels, read_lst
@@ -15,11 +17,13 @@ from .transforms import (IMAGENET_MEAN, IMAGENET_STD, digits_shift, folder_trans
                          record_augmentation)
 
 __all__ = ["DataInfo", "Splits", "make_loaders", "make_split_loaders", "scan_image_folder",
-           "reduced_subset", "DATASETS"]
+           "reduced_subset", "DATASETS", "SMALL_DATASETS", "default_input_size"]
 
 logger = logging.getLogger(__name__)
 
-DATASETS = ("imagenet", "digits", "synthetic")
+DATASETS = ("imagenet", "digits", "fashion-mnist", "synthetic")
+# The size at which the small bundled / packaged data sets are trained by default.
+SMALL_DATASETS = {"digits": 32, "fashion-mnist": 32}
 # The reduced training subset must not move with --seed: fixed seed of its own.
 _SUBSET_SEED = 1234
 _SYNTHETIC_CLASSES = 1000
@@ -155,6 +159,11 @@ def reduced_subset(num_images, scale):
     return np.sort(np.random.RandomState(_SUBSET_SEED).permutation(num_images)[:keep])
 
 
+def default_input_size(dataset):
+    """The input size a data set is trained at when ``--input-size`` is not given."""
+    return SMALL_DATASETS.get(dataset, 224)
+
+
 def _check_arguments(dataset, batch_size, num_parts, part_index, reduced_dataset_scale,
                      input_size, dtype):
     if dataset not in DATASETS:
@@ -201,17 +210,20 @@ def make_split_loaders(dataset="imagenet", data_dir=None, use_rec=None, rec_trai
                        num_workers=4, input_size=224, crop_ratio=0.875, augment=True,
                        reduced_dataset_scale=1, num_parts=1, part_index=0, seed=0,
                        synthetic_size=None, dtype="float32", num_classes=None, cache_dir=None,
-                       val_batch_size=None, holdout=0):
+                       val_batch_size=None, holdout=0, train_subset=0):
     """Build the training, held-out (search) and validation loaders.
 
     Parameters
     ----------
-    dataset : {'imagenet', 'digits', 'synthetic'}
+    dataset : {'imagenet', 'digits', 'fashion-mnist', 'synthetic'}
         ``'imagenet'``: your data, RecordIO files or an ImageNet-style folder, with ImageNet
         augmentations. ``'digits'``: scikit-learn's handwritten digits, prepared once by
-        :func:`prepare_digits` in the cache. ``'synthetic'``: fixed random tensors.
+        :func:`prepare_digits` in the cache. ``'fashion-mnist'``: the four official IDX files
+        (:mod:`.fashion_mnist`; the test file is the validation split). ``'synthetic'``: fixed
+        random tensors.
     data_dir : str, optional
-        Folder with ``train/`` and ``val/`` (one sub-folder per class); ``'imagenet'`` only.
+        Folder with ``train/`` and ``val/`` (one sub-folder per class) for ``'imagenet'``; the
+        folder of the IDX files for ``'fashion-mnist'`` (default: Debian's, then MXNet's).
     use_rec : bool or None
         True: read RecordIO files; False: read image folders. None (default): RecordIO for
         ``'digits'`` (decoding in C++ threads), and for ``'imagenet'`` when ``rec_train`` is
@@ -301,6 +313,13 @@ def make_split_loaders(dataset="imagenet", data_dir=None, use_rec=None, rec_trai
         _log_summary(dataset, info, train, num_parts, part_index)
         return Splits(train, held, val, info)
 
+    if dataset == "fashion-mnist":
+        return _fashion_mnist_splits(data_dir, batch_size, val_batch_size, input_size, augment,
+                                     holdout, scale, int(train_subset or 0), shard)
+    if train_subset:
+        raise ValueError("--train-subset applies to --dataset fashion-mnist only; use "
+                         "--reduced-dataset-scale for %s" % dataset)
+
     style = dataset
     if dataset == "digits":
         if data_dir:
@@ -377,6 +396,39 @@ def make_split_loaders(dataset="imagenet", data_dir=None, use_rec=None, rec_trai
                         len(folder["val"]), input_size, mean, std, "folder", folder["classes"],
                         holdout, digest)
     _log_summary(dataset, info, train, num_parts, part_index)
+    return Splits(train, held, val, info)
+
+
+def _fashion_mnist_splits(data_dir, batch_size, val_batch_size, input_size, augment, holdout,
+                          scale, train_subset, shard):
+    """Fashion-MNIST in memory: training (minus the held-out split, optionally a stratified
+    subset), held-out and test loaders."""
+    data = load_fashion_mnist(data_dir)
+    train_images = to_network_input(data["train_images"], input_size)
+    labels = data["train_labels"]
+    kept, held_positions = holdout_split(len(labels), holdout)
+    kept = stratified_subset(labels, kept, train_subset)
+    kept = kept[reduced_subset(len(kept), scale)]
+    # normalisation from the whole padded training file: one constant per file, whatever the
+    # subset, so that a subnet trained on any subset is evaluated with the same numbers
+    mean = (float(train_images[..., 0].mean()),) * 3
+    std = (float(train_images[..., 0].std()),) * 3
+    name = os.path.join(data["root"], "train-images-idx3-ubyte")
+    memory = dict(mean=mean, std=std, **shard)
+    shift = digits_shift(input_size) if augment else 0      # up to 2 px at 32 px
+    train = MemoryLoader(train_images, labels, kept, batch_size, True, shift, name=name, **memory)
+    held = None
+    if holdout:
+        held = MemoryLoader(train_images, labels, held_positions, val_batch_size, False, 0,
+                            name=name, **memory)
+    val = MemoryLoader(to_network_input(data["test_images"], input_size), data["test_labels"],
+                       np.arange(len(data["test_labels"])), val_batch_size, False, 0,
+                       name=os.path.join(data["root"], "t10k-images-idx3-ubyte"), **memory)
+    digest = split_digest("%s:%d" % (data["digest"], i) for i in held_positions) if holdout \
+        else ""
+    info = DataInfo(len(FASHION_MNIST_CLASSES), len(kept), len(data["test_labels"]), input_size,
+                    mean, std, "idx", FASHION_MNIST_CLASSES, holdout, digest)
+    _log_summary("fashion-mnist", info, train, shard["num_parts"], shard["part_index"])
     return Splits(train, held, val, info)
 
 

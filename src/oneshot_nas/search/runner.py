@@ -42,7 +42,7 @@ class SearchConfig:
     input_size: int = 224
     crop_ratio: float = 0.875
     num_gpus: int = 0
-    # supernet
+    train_subset: int = 0               # fashion-mnist: calibration images from this subset
     supernet_params: str = None
     channels_layout: str = "OneShot"
     use_se: bool = False
@@ -236,7 +236,7 @@ def load_search_data(cfg, ctx, holdout, known_split=None):
         rec_train=cfg.rec_train, rec_train_idx=cfg.rec_train_idx, rec_val=cfg.rec_val,
         rec_val_idx=cfg.rec_val_idx, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
         input_size=cfg.input_size, crop_ratio=cfg.crop_ratio, augment=False, seed=cfg.seed,
-        holdout=holdout)
+        holdout=holdout, train_subset=getattr(cfg, "train_subset", 0))
     info = splits.info
     if holdout and known_split and known_split.get("digest") and \
             known_split["digest"] != info.holdout_digest:

@@ -10,7 +10,7 @@ class TrainConfig:
     """All settings of :func:`oneshot_nas.training.train` (names follow the CLI flags)."""
 
     # data
-    dataset: str = "imagenet"            # imagenet | digits | synthetic
+    dataset: str = "imagenet"            # imagenet | digits | fashion-mnist | synthetic
     data_dir: str = None
     use_rec: bool = False
     rec_train: str = None
@@ -26,6 +26,7 @@ class TrainConfig:
     no_augment: bool = False
     synthetic_size: int = None           # dataset=synthetic: training images
     holdout_search: int = 0              # training images held out for the search (data.splits)
+    train_subset: int = 0                # fashion-mnist: stratified training subset (0 = all)
     # model
     model: str = "ShuffleNas"
     block_choices: str = None

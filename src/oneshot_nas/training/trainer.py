@@ -128,10 +128,10 @@ def _split(batch, ctx):
             gluon.utils.split_and_load(label, ctx, even_split=False))
 
 
-def evaluate(net, val_data, ctx, dtype="float32", max_batches=0, hvd=None):
+def evaluate(net, val_data, ctx, dtype="float32", max_batches=0, hvd=None, with_loss=False):
     """Top-1 / top-5 accuracy of ``net`` on ``val_data`` (summed over Horovod workers, whose
-    validation shards are disjoint)."""
-    counts = np.zeros(3)            # correct top-1, correct top-5, images
+    validation shards are disjoint); with ``with_loss`` also the mean cross-entropy."""
+    counts = np.zeros(4)            # correct top-1, correct top-5, images, summed loss
     for i, batch in enumerate(val_data):
         if max_batches and i >= max_batches:
             break
@@ -140,12 +140,17 @@ def evaluate(net, val_data, ctx, dtype="float32", max_batches=0, hvd=None):
             out = net(x.astype(dtype, copy=False)).astype("float32").asnumpy()
             y = y.asnumpy().astype(np.int64)
             top = np.argsort(-out, axis=1)[:, :5]
+            shifted = out.astype(np.float64) - out.max(axis=1, keepdims=True)
+            log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
             counts += (int((top[:, 0] == y).sum()), int((top == y[:, None]).any(axis=1).sum()),
-                       len(y))
+                       len(y), float(-log_prob[np.arange(len(y)), y].sum()))
     if hvd is not None:
         counts = hvd.allreduce(nd.array(counts), average=False, name="val_counts").asnumpy()
     if counts[2] == 0:
         raise ValueError("the validation set is empty")
+    if with_loss:
+        return float(counts[0] / counts[2]), float(counts[1] / counts[2]), \
+            float(counts[3] / counts[2])
     return float(counts[0] / counts[2]), float(counts[1] / counts[2])
 
 
@@ -226,7 +231,8 @@ def train(cfg):
         rec_val_idx=cfg.rec_val_idx, batch_size=total_batch, num_workers=cfg.num_workers,
         input_size=cfg.input_size, crop_ratio=cfg.crop_ratio, augment=not cfg.no_augment,
         reduced_dataset_scale=cfg.reduced_dataset_scale, num_parts=size, part_index=rank,
-        seed=cfg.seed, synthetic_size=cfg.synthetic_size, holdout=cfg.holdout_search)
+        seed=cfg.seed, synthetic_size=cfg.synthetic_size, holdout=cfg.holdout_search,
+        train_subset=cfg.train_subset)
     train_data, val_data, info = splits.train, splits.val, splits.info
     # A supernet with a held-out search split is validated on it: the validation split stays
     # unseen until the final report. Fixed subnets are always validated on the validation split.
@@ -354,7 +360,9 @@ def train(cfg):
                                                        val_data, ctx, hvd, show)
             else:
                 with _bar(len(val_data), "epoch %d validation" % epoch, show) as bar:
-                    top1, top5 = evaluate(net, _ticking(val_data, bar), ctx, cfg.dtype, hvd=hvd)
+                    top1, top5, val_loss = evaluate(net, _ticking(val_data, bar), ctx,
+                                                    cfg.dtype, hvd=hvd, with_loss=True)
+                stats.update(val_loss=val_loss)
                 archs = None
             if rank == 0:
                 logger.info("[Epoch %d] validation: err-top1=%f err-top5=%f", epoch, 1 - top1,

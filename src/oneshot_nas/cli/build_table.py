@@ -1,0 +1,158 @@
+"""``python -m oneshot_nas.cli.build_table``: build (or resume, or audit) a ground-truth table.
+
+Samples K architectures spread over FLOPs, trains each stand-alone with one fixed protocol
+(default: the Fashion-MNIST protocol of ``docs/ranking.md``) and writes the table JSON that
+``rank_check --benchmark`` scores supernets against. Every finished run is cached in
+``<output>.runs.json``: rerunning the same command trains only what is missing.
+``--rebuild-rows 3,17 --output other.json`` trains chosen rows of a stored table again and
+prints the stored and the new accuracies side by side.
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+
+from .train_imagenet import setup_logging
+
+__all__ = ["build_parser", "main", "DEFAULT_TABLE"]
+
+DEFAULT_TABLE = os.path.join("docs", "ranking", "fashion_mnist_table.json")
+
+
+def build_parser():
+    from ..data import DATASETS
+    from ..ranking.protocol import StandaloneProtocol
+    from ..search_space import CHANNEL_LAYOUTS
+    d = StandaloneProtocol.fashion_mnist()
+    p = argparse.ArgumentParser(
+        prog="python -m oneshot_nas.cli.build_table",
+        description="Build, resume or audit a ground-truth table of stand-alone accuracies.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t = p.add_argument_group("table")
+    t.add_argument("--output", default=DEFAULT_TABLE, help="table JSON (resumed if present)")
+    t.add_argument("--cache-file", default=None, help="runs cache (default <output>.runs.json)")
+    t.add_argument("-k", "--num-archs", type=int, default=30)
+    t.add_argument("--seed", type=int, default=0, help="architecture sampling")
+    t.add_argument("--max-flops", type=float, default=None,
+                   help="sample under this many MFLOPs (224 px units); default: the whole space")
+    t.add_argument("--second-seed-rows", type=int, default=10,
+                   help="rows (spread over FLOPs) also trained with seed 1")
+    t.add_argument("--band-max-flops", type=float, default=300.0,
+                   help="the search's FLOPs limit: statistics are also reported below it")
+    t.add_argument("--rebuild-rows", default=None,
+                   help="comma-separated rows of the table --table to train again into --output")
+    t.add_argument("--table", default=DEFAULT_TABLE, help="the stored table (--rebuild-rows)")
+    t.add_argument("--workers", type=int, default=1,
+                   help="worker processes sharing the cores (2 on a 2-core machine is faster)")
+    t.add_argument("--shard", default=None, help=argparse.SUPPRESS)
+    t.add_argument("--rows", default=None, help=argparse.SUPPRESS)
+
+    g = p.add_argument_group("stand-alone protocol")
+    g.add_argument("--dataset", default=d.dataset, choices=DATASETS)
+    g.add_argument("--train-subset", type=int, default=d.train_subset)
+    g.add_argument("--epochs", type=int, default=d.epochs)
+    g.add_argument("--lr", type=float, default=d.lr)
+    g.add_argument("--batch-size", type=int, default=d.batch_size)
+    g.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs)
+    g.add_argument("--wd", type=float, default=d.wd)
+    g.add_argument("--optimizer", default=d.optimizer, choices=["nag", "sgd", "adam"])
+    g.add_argument("--val-interval", type=int, default=d.val_interval,
+                   help="also test every N epochs (the curve stored with each run)")
+    g.add_argument("--no-augment", action="store_true")
+    g.add_argument("--label-smoothing", action="store_true")
+    g.add_argument("--channels-layout", default=d.channels_layout, choices=sorted(CHANNEL_LAYOUTS))
+    g.add_argument("--no-se", dest="use_se", action="store_false")
+    g.add_argument("--no-last-conv-after-pooling", dest="last_conv_after_pooling",
+                   action="store_false")
+    g.add_argument("--max-batches-per-epoch", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--logging-file", default=None, help="default: <output>.log")
+    return p
+
+
+def _int_list(text, flag):
+    try:
+        return [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ValueError("%s must be comma-separated integers, got %r" % (flag, text)) from None
+
+
+def spec_from_args(args):
+    from ..ranking.protocol import StandaloneProtocol
+    from ..ranking.table import TableSpec
+    if args.epochs < 1:
+        raise ValueError("--epochs must be >= 1, got %d" % args.epochs)
+    protocol = StandaloneProtocol.fashion_mnist(
+        dataset=args.dataset, train_subset=args.train_subset, epochs=args.epochs, lr=args.lr,
+        batch_size=args.batch_size, warmup_epochs=args.warmup_epochs, wd=args.wd,
+        optimizer=args.optimizer, val_interval=args.val_interval, augment=not args.no_augment,
+        label_smoothing=args.label_smoothing, channels_layout=args.channels_layout,
+        use_se=args.use_se, last_conv_after_pooling=args.last_conv_after_pooling,
+        max_batches_per_epoch=args.max_batches_per_epoch)
+    return TableSpec(k=args.num_archs, seed=args.seed, max_flops=args.max_flops,
+                     second_seed_rows=args.second_seed_rows,
+                     band_max_flops=args.band_max_flops, protocol=protocol).validate()
+
+
+def print_summary(table):
+    stats = table["statistics"]
+    print("table: %d architectures, %d of %d runs finished%s"
+          % (len(table["architectures"]), table["runs_done"], table["runs_expected"],
+             "" if table["complete"] else " (incomplete: rerun the command to resume)"))
+    for name, label in (("all", "whole table"),
+                        ("band", "FLOPs <= %s M" % table["band"]["max_flops"])):
+        entry = stats.get(name, {})
+        s2s = entry.get("seed_to_seed")
+        noise = entry.get("spread_against_noise")
+        if s2s:
+            tau = s2s["kendall_tau"]
+            print("%s: seed-to-seed Kendall tau %.3f [%.3f, %.3f] over %d rows with two seeds "
+                  "(null sd %.2f)" % (label, tau["value"], tau["ci"][0], tau["ci"][1],
+                                      entry["rows_with_two_seeds"], s2s["null_sd"]))
+        else:
+            print("%s: %d rows with two seeds (< 3: no seed-to-seed tau)"
+                  % (label, entry.get("rows_with_two_seeds", 0)))
+        if noise:
+            print("%s: %d rows; mean top-1 spread (sd) %.2f points, seed sd %.2f points, ratio "
+                  "%.1f; range %.2f points" % (label, entry["rows"], 100 * noise["spread_sd"],
+                                               100 * noise["seed_sd"], noise["ratio"],
+                                               100 * noise["range"]))
+
+
+def main(argv=None):
+    from .errors import report, user_errors
+    from ..ranking.table import build_table, rebuild_rows
+    args = build_parser().parse_args(argv)
+    log = args.logging_file or os.path.splitext(args.output)[0] + ".log"
+    try:
+        setup_logging(log if args.shard is None else None)
+        if args.rebuild_rows:
+            res = rebuild_rows(args.table, _int_list(args.rebuild_rows, "--rebuild-rows"),
+                               args.output)
+            sd = res["seed_sd"]
+            for c in res["comparison"]:
+                print("row %d seed %d: stored %.2f %%, rebuilt %.2f %%, difference %+.2f points"
+                      "%s" % (c["row"], c["seed"], 100 * c["stored_top1"], 100 * c["new_top1"],
+                              100 * c["difference"],
+                              "" if not sd else " (%.1f seed sd)" % (abs(c["difference"]) / sd)))
+            print("rebuilt rows: %s" % args.output)
+            return 0
+        spec = spec_from_args(args)
+        shard = None
+        if args.shard:
+            index, count = _int_list(args.shard.replace("/", ","), "--shard")
+            shard = (index, count)
+        rows = set(_int_list(args.rows, "--rows")) if args.rows else None
+        logging.getLogger(__name__).info("settings: %s", json.dumps(vars(args), sort_keys=True))
+        table = build_table(spec, args.output, args.cache_file, workers=args.workers,
+                            shard=shard, rows=rows)
+    except user_errors() as err:
+        return report("build_table", err)
+    if shard is None:
+        print_summary(table)
+        print("table: %s" % args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,425 @@
+"""A ground-truth table: K architectures of the search space trained stand-alone with one fixed
+protocol, stored as a few kB of JSON that any supernet can be scored against in minutes.
+
+Building is resumable: every finished run goes into a cache file (``<table>.runs.json``,
+shared safely by worker processes) and the table is rewritten from the cache after every run,
+so an interrupted build loses at most the runs in flight. Rows are sampled by
+:func:`~oneshot_nas.ranking.sampling.sample_spread` (evenly spaced FLOPs quantiles over the
+whole space, or under ``max_flops``); every row gets seed 0, and ``second_seed_rows`` rows,
+spread over the FLOPs order, also seed 1 so that the table reports its own noise.
+
+Table JSON (format 1)::
+
+    {"format": 1, "dataset": "fashion-mnist", "data_digest": "...",
+     "units": "MFLOPs / M params at 224 px, 1000 classes",
+     "protocol": {...StandaloneProtocol without seeds...},
+     "sampling": {"k": 30, "seed": 0, "max_flops": null, "second_seed_rows": 10},
+     "band": {"max_flops": 300.0},
+     "complete": true,
+     "architectures": [{"row": 0, "block_choices": "...", "channel_choices": "...",
+                        "flops": 71.2, "params": 1.3, "in_band": true,
+                        "runs": [{"seed": 0, "top1": 0.87, "loss": 0.36, "curve": [...],
+                                  "seconds": 62.0}],
+                        "top1_mean": 0.87, "loss_mean": 0.36}, ...],
+     "statistics": {...seed-to-seed tau, spread against noise...}}
+"""
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..files import atomic_write_json
+from ..search.algorithms import Constraints
+from ..search_space import Architecture
+from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
+from .sampling import flops_params, sample_spread
+from .stats import rank_correlations, spread_against_noise, tau_null_sd
+
+__all__ = ["TABLE_FORMAT", "TableSpec", "table_architectures", "second_seed_rows",
+           "table_jobs", "build_table", "assemble_table", "table_statistics", "load_table",
+           "validate_table", "rebuild_rows", "table_counter", "cache_path_for",
+           "spec_from_table", "spec_to_argv", "seed_tau"]
+
+logger = logging.getLogger(__name__)
+
+TABLE_FORMAT = 1
+UNITS = "MFLOPs / M params at 224 px, 1000 classes"
+
+
+@dataclass
+class TableSpec:
+    """What a table is: its architectures (K, sampling seed, FLOPs cap), its seeds, the
+    search's FLOPs band used for the within-band statistics, and the stand-alone protocol."""
+
+    k: int = 30
+    seed: int = 0
+    max_flops: float = None
+    second_seed_rows: int = 10
+    band_max_flops: float = 300.0
+    protocol: StandaloneProtocol = field(default_factory=StandaloneProtocol.fashion_mnist)
+
+    def validate(self):
+        if self.k < 3:
+            raise ValueError("-k must be at least 3 to rank, got %d" % self.k)
+        if not 0 <= self.second_seed_rows <= self.k:
+            raise ValueError("--second-seed-rows must be in 0..%d, got %d"
+                             % (self.k, self.second_seed_rows))
+        return self
+
+
+def table_counter(protocol):
+    """The vectorised FLOPs / params counter of the protocol's model flags (ImageNet units)."""
+    from ..profiling import LookupTable
+    return LookupTable.load_or_build(
+        input_size=224, classes=1000, channels_layout=protocol.channels_layout,
+        use_se=protocol.use_se, last_conv_after_pooling=protocol.last_conv_after_pooling,
+        progress=False).flops_params_many
+
+
+def table_architectures(spec, counter):
+    """The K architectures of a table, sorted by FLOPs (deterministic in the spec)."""
+    constraints = Constraints.build(max_flops=spec.max_flops)
+    return sample_spread(spec.k, counter, constraints, seed=spec.seed)
+
+
+def second_seed_rows(k, n):
+    """``n`` rows of ``k`` evenly spread over the FLOPs order (the rows with a second seed)."""
+    return sorted({min(k - 1, int((i + 0.5) * k / n)) for i in range(n)}) if n else []
+
+
+def table_jobs(spec):
+    """``(row, seed)`` pairs in training order: seed 0 of every row in bit-reversed order
+    (0, 16, 8, 24, ... of 30 rows sorted by FLOPs, so that a partial table already spans the
+    range), then seed 1 of the second-seed rows."""
+    order = sorted(range(spec.k), key=lambda i: (_bit_reverse(i, spec.k), i))
+    jobs = [(row, 0) for row in order]
+    jobs += [(row, 1) for row in second_seed_rows(spec.k, spec.second_seed_rows)]
+    return jobs
+
+
+def _bit_reverse(i, n):
+    bits = max(1, int(math.ceil(math.log2(max(2, n)))))
+    return int(format(i, "0%db" % bits)[::-1], 2)
+
+
+def cache_path_for(table_path):
+    """The runs cache beside a table: ``x.json`` -> ``x.runs.json``."""
+    return os.path.splitext(table_path)[0] + ".runs.json"
+
+
+def _data_digest(protocol):
+    if protocol.dataset == "fashion-mnist":
+        from ..data import load_fashion_mnist
+        return load_fashion_mnist()["digest"]
+    return None
+
+
+def assemble_table(spec, archs, cache, counter, data_digest=None, rows=None, bootstrap=2000):
+    """The table dict from the runs in ``cache`` (rows without a finished run are listed with
+    no runs; ``complete`` says whether every job has finished)."""
+    wanted = {}
+    for row, seed in table_jobs(spec):
+        wanted.setdefault(row, []).append(seed)
+    out_rows = []
+    for row, arch in enumerate(archs):
+        if rows is not None and row not in rows:
+            continue
+        flops, params = flops_params(counter, arch)
+        runs = []
+        for seed in sorted(wanted.get(row, [])):
+            record = cache.get(spec.protocol.key(arch, seed))
+            if record is not None:
+                runs.append(dict(record, seed=seed))
+        entry = {"row": row, "block_choices": arch.block_string(),
+                 "channel_choices": arch.channel_string(), "flops": flops, "params": params,
+                 "in_band": spec.band_max_flops is None or flops <= spec.band_max_flops,
+                 "runs": runs}
+        if runs:
+            entry["top1_mean"] = float(np.mean([r["top1"] for r in runs]))
+            entry["loss_mean"] = float(np.mean([r["loss"] for r in runs]))
+        out_rows.append(entry)
+    done = sum(len(r["runs"]) for r in out_rows)
+    expected = sum(len(wanted.get(r["row"], [])) for r in out_rows)
+    table = {
+        "format": TABLE_FORMAT, "dataset": spec.protocol.dataset, "data_digest": data_digest,
+        "units": UNITS, "protocol": spec.protocol.settings(),
+        "sampling": {"k": spec.k, "seed": spec.seed, "max_flops": spec.max_flops,
+                     "second_seed_rows": spec.second_seed_rows},
+        "band": {"max_flops": spec.band_max_flops},
+        "complete": done == expected, "runs_done": done, "runs_expected": expected,
+        "architectures": out_rows,
+    }
+    table["statistics"] = table_statistics(out_rows, bootstrap=bootstrap, seed=spec.seed)
+    return table
+
+
+def _seed_pairs(rows):
+    pairs = [(r["runs"][0]["top1"], r["runs"][1]["top1"]) for r in rows if len(r["runs"]) >= 2]
+    return np.array(pairs).reshape(-1, 2)
+
+
+def table_statistics(rows, bootstrap=2000, seed=0):
+    """The table's own noise: seed-to-seed Kendall tau (whole table and within the band) with
+    bootstrap intervals, and the spread of mean accuracies against the seed noise."""
+    finished = [r for r in rows if r["runs"]]
+    stats = {"rows_finished": len(finished)}
+    for name, subset in (("all", finished), ("band", [r for r in finished if r["in_band"]])):
+        pairs = _seed_pairs(subset)
+        entry = {"rows": len(subset), "rows_with_two_seeds": len(pairs)}
+        if len(pairs) >= 3:
+            corr = rank_correlations(pairs[:, 0], pairs[:, 1], bootstrap, seed=seed)
+            entry["seed_to_seed"] = {"kendall_tau": corr["kendall_tau"],
+                                     "spearman_rho": corr["spearman_rho"],
+                                     "null_sd": tau_null_sd(len(pairs))}
+        noise = spread_against_noise([[run["top1"] for run in r["runs"]] for r in subset]) \
+            if len(subset) >= 2 else None
+        if noise is not None:
+            entry["spread_against_noise"] = noise
+        stats[name] = entry
+    return stats
+
+
+def _write_table(path, table):
+    atomic_write_json(path, table, indent=1)
+
+
+def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None, trainer=None,
+                counter=None, archs=None):
+    """Train every missing run of the table and write it; returns the table dict.
+
+    Parameters
+    ----------
+    spec : TableSpec
+    output : str
+        The table JSON; rewritten after every finished run.
+    cache_file : str, optional
+        Runs cache (default ``<output>.runs.json``).
+    workers : int
+        Worker processes (each takes every ``workers``-th job, with ``cores / workers``
+        OpenMP threads); 1 trains in this process.
+    shard : (int, int), optional
+        ``(index, count)``: train only jobs ``j`` with ``j % count == index`` (what a worker
+        process is given).
+    rows : set of int, optional
+        Only these rows (a rebuild of chosen rows).
+    trainer, counter : callable, optional
+        Stand-ins for tests.
+    archs : list of Architecture, optional
+        The rows (default: those of an existing ``output``, else sampled by the spec).
+    """
+    spec.validate()
+    cache_file = cache_file or cache_path_for(output)
+    counter = counter or table_counter(spec.protocol)
+    digest = _data_digest(spec.protocol) if trainer is None else None
+    stored = _check_existing(output, spec, digest)
+    archs = archs or stored or table_architectures(spec, counter)
+    jobs = [(r, s) for r, s in table_jobs(spec) if rows is None or r in rows]
+    cache = StandaloneCache(cache_file)
+    if workers > 1 and shard is None:
+        _run_workers(spec, output, cache_file, workers, rows)
+        cache.refresh()
+    else:
+        mine = [job for j, job in enumerate(jobs) if shard is None or j % shard[1] == shard[0]]
+        todo = [job for job in mine if cache.get(spec.protocol.key(archs[job[0]], job[1])) is None]
+        logger.info("table %s: %d runs, %d finished, %d to train here", output, len(jobs),
+                    len(jobs) - sum(cache.refresh().get(spec.protocol.key(archs[r], s)) is None
+                                    for r, s in jobs), len(todo))
+        tic = time.perf_counter()
+        for n, (row, seed) in enumerate(todo, 1):
+            arch = archs[row]
+            flops = flops_params(counter, arch)[0]
+            logger.info("[%d/%d] row %d seed %d: %.1f MFLOPs, %s / %s", n, len(todo), row, seed,
+                        flops, arch.block_string(), arch.channel_string())
+            result = train_standalone(arch, spec.protocol, cache, trainer, seeds=[seed])
+            elapsed = time.perf_counter() - tic
+            logger.info("[%d/%d] row %d seed %d: test top-1 %.4f, loss %.4f; %.0f s so far, "
+                        "about %.0f s to go", n, len(todo), row, seed, result["top1"],
+                        result["loss"], elapsed, elapsed / n * (len(todo) - n))
+            if shard is None:
+                _write_table(output, assemble_table(spec, archs, cache.refresh(), counter,
+                                                    digest, rows))
+    table = assemble_table(spec, archs, cache.refresh(), counter, digest, rows)
+    if shard is None:
+        _write_table(output, table)
+        logger.info("wrote %s (%d of %d runs)", output, table["runs_done"],
+                    table["runs_expected"])
+    return table
+
+
+def _check_existing(output, spec, digest):
+    """Refuse to overwrite a table built with another protocol or sampling; returns the
+    architectures of a complete row list already in ``output`` (a resumed build trains what
+    the file lists, even if the sampler has changed since), else None."""
+    if not os.path.isfile(output):
+        return None
+    try:
+        old = load_table(output)
+    except ValueError:
+        return None
+    if old["protocol"] != spec.protocol.settings() or \
+            old["sampling"]["k"] != spec.k or old["sampling"]["seed"] != spec.seed or \
+            old["sampling"]["max_flops"] != spec.max_flops:
+        raise ValueError("%s was built with another protocol or sampling; choose another "
+                         "--output (or delete it and its runs cache)" % output)
+    if digest and old.get("data_digest") and old["data_digest"] != digest:
+        raise ValueError("%s was built on other data (digest %s, here %s)"
+                         % (output, old["data_digest"], digest))
+    if len(old["architectures"]) == spec.k:
+        return [Architecture.parse(r["block_choices"], r["channel_choices"])
+                for r in old["architectures"]]
+    return None
+
+
+def _run_workers(spec, output, cache_file, workers, rows):
+    """Run ``workers`` copies of the table builder, each on its shard of the jobs."""
+    threads = max(1, (os.cpu_count() or 2) // workers)
+    procs = []
+    for index in range(workers):
+        argv = [sys.executable, "-m", "oneshot_nas.cli.build_table", "--output", output,
+                "--cache-file", cache_file, "--shard", "%d/%d" % (index, workers)]
+        argv += spec_to_argv(spec)
+        if rows is not None:
+            argv += ["--rows", ",".join(str(r) for r in sorted(rows))]
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MXNET_CPU_WORKER_NTHREADS="1")
+        logger.info("worker %d of %d: %d OpenMP thread(s)", index + 1, workers, threads)
+        procs.append(subprocess.Popen(argv, env=env))
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise RuntimeError("table worker(s) failed with exit codes %s" % codes)
+
+
+def spec_to_argv(spec):
+    """The ``build_table`` flags that reproduce ``spec``."""
+    p = spec.protocol
+    argv = ["-k", str(spec.k), "--seed", str(spec.seed), "--second-seed-rows",
+            str(spec.second_seed_rows), "--band-max-flops", str(spec.band_max_flops),
+            "--dataset", p.dataset, "--train-subset", str(p.train_subset),
+            "--epochs", str(p.epochs), "--lr", str(p.lr), "--batch-size", str(p.batch_size),
+            "--warmup-epochs", str(p.warmup_epochs), "--wd", str(p.wd),
+            "--optimizer", p.optimizer, "--val-interval", str(p.val_interval),
+            "--channels-layout", p.channels_layout]
+    if spec.max_flops is not None:
+        argv += ["--max-flops", str(spec.max_flops)]
+    if not p.augment:
+        argv.append("--no-augment")
+    if not p.use_se:
+        argv.append("--no-se")
+    if not p.last_conv_after_pooling:
+        argv.append("--no-last-conv-after-pooling")
+    if p.label_smoothing:
+        argv.append("--label-smoothing")
+    if p.max_batches_per_epoch:
+        argv += ["--max-batches-per-epoch", str(p.max_batches_per_epoch)]
+    return argv
+
+
+_REQUIRED = {"format": int, "dataset": str, "units": str, "protocol": dict, "sampling": dict,
+             "band": dict, "complete": bool, "architectures": list, "statistics": dict}
+_ROW_REQUIRED = {"row": int, "block_choices": str, "channel_choices": str,
+                 "flops": (int, float), "params": (int, float), "in_band": bool, "runs": list}
+_RUN_REQUIRED = {"seed": int, "top1": (int, float), "loss": (int, float), "curve": list,
+                 "seconds": (int, float)}
+
+
+def validate_table(table, name="table"):
+    """Check a table dict against format 1; ValueError with one line naming the field."""
+    if not isinstance(table, dict):
+        raise ValueError("%s is not a ground-truth table (a JSON object)" % name)
+    for key, kind in _REQUIRED.items():
+        if not isinstance(table.get(key), kind):
+            raise ValueError("%s is not a ground-truth table: field %r missing or not %s"
+                             % (name, key, getattr(kind, "__name__", kind)))
+    if table["format"] != TABLE_FORMAT:
+        raise ValueError("%s has table format %r; this version reads format %d"
+                         % (name, table["format"], TABLE_FORMAT))
+    StandaloneProtocol.from_dict(table["protocol"])
+    for i, row in enumerate(table["architectures"]):
+        for key, kind in _ROW_REQUIRED.items():
+            if not isinstance(row.get(key), kind):
+                raise ValueError("%s: architecture %d has no valid %r" % (name, i, key))
+        Architecture.parse(row["block_choices"], row["channel_choices"])
+        for run in row["runs"]:
+            for key, kind in _RUN_REQUIRED.items():
+                if not isinstance(run.get(key), kind):
+                    raise ValueError("%s: architecture %d has a run without a valid %r"
+                                     % (name, i, key))
+            if not 0.0 <= run["top1"] <= 1.0:
+                raise ValueError("%s: architecture %d has top-1 %r outside 0..1"
+                                 % (name, i, run["top1"]))
+    return table
+
+
+def load_table(path):
+    """Read and check a table file; ValueError (one line) when missing or malformed."""
+    if not path or not os.path.isfile(path):
+        raise ValueError("ground-truth table %s does not exist (build one with python -m "
+                         "oneshot_nas.cli.build_table)" % path)
+    try:
+        with open(path) as f:
+            table = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError("cannot read ground-truth table %s: %s"
+                         % (path, str(err).splitlines()[0])) from None
+    return validate_table(table, path)
+
+
+def spec_from_table(table):
+    """The :class:`TableSpec` a stored table was built with."""
+    s = table["sampling"]
+    return TableSpec(k=int(s["k"]), seed=int(s["seed"]), max_flops=s.get("max_flops"),
+                     second_seed_rows=int(s["second_seed_rows"]),
+                     band_max_flops=table["band"].get("max_flops"),
+                     protocol=StandaloneProtocol.from_dict(dict(table["protocol"], seeds=[0])))
+
+
+def rebuild_rows(table_path, rows, output, trainer=None, counter=None):
+    """Train chosen rows of a stored table again (fresh cache beside ``output``) and compare.
+
+    Returns
+    -------
+    dict
+        ``table`` (the rebuilt rows) and ``comparison``: per row and seed the stored and the
+        new top-1 and their difference, with the stored table's seed standard deviation.
+    """
+    stored = load_table(table_path)
+    spec = spec_from_table(stored)
+    rows = set(int(r) for r in rows)
+    bad = sorted(r for r in rows if not 0 <= r < spec.k)
+    if bad:
+        raise ValueError("--rebuild-rows %s: the table has rows 0..%d" % (bad[0], spec.k - 1))
+    if os.path.abspath(output) == os.path.abspath(table_path):
+        raise ValueError("--output must differ from the table being audited (%s)" % table_path)
+    archs = [Architecture.parse(r["block_choices"], r["channel_choices"])
+             for r in sorted(stored["architectures"], key=lambda r: r["row"])]
+    table = build_table(spec, output, trainer=trainer, counter=counter, rows=rows, archs=archs)
+    by_row = {r["row"]: r for r in stored["architectures"]}
+    seed_sd = stored["statistics"].get("all", {}).get("spread_against_noise", {}).get("seed_sd")
+    comparison = []
+    for new in table["architectures"]:
+        old = by_row[new["row"]]
+        if (old["block_choices"], old["channel_choices"]) != (new["block_choices"],
+                                                              new["channel_choices"]):
+            raise ValueError("row %d of %s is another architecture than the one rebuilt: the "
+                             "table was sampled with another lookup table" % (new["row"],
+                                                                              table_path))
+        old_runs = {r["seed"]: r for r in old["runs"]}
+        for run in new["runs"]:
+            if run["seed"] in old_runs:
+                comparison.append({"row": new["row"], "seed": run["seed"],
+                                   "stored_top1": old_runs[run["seed"]]["top1"],
+                                   "new_top1": run["top1"],
+                                   "difference": run["top1"] - old_runs[run["seed"]]["top1"]})
+    return {"table": table, "comparison": comparison, "seed_sd": seed_sd}
+
+
+def seed_tau(table, band=False):
+    """Seed-to-seed Kendall tau of a table (the ceiling), or None with < 3 two-seed rows."""
+    entry = table["statistics"].get("band" if band else "all", {})
+    return entry.get("seed_to_seed", {}).get("kendall_tau")
+
