@@ -14,7 +14,11 @@ else
 PYTEST_MARK := -m "not slow"
 endif
 
-.PHONY: install test demo bench clean
+.PHONY: install data test demo bench clean
+
+# Fashion-MNIST (the ranking benchmark's data) from Debian's package dataset-fashion-mnist:
+# installed when missing and we are root (CI and these machines are), else one line saying how.
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
 HVD_STAMP := $(VENV)/.horovod
 # horovod builds against the installed mxnet (about 3 minutes on 2 cores), without build
@@ -37,7 +41,15 @@ endif
 
 install: $(STAMP) $(HVD_STAMP)
 
-test: install
+data:
+	@if [ -f $(FASHION_MNIST) ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Fashion-MNIST: apt-get install dataset-fashion-mnist"; \
+	  apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null; }; \
+	else echo "Fashion-MNIST is missing: run 'sudo apt-get update && sudo apt-get install dataset-fashion-mnist'"; fi
+
+test: install data
 	$(PY) -m pytest -q $(PYTEST_MARK) tests
 
 # The whole pipeline on the bundled digits data (DEMO_FAST=1: the 5-minute smoke run; SEED=n).

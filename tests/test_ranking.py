@@ -13,7 +13,7 @@ import pytest
 from oneshot_nas import Architecture
 from oneshot_nas.search.algorithms import Constraints
 from oneshot_nas.search.plots import best_so_far, compare_searches
-from oneshot_nas.search.ranking import (RankCheckConfig, StandaloneCache, StandaloneProtocol,
+from oneshot_nas.ranking import (RankCheckConfig, StandaloneCache, StandaloneProtocol,
                                         WinnerCheckConfig, bootstrap_ci, kendall_tau,
                                         rank_correlations, run_rank_check, run_winner_check,
                                         sample_spread, score_reliability, spearman_rho,
@@ -230,17 +230,41 @@ def _fake_search(path, seed, fitness, mode, max_flops=900):
     return str(path)
 
 
-def test_winner_check_with_a_stand_in_trainer(tmp_path):
+def _fake_accuracy(channels):
+    """What FakeTrainer gives seed 0: written out here, not taken from the implementation."""
+    return 0.6 + 0.03 * float(np.mean([int(c) for c in channels]))
+
+
+@pytest.mark.parametrize("winner_channel, expected_rank", [(0, 6), (9, 1)])
+def test_winner_check_trains_the_searchs_best_and_ranks_it(tmp_path, winner_channel,
+                                                          expected_rank):
+    """The search's top-1 is the one trained as the winner; its rank and the random median
+    follow from the stand-in accuracies (the narrowest winner loses to all 5 random ones, the
+    widest beats them all)."""
     search = _fake_search(tmp_path / "s.json", 0, [0.1, 0.5, 0.3], "genetic")
+    with open(search) as f:
+        saved = json.load(f)
+    best = Architecture.sample(np.random.default_rng(99))
+    best = Architecture(best.blocks, [winner_channel] * 20)
+    saved["topk"] = [{"blocks": list(best.blocks), "channels": list(best.channels)},
+                     saved["topk"][0]]
+    with open(search, "w") as f:
+        json.dump(saved, f)
     trainer = FakeTrainer()
     cfg = WinnerCheckConfig(search_results=search, num_random=5, output_dir=str(tmp_path),
                             protocol=StandaloneProtocol(epochs=1, seeds=(0,)))
     res = run_winner_check(cfg, counter=proxy_counter, trainer=trainer)
-    assert len(res["random"]) == 5 and len(trainer.calls) == 6
+    assert res["winner"]["block_choices"] == best.block_string()
+    assert res["winner"]["channel_choices"] == best.channel_string()
+    assert trainer.calls[0][0] == best
+    assert res["winner"]["standalone_top1"] == pytest.approx(0.6 + 0.03 * winner_channel)
+    randoms = sorted(_fake_accuracy(r["channel_choices"].split(",")) for r in res["random"])
+    assert len(randoms) == 5 and len(trainer.calls) == 6
+    assert res["random_median_top1"] == pytest.approx(randoms[2])
+    assert res["random_best_top1"] == pytest.approx(randoms[-1])
+    assert res["winner_rank"] == expected_rank
+    assert res["winner_beats_median"] is (expected_rank == 1)
     assert all(r["flops"] <= 900 for r in res["random"])
-    accs = [r["standalone_top1"] for r in res["random"]]
-    assert res["random_median_top1"] == pytest.approx(np.median(accs))
-    assert res["winner_beats_median"] == (res["winner"]["standalone_top1"] > np.median(accs))
     assert res["protocol"]["holdout"] == 360
     assert os.path.getsize(res["plot"]) > 5000
     with pytest.raises(ValueError, match="--search-results"):

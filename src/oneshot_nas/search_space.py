@@ -158,6 +158,11 @@ class Architecture:
         return cls(blocks, channels)
 
     @classmethod
+    def parse_channels(cls, channel_choices):
+        """Channel choices alone (e.g. fixed channel genes), validated as an architecture's."""
+        return cls.parse((0,) * NUM_BLOCKS, channel_choices).channels
+
+    @classmethod
     def from_json(cls, text):
         """Inverse of :meth:`to_json`; accepts a JSON string or an already decoded dict."""
         obj = json.loads(text) if isinstance(text, str) else text

@@ -43,6 +43,8 @@ def build_parser():
     t.add_argument("--rebuild-rows", default=None,
                    help="comma-separated rows of the table --table to train again into --output")
     t.add_argument("--table", default=DEFAULT_TABLE, help="the stored table (--rebuild-rows)")
+    t.add_argument("--status", action="store_true",
+                   help="train nothing: write the table from the finished runs and print it")
     t.add_argument("--workers", type=int, default=1,
                    help="worker processes sharing the cores (2 on a 2-core machine is faster)")
     t.add_argument("--shard", default=None, help=argparse.SUPPRESS)
@@ -145,7 +147,7 @@ def main(argv=None):
         rows = set(_int_list(args.rows, "--rows")) if args.rows else None
         logging.getLogger(__name__).info("settings: %s", json.dumps(vars(args), sort_keys=True))
         table = build_table(spec, args.output, args.cache_file, workers=args.workers,
-                            shard=shard, rows=rows)
+                            shard=shard, rows=rows, train=not args.status)
     except user_errors() as err:
         return report("build_table", err)
     if shard is None:

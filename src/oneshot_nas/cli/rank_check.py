@@ -1,13 +1,19 @@
 """``python -m oneshot_nas.cli.rank_check``: does the supernet rank architectures like
-stand-alone training does? (digits, 32 px)
+stand-alone training does?
 
-Samples K architectures under the search's constraints (spread over the admissible FLOPs),
+With ``--benchmark TABLE`` (minutes, nothing trained): scores the supernet on every
+architecture of a stored ground-truth table (``docs/ranking/fashion_mnist_table.json``) and
+prints Kendall's tau and Spearman's rho with bootstrap intervals, K, tau within the search's
+FLOPs band and the table's own seed-to-seed tau (the ceiling).
+
+Without it: samples K architectures under the search's constraints (spread over the admissible FLOPs),
 trains each stand-alone with a short fixed recipe, scores each inside the supernet
 (recalibrated, on the held-out search split) and prints Kendall's tau and Spearman's rho with
 bootstrap confidence intervals; writes ``rank_check.json`` and ``ranking.png`` to
 ``--output-dir``. Finished stand-alone runs are cached in ``standalone_cache.json`` there, so a
 rerun (e.g. with a larger K or another supernet) trains only what is new. See
-:mod:`oneshot_nas.search.ranking` for the design.
+:mod:`oneshot_nas.ranking` for the design; ``--protocol-from TABLE`` trains them with a
+stored table's protocol instead of the digits one.
 """
 import argparse
 import json
@@ -22,10 +28,14 @@ __all__ = ["build_parser", "main", "add_standalone_arguments", "protocol_from_ar
 
 def add_standalone_arguments(parser):
     """The stand-alone protocol's flag group (shared with ``winner_check``)."""
-    from ..search.ranking import StandaloneProtocol
+    from ..ranking import StandaloneProtocol
     d = StandaloneProtocol()
-    g = parser.add_argument_group("stand-alone protocol (digits, 32 px; the ranking's ground "
-                                  "truth: validation top-1 after the last epoch)")
+    g = parser.add_argument_group("stand-alone protocol (default: digits, 32 px; the ranking's "
+                                  "ground truth: validation top-1 after the last epoch)")
+    g.add_argument("--protocol-from", default=None, metavar="TABLE",
+                   help="train with the protocol of this stored table (its data set, images, "
+                        "epochs, lr, ...); the --standalone-* flags below are then ignored "
+                        "except --standalone-seeds")
     g.add_argument("--standalone-epochs", type=int, default=d.epochs)
     g.add_argument("--standalone-lr", type=float, default=d.lr)
     g.add_argument("--standalone-batch-size", type=int, default=d.batch_size)
@@ -44,7 +54,7 @@ def add_standalone_arguments(parser):
 
 def protocol_from_args(args):
     """:class:`StandaloneProtocol` from the flags; ValueError naming a bad flag."""
-    from ..search.ranking import StandaloneProtocol
+    from ..ranking import StandaloneProtocol, load_table
     try:
         seeds = tuple(int(s) for s in str(args.standalone_seeds).split(",") if s.strip())
     except ValueError:
@@ -52,6 +62,9 @@ def protocol_from_args(args):
                          % args.standalone_seeds) from None
     if not seeds:
         raise ValueError("--standalone-seeds is empty")
+    if getattr(args, "protocol_from", None):
+        table = load_table(args.protocol_from)
+        return StandaloneProtocol.from_dict(dict(table["protocol"], seeds=list(seeds)))
     if args.standalone_epochs < 1:
         raise ValueError("--standalone-epochs must be >= 1, got %d" % args.standalone_epochs)
     if args.standalone_batch_size < 1:
@@ -72,11 +85,15 @@ def build_parser():
     from ..search_space import CHANNEL_LAYOUTS
     p = argparse.ArgumentParser(
         prog="python -m oneshot_nas.cli.rank_check",
-        description="Ranking check: supernet score vs stand-alone accuracy of K architectures "
-                    "(Kendall tau, Spearman rho, bootstrap intervals), on the digits.",
+        description="Ranking check: supernet score vs stand-alone accuracy (Kendall tau, "
+                    "Spearman rho, bootstrap intervals): against a stored table "
+                    "(--benchmark), or training K new architectures.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     m = p.add_argument_group("supernet")
-    m.add_argument("--supernet-params", required=True, help="trained digits supernet .params")
+    m.add_argument("--supernet-params", required=True, help="trained supernet .params")
+    m.add_argument("--benchmark", default=None, metavar="TABLE",
+                   help="score against this stored ground-truth table (model flags and data "
+                        "set from the table); nothing is trained")
     m.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS))
     m.add_argument("--no-se", dest="use_se", action="store_false",
                    help="the supernet has no SE modules (default: --use-se, as the scripts)")
@@ -112,12 +129,54 @@ def build_parser():
     return p
 
 
+def _run_benchmark(args):
+    from ..ranking import BenchmarkCheckConfig, run_benchmark_check
+    cfg = BenchmarkCheckConfig(
+        benchmark=args.benchmark, supernet_params=args.supernet_params,
+        holdout_search=args.holdout_search, update_bn_images=args.update_bn_images,
+        batch_size=args.batch_size, score=args.score, bootstrap=args.bootstrap,
+        seed=args.seed, output_dir=args.output_dir)
+    return run_benchmark_check(cfg)
+
+
+def print_benchmark(res):
+    """The benchmark check's figures, one per line."""
+    tau, rho = res["kendall_tau"], res["spearman_rho"]
+    print("against %s (%s table, K = %d architectures, supernet scores on %d %s images)"
+          % (res["benchmark"], "complete" if res["table_complete"] else "INCOMPLETE", res["k"],
+             res["split"]["images"], res["split"]["name"]))
+    print("supernet score: %s (reliability: accuracy %.2f, loss %.2f)"
+          % (res["primary_score_name"], res["reliability"]["acc"], res["reliability"]["loss"]))
+    print("Kendall tau  %.3f  [%.3f, %.3f]  (95 %% bootstrap; no correlation: 0 +- %.2f)"
+          % (tau["value"], tau["ci"][0], tau["ci"][1], res["null_sd"]))
+    print("Spearman rho %.3f  [%.3f, %.3f]" % (rho["value"], rho["ci"][0], rho["ci"][1]))
+    c = res["ceiling"]
+    print("ceiling: the table's seed-to-seed Kendall tau %s"
+          % ("%.3f [%.3f, %.3f]" % (c["value"], c["ci"][0], c["ci"][1]) if c else
+             "unknown (fewer than 3 rows with two seeds)"))
+    b = res["band"]
+    if b:
+        bt = b["kendall_tau"]
+        print("within the search's band (<= %g MFLOPs, K = %d): Kendall tau %.3f [%.3f, %.3f]%s"
+              % (b["max_flops"], b["k"], bt["value"], bt["ci"][0], bt["ci"][1],
+                 "; ceiling %.3f" % b["ceiling"]["value"] if b["ceiling"] else ""))
+    print("results: %s\nplot: %s" % (res["results_path"], res["plot"]))
+
+
 def main(argv=None):
-    from ..search.ranking import RankCheckConfig, run_rank_check
+    from ..ranking import RankCheckConfig, run_rank_check
+    from .errors import report, user_errors
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.logging_file or os.path.join(args.output_dir, "rank_check.log"))
     logging.getLogger(__name__).info("settings: %s", json.dumps(vars(args), sort_keys=True))
+    if args.benchmark:
+        try:
+            res = _run_benchmark(args)
+        except user_errors() as err:
+            return report("rank_check", err)
+        print_benchmark(res)
+        return 0
     try:
         protocol = protocol_from_args(args)
         cfg = RankCheckConfig(
@@ -132,13 +191,13 @@ def main(argv=None):
             protocol=protocol, min_spread=args.min_spread, output_dir=args.output_dir,
             cache_file=args.cache_file)
         res = run_rank_check(cfg)
-    except ValueError as err:
-        print("rank_check: error: %s" % str(err).splitlines()[0], file=sys.stderr)
-        return 2
+    except user_errors() as err:
+        return report("rank_check", err)
     tau, rho = res["kendall_tau"], res["spearman_rho"]
     print("supernet score: %s (reliability: accuracy %.2f, loss %.2f)"
           % (res["primary_score_name"], res["reliability"]["acc"], res["reliability"]["loss"]))
-    print("Kendall tau  %.3f  [%.3f, %.3f]" % (tau["value"], tau["ci"][0], tau["ci"][1]))
+    print("Kendall tau  %.3f  [%.3f, %.3f]  (K = %d; no correlation: 0 +- %.2f)"
+          % (tau["value"], tau["ci"][0], tau["ci"][1], res["k"], res["null_sd"]))
     print("Spearman rho %.3f  [%.3f, %.3f]" % (rho["value"], rho["ci"][0], rho["ci"][1]))
     other = "loss" if res["primary_score"] == "acc" else "acc"
     otau = res["correlations"][other]["kendall_tau"]

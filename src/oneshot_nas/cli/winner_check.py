@@ -30,6 +30,10 @@ def build_parser():
     g.add_argument("--num-random", type=int, default=10,
                    help="random architectures under the same constraints")
     g.add_argument("--seed", type=int, default=0, help="random architecture sampling")
+    g.add_argument("--benchmark", default=None, metavar="TABLE",
+                   help="train only the winner, with this stored table's protocol "
+                        "(--standalone-seeds), and place it among the table's architectures "
+                        "under the search's constraints (its percentile)")
     add_standalone_arguments(p)
     r = p.add_argument_group("outputs")
     r.add_argument("--output-dir", default="winner_check")
@@ -38,7 +42,8 @@ def build_parser():
 
 
 def main(argv=None):
-    from ..search.ranking import WinnerCheckConfig, run_winner_check
+    from ..ranking import WinnerCheckConfig, run_winner_check
+    from .errors import report, user_errors
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.logging_file or os.path.join(args.output_dir, "winner_check.log"))
@@ -46,15 +51,24 @@ def main(argv=None):
     try:
         cfg = WinnerCheckConfig(search_results=args.search_results, num_random=args.num_random,
                                 seed=args.seed, protocol=protocol_from_args(args),
-                                output_dir=args.output_dir, cache_file=args.cache_file)
+                                output_dir=args.output_dir, cache_file=args.cache_file,
+                                benchmark=args.benchmark,
+                                seeds=protocol_from_args(args).seeds)
         res = run_winner_check(cfg)
-    except ValueError as err:
-        print("winner_check: error: %s" % str(err).splitlines()[0], file=sys.stderr)
-        return 2
+    except user_errors() as err:
+        return report("winner_check", err)
     accs = sorted(r["standalone_top1"] for r in res["random"])
     print("winner stand-alone top-1 %.2f %%  (%s / %s, %.1f MFLOPs)"
           % (100 * res["winner"]["standalone_top1"], res["winner"]["block_choices"],
              res["winner"]["channel_choices"], res["winner"]["flops"]))
+    if res.get("mode") == "benchmark":
+        print("%d table architectures under %s: median %.2f %%, best %.2f %%; the winner's "
+              "percentile %.0f (rank %d of %d)"
+              % (len(accs), res["constraints"], 100 * res["random_median_top1"],
+                 100 * res["random_best_top1"], res["percentile"], res["winner_rank"],
+                 len(accs) + 1))
+        print("results: %s\nplot: %s" % (res["results_path"], res["plot"]))
+        return 0
     print("%d random under %s: median %.2f %%, best %.2f %%, worst %.2f %%"
           % (len(accs), res["constraints"], 100 * res["random_median_top1"],
              100 * res["random_best_top1"], 100 * res["random_worst_top1"]))

@@ -207,7 +207,7 @@ def make_loaders(dataset="imagenet", **kwargs):
 
 def make_split_loaders(dataset="imagenet", data_dir=None, use_rec=None, rec_train=None,
                        rec_train_idx=None, rec_val=None, rec_val_idx=None, batch_size=64,
-                       num_workers=4, input_size=224, crop_ratio=0.875, augment=True,
+                       num_workers=4, input_size=None, crop_ratio=0.875, augment=True,
                        reduced_dataset_scale=1, num_parts=1, part_index=0, seed=0,
                        synthetic_size=None, dtype="float32", num_classes=None, cache_dir=None,
                        val_batch_size=None, holdout=0, train_subset=0):
@@ -235,7 +235,8 @@ def make_split_loaders(dataset="imagenet", data_dir=None, use_rec=None, rec_trai
         Images per batch per worker (shard).
     num_workers : int
         Decoding threads (RecordIO) or processes (folders; 0 decodes in the caller).
-    input_size : int
+    input_size : int, optional
+        Default :func:`default_input_size` (224; 32 for digits and fashion-mnist).
     crop_ratio : float
         Validation centre crop (ImageNet style): resize to ``ceil(input_size / crop_ratio)``.
         Unused for digits, whose images already have the input size.
@@ -283,8 +284,13 @@ def make_split_loaders(dataset="imagenet", data_dir=None, use_rec=None, rec_trai
     ValueError
         Invalid arguments.
     """
+    if input_size is None:
+        input_size = default_input_size(dataset)
     _check_arguments(dataset, batch_size, num_parts, part_index, reduced_dataset_scale,
                      input_size, dtype)
+    if train_subset and dataset != "fashion-mnist":
+        raise ValueError("--train-subset applies to --dataset fashion-mnist only; use "
+                         "--reduced-dataset-scale for %s" % dataset)
     holdout = int(holdout or 0)
     if holdout < 0:
         raise ValueError("--holdout-search must be >= 0, got %d" % holdout)
@@ -316,10 +322,6 @@ def make_split_loaders(dataset="imagenet", data_dir=None, use_rec=None, rec_trai
     if dataset == "fashion-mnist":
         return _fashion_mnist_splits(data_dir, batch_size, val_batch_size, input_size, augment,
                                      holdout, scale, int(train_subset or 0), shard)
-    if train_subset:
-        raise ValueError("--train-subset applies to --dataset fashion-mnist only; use "
-                         "--reduced-dataset-scale for %s" % dataset)
-
     style = dataset
     if dataset == "digits":
         if data_dir:

@@ -14,8 +14,12 @@ from .sampling import sample_spread
 from .stats import (bootstrap_ci, kendall_tau, rank_correlations, score_reliability,
                     spearman_rho, spread_against_noise, tau_null_sd)
 from .table import TableSpec, build_table, load_table, rebuild_rows
+from .check import (BenchmarkCheckConfig, RankCheckConfig, run_benchmark_check,
+                    run_rank_check)
+from .winner import WinnerCheckConfig, run_winner_check
 
 __all__ = ["StandaloneCache", "StandaloneProtocol", "train_standalone", "sample_spread",
            "bootstrap_ci", "kendall_tau", "rank_correlations", "score_reliability",
            "spearman_rho", "spread_against_noise", "tau_null_sd", "TableSpec", "build_table",
-           "load_table", "rebuild_rows"]
+           "load_table", "rebuild_rows", "BenchmarkCheckConfig", "RankCheckConfig",
+           "run_benchmark_check", "run_rank_check", "WinnerCheckConfig", "run_winner_check"]

@@ -171,9 +171,9 @@ class StandaloneCache:
 def run_record(summary, seconds):
     """The cached record of one finished run, from the trainer's summary."""
     last = summary["epochs"][-1]
-    curve = [{"epoch": int(e["epoch"]) + 1, "top1": float(e["val_top1"]),
+    curve = [{"epoch": int(e.get("epoch", i)) + 1, "top1": float(e["val_top1"]),
               "loss": float(e.get("val_loss", float("nan")))}
-             for e in summary["epochs"] if "val_top1" in e]
+             for i, e in enumerate(summary["epochs"]) if "val_top1" in e]
     return {"top1": float(last["val_top1"]), "loss": float(last.get("val_loss", float("nan"))),
             "train_accuracy": float(last.get("train_accuracy", float("nan"))),
             "curve": curve, "seconds": float(seconds)}

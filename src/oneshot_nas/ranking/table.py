@@ -190,7 +190,7 @@ def _write_table(path, table):
 
 
 def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None, trainer=None,
-                counter=None, archs=None):
+                counter=None, archs=None, train=True):
     """Train every missing run of the table and write it; returns the table dict.
 
     Parameters
@@ -212,6 +212,8 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
         Stand-ins for tests.
     archs : list of Architecture, optional
         The rows (default: those of an existing ``output``, else sampled by the spec).
+    train : bool
+        False: only (re)write the table from the runs already in the cache.
     """
     spec.validate()
     cache_file = cache_file or cache_path_for(output)
@@ -221,7 +223,9 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
     archs = archs or stored or table_architectures(spec, counter)
     jobs = [(r, s) for r, s in table_jobs(spec) if rows is None or r in rows]
     cache = StandaloneCache(cache_file)
-    if workers > 1 and shard is None:
+    if not train:
+        pass
+    elif workers > 1 and shard is None:
         _run_workers(spec, output, cache_file, workers, rows)
         cache.refresh()
     else:

@@ -1,0 +1,389 @@
+"""The ranking check: does the supernet order architectures as stand-alone training does?
+
+Two modes share the scoring and the statistics:
+
+* **against a stored table** (:func:`run_benchmark_check`, ``rank_check --benchmark``): the
+  table's architectures are scored inside the supernet (recalibrated, held-out split) and
+  compared with the table's stand-alone test accuracies (mean over seeds). Minutes: nothing is
+  trained. The table's own seed-to-seed tau is reported beside the supernet's as the ceiling,
+  and tau is also given within the search's FLOPs band.
+* **training new architectures** (:func:`run_rank_check`): K architectures spread over the FLOPs
+  the constraints admit are trained stand-alone with a protocol (the digits one, or the table's
+  with ``--protocol-from``), cached per run.
+
+Both score each architecture twice (held-out top-1 and held-out cross-entropy) and take as the
+primary score the one whose spread over architectures is least explained by the sampling noise
+of the scoring images (``reliability``); both print Kendall's tau and Spearman's rho with
+percentile-bootstrap intervals over architectures and the count K.
+"""
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..files import atomic_write_json
+from ..search.algorithms import Constraints
+from ..search_space import Architecture
+from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
+from .sampling import flops_params, sample_spread
+from .stats import rank_correlations, score_reliability, tau_null_sd
+from .table import load_table, seed_tau
+
+__all__ = ["RankCheckConfig", "run_rank_check", "BenchmarkCheckConfig", "run_benchmark_check",
+           "plot_ranking", "supernet_evaluator", "jsonable"]
+
+logger = logging.getLogger(__name__)
+
+_SCORE_NAMES = {"acc": "held-out top-1", "loss": "held-out cross-entropy (lower is better)"}
+
+
+@dataclass
+class RankCheckConfig:
+    """Settings of :func:`run_rank_check` (names follow the flags of ``rank_check``)."""
+
+    supernet_params: str = None
+    channels_layout: str = "OneShot"
+    use_se: bool = True
+    last_conv_after_pooling: bool = True
+    num_archs: int = 12
+    seed: int = 0
+    # constraints (MFLOPs / M params at 224 px, 1000 classes), as in the search
+    max_flops: float = None
+    max_params: float = None
+    comparison_model: str = None
+    flop_max: float = None
+    param_max: float = None
+    normalised_score_max: float = None
+    # supernet scoring
+    holdout_search: int = None
+    update_bn_images: int = 1024
+    bn_group_size: int = 32
+    batch_size: int = 128
+    score: str = "auto"                 # auto | acc | loss
+    bootstrap: int = 2000
+    # stand-alone protocol
+    protocol: StandaloneProtocol = field(default_factory=StandaloneProtocol)
+    min_spread: float = 5.0             # points
+    output_dir: str = "rank_check"
+    cache_file: str = None              # default output_dir/standalone_cache.json
+
+
+@dataclass
+class BenchmarkCheckConfig:
+    """Settings of :func:`run_benchmark_check` (flags of ``rank_check --benchmark``)."""
+
+    benchmark: str = None               # the table JSON
+    supernet_params: str = None
+    holdout_search: int = None
+    update_bn_images: int = 1024
+    bn_group_size: int = 32
+    batch_size: int = 128
+    score: str = "auto"
+    bootstrap: int = 2000
+    seed: int = 0
+    output_dir: str = "rank_check"
+    progress: bool = True
+
+
+def jsonable(value):
+    return json.loads(json.dumps(value, default=lambda o: list(o) if isinstance(o, tuple)
+                                 else str(o)))
+
+
+def supernet_evaluator(supernet_params, dataset, model_flags, holdout_search, update_bn_images,
+                       bn_group_size, batch_size, seed=0, train_subset=0, progress=False):
+    """Supernet + scoring data + evaluator; returns ``(evaluator, split, holdout)``."""
+    import mxnet as mx
+
+    from ..data import default_input_size
+    from ..search.evaluator import CandidateEvaluator
+    from ..search.runner import SearchConfig, load_search_data, load_supernet, resolve_holdout
+    if not (supernet_params and os.path.isfile(supernet_params)):
+        raise ValueError("--supernet-params file %s does not exist" % supernet_params)
+    ctx = mx.cpu()
+    holdout, known = resolve_holdout(holdout_search, supernet_params)
+    data_cfg = SearchConfig(dataset=dataset, input_size=default_input_size(dataset),
+                            batch_size=batch_size, num_workers=0,
+                            update_bn_images=update_bn_images, seed=seed,
+                            train_subset=train_subset)
+    data_cfg.progress = progress
+    data = load_search_data(data_cfg, ctx, holdout, known)
+    supernet = load_supernet(supernet_params, data.info.num_classes, ctx, **model_flags)
+    evaluator = CandidateEvaluator(supernet, data.calib, data.scoring, ctx, bn_group_size,
+                                   batch_size)
+    return evaluator, data.split, holdout
+
+
+def _score(evaluator, arch):
+    tic = time.perf_counter()
+    subnet = evaluator.prepare_subnet(arch)
+    hit1, _, loss = evaluator.per_image(subnet)
+    return hit1.astype(float), loss, time.perf_counter() - tic
+
+
+def _primary(choice, reliability):
+    if choice != "auto":
+        return choice
+    finite = {k: v for k, v in reliability.items() if not math.isnan(v)}
+    return max(finite, key=finite.get) if finite else "loss"
+
+
+def _correlate(rows, truth_key, hits, losses, choice, bootstrap, seed):
+    """Scores, reliabilities, primary score and correlations over ``rows``."""
+    truth = np.array([r[truth_key] for r in rows])
+    scores = {"acc": np.array([r["supernet_top1"] for r in rows]),
+              "loss": -np.array([r["supernet_loss"] for r in rows])}   # higher = better
+    reliability = {"acc": score_reliability(hits), "loss": score_reliability(losses)}
+    primary = _primary(choice, reliability)
+    correlations = {name: rank_correlations(values, truth, bootstrap, seed=seed)
+                    for name, values in scores.items()}
+    return reliability, primary, correlations
+
+
+def _check_score(score):
+    if score not in ("auto", "acc", "loss"):
+        raise ValueError("unknown --score %r; choose auto, acc or loss" % score)
+
+
+def run_benchmark_check(cfg, evaluator=None):
+    """Score the supernet on every architecture of a stored table; returns the results dict
+    (also written as ``rank_check.json`` with the scatter ``ranking.png``).
+
+    Parameters
+    ----------
+    cfg : BenchmarkCheckConfig
+    evaluator : (CandidateEvaluator, split dict, holdout), optional
+        Default: built from ``cfg.supernet_params`` and the table's data set and model flags.
+    """
+    _check_score(cfg.score)
+    table = load_table(cfg.benchmark)
+    rows_in = [r for r in table["architectures"] if r["runs"]]
+    if len(rows_in) < 3:
+        raise ValueError("%s has %d architectures with finished runs; at least 3 are needed"
+                         % (cfg.benchmark, len(rows_in)))
+    protocol = StandaloneProtocol.from_dict(dict(table["protocol"], seeds=[0]))
+    model_flags = dict(channels_layout=protocol.channels_layout, use_se=protocol.use_se,
+                       last_conv_after_pooling=protocol.last_conv_after_pooling)
+    _check_supernet_matches(cfg.supernet_params, table, model_flags)
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    evaluator, split, _ = evaluator or supernet_evaluator(
+        cfg.supernet_params, table["dataset"], model_flags, cfg.holdout_search,
+        cfg.update_bn_images, cfg.bn_group_size, cfg.batch_size, cfg.seed,
+        progress=cfg.progress)
+    logger.info("ranking check against %s: %d architectures, stand-alone %s test top-1 (%s); "
+                "supernet scores on the %s split (%d images)", cfg.benchmark, len(rows_in),
+                table["dataset"], "complete table" if table["complete"] else "incomplete table",
+                split["name"], split["images"])
+    from tqdm import tqdm
+    rows, hits, losses = [], [], []
+    bar = tqdm(rows_in, desc="scoring table architectures", unit="arch",
+               disable=not cfg.progress)
+    for entry in bar:
+        arch = Architecture.parse(entry["block_choices"], entry["channel_choices"])
+        hit1, loss, seconds = _score(evaluator, arch)
+        hits.append(hit1)
+        losses.append(loss)
+        rows.append({"row": entry["row"], "block_choices": entry["block_choices"],
+                     "channel_choices": entry["channel_choices"], "flops": entry["flops"],
+                     "params": entry["params"], "in_band": entry["in_band"],
+                     "supernet_top1": float(hit1.mean()), "supernet_loss": float(loss.mean()),
+                     "supernet_seconds": seconds, "standalone_top1": entry["top1_mean"],
+                     "standalone_per_seed": [r["top1"] for r in entry["runs"]]})
+    bar.close()
+    reliability, primary, correlations = _correlate(rows, "standalone_top1", hits, losses,
+                                                    cfg.score, cfg.bootstrap, cfg.seed)
+    band_idx = [i for i, r in enumerate(rows) if r["in_band"]]
+    band = None
+    if len(band_idx) >= 3:
+        _, _, band_corr = _correlate([rows[i] for i in band_idx], "standalone_top1",
+                                     [hits[i] for i in band_idx], [losses[i] for i in band_idx],
+                                     primary, cfg.bootstrap, cfg.seed)
+        band = {"k": len(band_idx), "max_flops": table["band"]["max_flops"],
+                "kendall_tau": band_corr[primary]["kendall_tau"],
+                "spearman_rho": band_corr[primary]["spearman_rho"],
+                "ceiling": seed_tau(table, band=True)}
+    results = {
+        "mode": "benchmark", "benchmark": cfg.benchmark, "config": jsonable(asdict(cfg)),
+        "dataset": table["dataset"], "table_complete": table["complete"], "split": split,
+        "k": len(rows), "null_sd": tau_null_sd(len(rows)), "architectures": rows,
+        "reliability": reliability, "primary_score": primary,
+        "primary_score_name": _SCORE_NAMES[primary], "correlations": correlations,
+        "kendall_tau": correlations[primary]["kendall_tau"],
+        "spearman_rho": correlations[primary]["spearman_rho"],
+        "ceiling": seed_tau(table), "band": band,
+    }
+    _log_result(results)
+    results["plot"] = plot_ranking(results, os.path.join(cfg.output_dir, "ranking.png"))
+    path = os.path.join(cfg.output_dir, "rank_check.json")
+    atomic_write_json(path, results, indent=1)
+    logger.info("wrote %s", path)
+    results["results_path"] = path
+    return results
+
+
+def _check_supernet_matches(params, table, model_flags):
+    """Refuse a supernet trained on another data set or with other model flags (its JSON)."""
+    path = os.path.splitext(str(params))[0] + ".json"
+    if not params or not os.path.isfile(path):
+        return
+    try:
+        with open(path) as f:
+            config = json.load(f).get("config") or {}
+    except (OSError, ValueError):
+        return
+    if config.get("dataset") and config["dataset"] != table["dataset"]:
+        raise ValueError("the supernet %s was trained on %s, the table %s on %s"
+                         % (params, config["dataset"], table.get("dataset"), table["dataset"]))
+    for key, value in model_flags.items():
+        if key in config and config[key] != value:
+            raise ValueError("the supernet %s has %s=%s, the table's nets %s=%s"
+                             % (params, key, config[key], key, value))
+
+
+def _log_result(results):
+    tau, rho = results["kendall_tau"], results["spearman_rho"]
+    rel = results["reliability"]
+    logger.info("primary supernet score: %s (reliability: accuracy %.3f, loss %.3f)",
+                results["primary_score_name"], rel["acc"], rel["loss"])
+    logger.info("Kendall tau %.3f [%.3f, %.3f], Spearman rho %.3f [%.3f, %.3f] (%d%% bootstrap "
+                "intervals, K = %d, null sd %.2f)", tau["value"], tau["ci"][0], tau["ci"][1],
+                rho["value"], rho["ci"][0], rho["ci"][1], 100 * tau["level"], results["k"],
+                results["null_sd"])
+    if not any(v > 0 for v in rel.values()):
+        logger.warning("neither supernet score separates these architectures beyond its own "
+                       "sampling noise on %d images (reliability <= 0): the supernet does not "
+                       "rank them yet", results["split"]["images"])
+
+
+def run_rank_check(cfg, counter=None, trainer=None, evaluator=None):
+    """Rank check that trains its architectures stand-alone; returns the results dict (also
+    written as JSON with a plot).
+
+    Parameters
+    ----------
+    cfg : RankCheckConfig
+    counter : callable, optional
+        Vectorised FLOPs / params counter (default: the lookup table, ImageNet units).
+    trainer : callable, optional
+        Stand-alone trainer ``TrainConfig -> summary`` (default the project's trainer).
+    evaluator : (CandidateEvaluator, split dict, holdout), optional
+        Default: built from ``cfg.supernet_params``.
+    """
+    if cfg.num_archs < 3:
+        raise ValueError("--num-archs must be at least 3 to rank, got %d" % cfg.num_archs)
+    _check_score(cfg.score)
+    if evaluator is None and not (cfg.supernet_params and os.path.isfile(cfg.supernet_params)):
+        raise ValueError("--supernet-params file %s does not exist" % cfg.supernet_params)
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    model_flags = dict(channels_layout=cfg.channels_layout, use_se=cfg.use_se,
+                       last_conv_after_pooling=cfg.last_conv_after_pooling)
+    if counter is None:
+        from ..profiling import LookupTable
+        counter = LookupTable.load_or_build(input_size=224, classes=1000,
+                                            **model_flags).flops_params_many
+    constraints = Constraints.build(cfg.comparison_model, cfg.flop_max, cfg.param_max,
+                                    cfg.max_flops, cfg.max_params, cfg.normalised_score_max)
+    evaluator, split, holdout = evaluator or supernet_evaluator(
+        cfg.supernet_params, cfg.protocol.dataset, model_flags, cfg.holdout_search,
+        cfg.update_bn_images, cfg.bn_group_size, cfg.batch_size, cfg.seed,
+        train_subset=cfg.protocol.train_subset)
+    protocol = cfg.protocol
+    if protocol.dataset == "digits":
+        # the digits protocol trains on the supernet's training images (its held-out split
+        # left out); a table protocol keeps its own training subset
+        protocol.holdout = holdout
+    protocol.channels_layout = cfg.channels_layout
+    protocol.use_se, protocol.last_conv_after_pooling = cfg.use_se, cfg.last_conv_after_pooling
+    cache = StandaloneCache(cfg.cache_file or os.path.join(cfg.output_dir,
+                                                          "standalone_cache.json"))
+
+    archs = sample_spread(cfg.num_archs, counter, constraints, seed=cfg.seed)
+    logger.info("ranking check: %d architectures under %s, spread over FLOPs; supernet scores "
+                "on the %s split (%d images), stand-alone accuracy on the validation split",
+                len(archs), constraints, split["name"], split["images"])
+    rows, hits, losses = [], [], []
+    for n, arch in enumerate(archs, 1):
+        hit1, loss, seconds = _score(evaluator, arch)
+        hits.append(hit1)
+        losses.append(loss)
+        flops, params = flops_params(counter, arch)
+        row = {"arch": json.loads(arch.to_json()), "block_choices": arch.block_string(),
+               "channel_choices": arch.channel_string(), "flops": flops, "params": params,
+               "supernet_top1": float(hit1.mean()), "supernet_loss": float(loss.mean()),
+               "supernet_seconds": seconds}
+        standalone = train_standalone(arch, protocol, cache, trainer)
+        row.update(standalone_top1=standalone["top1"], standalone_per_seed=standalone["per_seed"])
+        rows.append(row)
+        logger.info("[%d/%d] %.1f MFLOPs: supernet top-1 %.4f loss %.4f | stand-alone top-1 "
+                    "%.4f", n, len(archs), row["flops"], row["supernet_top1"],
+                    row["supernet_loss"], row["standalone_top1"])
+    reliability, primary, correlations = _correlate(rows, "standalone_top1", hits, losses,
+                                                    cfg.score, cfg.bootstrap, cfg.seed)
+    standalone = np.array([r["standalone_top1"] for r in rows])
+    spread = 100 * float(standalone.max() - standalone.min())
+    results = {
+        "mode": "train", "config": jsonable(asdict(cfg)), "constraints": str(constraints),
+        "split": split, "protocol": jsonable(asdict(protocol)), "k": len(rows),
+        "null_sd": tau_null_sd(len(rows)), "architectures": rows,
+        "reliability": reliability, "primary_score": primary,
+        "primary_score_name": _SCORE_NAMES[primary], "correlations": correlations,
+        "kendall_tau": correlations[primary]["kendall_tau"],
+        "spearman_rho": correlations[primary]["spearman_rho"],
+        "standalone_spread_points": spread, "spread_ok": spread >= cfg.min_spread,
+    }
+    _log_result(results)
+    if not results["spread_ok"]:
+        logger.warning("stand-alone accuracies spread over %.1f points only (< %.1f): tau "
+                       "measures training noise; lengthen the stand-alone protocol or widen "
+                       "the constraints", spread, cfg.min_spread)
+    results["plot"] = plot_ranking(results, os.path.join(cfg.output_dir, "ranking.png"))
+    path = os.path.join(cfg.output_dir, "rank_check.json")
+    atomic_write_json(path, results, indent=1)
+    logger.info("wrote %s", path)
+    results["results_path"] = path
+    return results
+
+
+def plot_ranking(results, path):
+    """Supernet score vs stand-alone accuracy, one point per architecture -> PNG."""
+    from ..plotting import pyplot, save_figure
+    plt = pyplot()
+    rows = results["architectures"]
+    primary = results["primary_score"]
+    x = np.array([r["supernet_top1"] * 100 if primary == "acc" else r["supernet_loss"]
+                  for r in rows])
+    y = np.array([r["standalone_top1"] * 100 for r in rows])
+    flops = np.array([r["flops"] for r in rows])
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    points = ax.scatter(x, y, c=flops, cmap="viridis", s=36, edgecolor="k", linewidth=0.5)
+    fig.colorbar(points, ax=ax, label="MFLOPs (224 px, 1000 classes)")
+    for r, xi, yi in zip(rows, x, y):
+        if len(r["standalone_per_seed"]) > 1:
+            per = np.array(r["standalone_per_seed"]) * 100
+            ax.plot([xi, xi], [per.min(), per.max()], color="0.6", lw=1, zorder=0)
+        if r.get("in_band") is False:
+            ax.scatter([xi], [yi], s=90, facecolor="none", edgecolor="tab:red", lw=0.8)
+    if primary == "loss":
+        ax.invert_xaxis()              # better to the right, as for accuracy
+        ax.set_xlabel("supernet held-out cross-entropy (recalibrated; better to the right)")
+    else:
+        ax.set_xlabel("supernet held-out top-1 (%, recalibrated)")
+    ax.set_ylabel("stand-alone test top-1 (%%, %s)"
+                  % ("mean of seeds" if results.get("mode") == "benchmark" else "validation"))
+    tau, rho = results["kendall_tau"], results["spearman_rho"]
+    title = ("ranking check, K = %d\nKendall tau %.2f [%.2f, %.2f], Spearman rho %.2f "
+             "[%.2f, %.2f]" % (len(rows), tau["value"], tau["ci"][0], tau["ci"][1],
+                               rho["value"], rho["ci"][0], rho["ci"][1]))
+    if results.get("ceiling"):
+        c = results["ceiling"]
+        title += "; table seed-to-seed tau %.2f" % c["value"]
+    if results.get("band"):
+        title += "\n(red rings: above the search's %g MFLOPs band)" % results["band"]["max_flops"]
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)

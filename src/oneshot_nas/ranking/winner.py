@@ -1,0 +1,211 @@
+"""The searched winner trained stand-alone beside random architectures under the same
+constraints, with the same protocol and cache as the ranking check.
+
+Given a stored table (``--benchmark``), the winner is trained with the table's protocol instead
+and placed among the table's architectures under the search's FLOPs limit (its percentile):
+nothing but the winner is trained.
+"""
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..files import atomic_write_json
+from ..search.algorithms import Constraints, sample_population
+from ..search_space import Architecture
+from .check import jsonable
+from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
+from .sampling import flops_params
+
+__all__ = ["WinnerCheckConfig", "run_winner_check", "plot_winner", "read_search_results"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WinnerCheckConfig:
+    """Settings of :func:`run_winner_check` (flags of ``winner_check``)."""
+
+    search_results: str = None          # search_results.json of the search
+    num_random: int = 10
+    seed: int = 0
+    protocol: StandaloneProtocol = field(default_factory=StandaloneProtocol)
+    output_dir: str = "winner_check"
+    cache_file: str = None
+    benchmark: str = None               # a stored table: compare with its rows instead
+    seeds: tuple = (0, 1)               # seeds of the winner's runs with --benchmark
+
+
+def run_winner_check(cfg, counter=None, trainer=None):
+    """Train the search's winner and ``num_random`` random architectures under the same
+    constraints stand-alone (the ranking check's protocol); returns the results dict."""
+    from ..search.runner import resolve_holdout
+    search, scfg, winner = read_search_results(cfg.search_results)
+    if cfg.benchmark:
+        return _winner_against_table(cfg, search, scfg, winner, counter, trainer)
+    if cfg.num_random < 1:
+        raise ValueError("--num-random must be at least 1, got %d" % cfg.num_random)
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    model_cfg = dict(channels_layout=scfg.get("channels_layout", "OneShot"),
+                     use_se=scfg.get("use_se", False),
+                     last_conv_after_pooling=scfg.get("last_conv_after_pooling", False))
+    if counter is None:
+        from ..profiling import LookupTable
+        counter = LookupTable.load_or_build(input_size=224, classes=1000,
+                                            **model_cfg).flops_params_many
+    constraints = _search_constraints(scfg)
+    split = search.get("split") or {}
+    holdout = split.get("holdout")
+    if holdout is None:
+        holdout, _ = resolve_holdout(None, scfg.get("supernet_params"))
+    protocol = cfg.protocol
+    protocol.holdout = int(holdout or 0)
+    protocol.channels_layout = model_cfg["channels_layout"]
+    protocol.use_se = model_cfg["use_se"]
+    protocol.last_conv_after_pooling = model_cfg["last_conv_after_pooling"]
+    cache = StandaloneCache(cfg.cache_file or os.path.join(cfg.output_dir,
+                                                          "standalone_cache.json"))
+    rng = np.random.default_rng([cfg.seed, 4242])
+    fixed = [None, None]
+    for i, key in enumerate(("fixed_block_choices", "fixed_channel_choices")):
+        if scfg.get(key):
+            if i == 0:
+                fixed[i] = np.array(Architecture.parse(scfg[key]).blocks)
+            else:
+                fixed[i] = np.array(Architecture.parse_channels(scfg[key]))
+    # drawn as the random search draws (uniform under the constraints, the same fixed genes)
+    blocks, channels = sample_population(rng, cfg.num_random, counter, constraints, *fixed)
+    randoms = [Architecture(b, c) for b, c in zip(blocks, channels)]
+    logger.info("winner check: the search's best and %d random architectures under %s, "
+                "trained stand-alone", len(randoms), constraints)
+
+    def row(arch, what):
+        flops, params = flops_params(counter, arch)
+        res = train_standalone(arch, protocol, cache, trainer)
+        return {"role": what, "arch": json.loads(arch.to_json()),
+                "block_choices": arch.block_string(), "channel_choices": arch.channel_string(),
+                "flops": flops, "params": params,
+                "standalone_top1": res["top1"], "standalone_per_seed": res["per_seed"]}
+    win = row(winner, "winner")
+    rand_rows = [row(a, "random") for a in randoms]
+    accs = np.array([r["standalone_top1"] for r in rand_rows])
+    results = {
+        "search_results": cfg.search_results, "constraints": str(constraints),
+        "protocol": jsonable(asdict(protocol)), "winner": win, "random": rand_rows,
+        "random_median_top1": float(np.median(accs)), "random_best_top1": float(accs.max()),
+        "random_worst_top1": float(accs.min()),
+        "winner_beats_median": bool(win["standalone_top1"] > np.median(accs)),
+        "winner_rank": int(1 + (accs > win["standalone_top1"]).sum()),
+    }
+    logger.info("winner stand-alone top-1 %.4f; %d random: median %.4f, best %.4f, worst %.4f; "
+                "winner ranks %d of %d", win["standalone_top1"], len(accs),
+                results["random_median_top1"], results["random_best_top1"],
+                results["random_worst_top1"], results["winner_rank"], len(accs) + 1)
+    results["plot"] = plot_winner(results, os.path.join(cfg.output_dir, "winner_vs_random.png"))
+    path = os.path.join(cfg.output_dir, "winner_check.json")
+    atomic_write_json(path, results, indent=1)
+    results["results_path"] = path
+    return results
+
+
+def read_search_results(path):
+    """``(search dict, its config, the winner)`` of a ``search_results.json``."""
+    if not path or not os.path.isfile(path):
+        raise ValueError("--search-results file %s does not exist" % path)
+    try:
+        with open(path) as f:
+            search = json.load(f)
+        scfg = search["config"]
+        winner = Architecture(search["topk"][0]["blocks"], search["topk"][0]["channels"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        raise ValueError("--search-results %s is not a search_results.json with a top-k"
+                         % path) from None
+    return search, scfg, winner
+
+
+def _search_constraints(scfg):
+    return Constraints.build(scfg.get("comparison_model"), scfg.get("flop_max"),
+                             scfg.get("param_max"), scfg.get("max_flops"),
+                             scfg.get("max_params"), scfg.get("normalised_score_max"))
+
+
+def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
+    """The winner trained with the table's protocol, placed among the table's architectures
+    that satisfy the search's constraints."""
+    from .table import load_table
+    table = load_table(cfg.benchmark)
+    protocol = StandaloneProtocol.from_dict(dict(table["protocol"], seeds=list(cfg.seeds)))
+    for key in ("channels_layout", "use_se", "last_conv_after_pooling"):
+        if key in scfg and scfg[key] != getattr(protocol, key):
+            raise ValueError("the search used %s=%s, the table's nets %s=%s: they are different "
+                             "networks" % (key, scfg[key], key, getattr(protocol, key)))
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    if counter is None:
+        from .table import table_counter
+        counter = table_counter(protocol)
+    constraints = _search_constraints(scfg)
+    peers = [r for r in table["architectures"] if r["runs"] and
+             bool(constraints.satisfied(np.array([r["flops"]]), np.array([r["params"]]))[0])]
+    if not peers:
+        raise ValueError("no architecture of %s satisfies the search's constraints (%s)"
+                         % (cfg.benchmark, constraints))
+    cache = StandaloneCache(cfg.cache_file or os.path.join(cfg.output_dir,
+                                                          "standalone_cache.json"))
+    res = train_standalone(winner, protocol, cache, trainer)
+    flops, params = flops_params(counter, winner)
+    accs = np.array([r["top1_mean"] for r in peers])
+    below = float((accs < res["top1"]).sum() + 0.5 * (accs == res["top1"]).sum())
+    results = {
+        "mode": "benchmark", "benchmark": cfg.benchmark, "search_results": cfg.search_results,
+        "constraints": str(constraints), "protocol": protocol.to_dict(),
+        "winner": {"role": "winner", "block_choices": winner.block_string(),
+                   "channel_choices": winner.channel_string(), "flops": flops,
+                   "params": params, "standalone_top1": res["top1"],
+                   "standalone_per_seed": res["per_seed"]},
+        "random": [{"role": "table", "row": r["row"], "block_choices": r["block_choices"],
+                    "channel_choices": r["channel_choices"], "flops": r["flops"],
+                    "params": r["params"], "standalone_top1": r["top1_mean"],
+                    "standalone_per_seed": [x["top1"] for x in r["runs"]]} for r in peers],
+        "percentile": 100.0 * below / len(accs),
+        "random_median_top1": float(np.median(accs)), "random_best_top1": float(accs.max()),
+        "random_worst_top1": float(accs.min()),
+        "winner_beats_median": bool(res["top1"] > np.median(accs)),
+        "winner_rank": int(1 + (accs > res["top1"]).sum()),
+    }
+    logger.info("winner stand-alone top-1 %.4f (seeds %s); %d table architectures under %s: "
+                "median %.4f, best %.4f; the winner's percentile %.0f", res["top1"],
+                list(cfg.seeds), len(accs), constraints, results["random_median_top1"],
+                results["random_best_top1"], results["percentile"])
+    results["plot"] = plot_winner(results, os.path.join(cfg.output_dir, "winner_vs_table.png"))
+    path = os.path.join(cfg.output_dir, "winner_check.json")
+    atomic_write_json(path, results, indent=1)
+    results["results_path"] = path
+    return results
+
+
+def plot_winner(results, path):
+    """Stand-alone top-1 vs MFLOPs: random architectures and the searched winner -> PNG."""
+    from ..plotting import pyplot, save_figure
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    rand = results["random"]
+    peers = "table rows" if results.get("mode") == "benchmark" else "random"
+    ax.scatter([r["flops"] for r in rand], [100 * r["standalone_top1"] for r in rand], s=30,
+               color="tab:gray", label="%s under the limit (%d)" % (peers, len(rand)))
+    ax.axhline(100 * results["random_median_top1"], color="tab:gray", ls="--", lw=1,
+               label="%s median %.1f %%" % (peers, 100 * results["random_median_top1"]))
+    win = results["winner"]
+    ax.scatter([win["flops"]], [100 * win["standalone_top1"]], marker="*", s=220,
+               color="tab:red", edgecolor="k", label="searched winner %.1f %%"
+               % (100 * win["standalone_top1"]), zorder=3)
+    ax.set_xlabel("MFLOPs (224 px, 1000 classes)")
+    ax.set_ylabel("stand-alone top-1 (%)")
+    title = "searched winner vs %s (%s)" % (peers, results["constraints"])
+    if "percentile" in results:
+        title += "\nwinner's percentile %.0f" % results["percentile"]
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return save_figure(fig, path)

@@ -1,0 +1,219 @@
+"""The ground-truth table: building with a stand-in trainer (resume, shards, seeds), its JSON
+schema, its noise statistics against scipy, auditing rows, the rank check and the winner check
+against a stored table, and the table's own files committed in docs/ranking."""
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from oneshot_nas import Architecture
+from oneshot_nas.ranking import (BenchmarkCheckConfig, StandaloneProtocol, TableSpec,
+                                 WinnerCheckConfig, build_table, load_table, rebuild_rows,
+                                 run_benchmark_check, run_winner_check, spread_against_noise,
+                                 tau_null_sd)
+from oneshot_nas.ranking.table import second_seed_rows, table_jobs, validate_table
+
+from test_ranking import FakeEvaluator, FakeTrainer, _fake_search
+from test_samplers import proxy_counter
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STORED = os.path.join(ROOT, "docs", "ranking", "fashion_mnist_table.json")
+
+
+class NoisyTrainer(FakeTrainer):
+    """Accuracy grows with width; seed 1 adds an architecture-dependent wobble."""
+
+    def __call__(self, cfg):
+        arch = Architecture.parse(cfg.block_choices, cfg.channel_choices)
+        self.calls.append((arch, cfg.seed))
+        wobble = 0.004 * np.sin(sum(arch.blocks) + 3 * sum(arch.channels)) * cfg.seed
+        acc = 0.8 + 0.01 * np.mean(arch.channels) + wobble
+        return {"epochs": [{"epoch": 0, "val_top1": acc - 0.05, "val_loss": 0.7},
+                           {"epoch": 1, "val_top1": acc, "val_loss": 1 - acc}]}
+
+
+def _spec(k=8, second=4):
+    return TableSpec(k=k, second_seed_rows=second, band_max_flops=500.0,
+                     protocol=StandaloneProtocol.fashion_mnist(epochs=2, val_interval=1))
+
+
+def test_jobs_cover_every_row_once_then_the_second_seeds():
+    spec = _spec(30, 10)
+    jobs = table_jobs(spec)
+    assert sorted(r for r, s in jobs if s == 0) == list(range(30))
+    assert [r for r, s in jobs if s == 1] == second_seed_rows(30, 10)
+    assert second_seed_rows(30, 10) == [1, 4, 7, 10, 13, 16, 19, 22, 25, 28]
+    first = [r for r, _ in jobs[:4]]
+    assert min(first) < 5 and max(first) > 20          # both ends of the FLOPs order early
+
+
+def test_build_resume_and_schema(tmp_path):
+    out = str(tmp_path / "t.json")
+    trainer = NoisyTrainer()
+    table = build_table(_spec(), out, trainer=trainer, counter=proxy_counter)
+    assert len(trainer.calls) == 8 + 4 and table["complete"]
+    assert validate_table(json.load(open(out))) and load_table(out)["runs_done"] == 12
+    flops = [r["flops"] for r in table["architectures"]]
+    assert flops == sorted(flops) and len({r["block_choices"] + r["channel_choices"]
+                                           for r in table["architectures"]}) == 8
+    assert [len(r["runs"]) for r in table["architectures"]] == \
+        [2 if i in second_seed_rows(8, 4) else 1 for i in range(8)]
+    assert all(r["in_band"] == (r["flops"] <= 500) for r in table["architectures"])
+    run = table["architectures"][0]["runs"][0]
+    assert [c["epoch"] for c in run["curve"]] == [1, 2] and run["top1"] == run["curve"][-1]["top1"]
+    # resume: nothing is trained again, the same table comes out
+    again = build_table(_spec(), out, trainer=trainer, counter=proxy_counter)
+    assert len(trainer.calls) == 12
+    assert again["architectures"] == table["architectures"]
+    # another protocol into the same file is refused
+    other = _spec()
+    other.protocol.epochs = 3
+    with pytest.raises(ValueError, match="another protocol or sampling"):
+        build_table(other, out, trainer=trainer, counter=proxy_counter)
+
+
+def test_shards_split_the_jobs_and_share_one_cache(tmp_path):
+    out = str(tmp_path / "t.json")
+    a, b = NoisyTrainer(), NoisyTrainer()
+    build_table(_spec(), out, shard=(0, 2), trainer=a, counter=proxy_counter)
+    build_table(_spec(), out, shard=(1, 2), trainer=b, counter=proxy_counter)
+    assert len(a.calls) == len(b.calls) == 6 and not set(a.calls) & set(b.calls)
+    table = build_table(_spec(), out, trainer=NoisyTrainer(), counter=proxy_counter)
+    assert table["complete"] and table["runs_done"] == 12
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("format", 2, "table format 2"),
+    ("architectures", "x", "field 'architectures' missing or not list"),
+    ("protocol", {"epochs": 2, "wings": 1}, "unknown stand-alone protocol field(s): wings"),
+])
+def test_malformed_tables_are_refused_in_one_line(tmp_path, field, value, needle):
+    out = str(tmp_path / "t.json")
+    table = build_table(_spec(), out, trainer=NoisyTrainer(), counter=proxy_counter)
+    bad = copy.deepcopy(table)
+    bad[field] = value
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError) as info:
+        load_table(str(path))
+    assert needle in str(info.value) and "\n" not in str(info.value)
+    bad = copy.deepcopy(table)
+    bad["architectures"][2]["runs"][0]["top1"] = 87.5          # percent instead of a fraction
+    path.write_text(json.dumps(bad))
+    with pytest.raises(ValueError, match="architecture 2 has top-1 87.5 outside 0..1"):
+        load_table(str(path))
+    with pytest.raises(ValueError, match="does not exist"):
+        load_table(str(tmp_path / "none.json"))
+
+
+def test_table_statistics_against_scipy(tmp_path):
+    stats = pytest.importorskip("scipy.stats")
+    table = build_table(_spec(12, 8), str(tmp_path / "t.json"), trainer=NoisyTrainer(),
+                        counter=proxy_counter)
+    pairs = np.array([[r["runs"][0]["top1"], r["runs"][1]["top1"]]
+                      for r in table["architectures"] if len(r["runs"]) == 2])
+    s2s = table["statistics"]["all"]["seed_to_seed"]
+    assert len(pairs) == 8
+    assert s2s["kendall_tau"]["value"] == pytest.approx(stats.kendalltau(*pairs.T)[0], abs=1e-12)
+    assert s2s["spearman_rho"]["value"] == pytest.approx(stats.spearmanr(*pairs.T)[0], abs=1e-12)
+    assert s2s["null_sd"] == pytest.approx(tau_null_sd(8))
+
+
+def test_noise_figures_on_fixed_inputs():
+    # SPEC section 11 (2 digits): 0.28 at K = 8, 0.22 at 12, 0.16 at 20, 0.13 at 30, 0.10 at 50
+    for k, sd in ((8, 0.28), (12, 0.22), (20, 0.16), (30, 0.13), (50, 0.10)):
+        assert tau_null_sd(k) == pytest.approx(sd, abs=0.01)      # SPEC truncates
+    res = spread_against_noise([[0.80, 0.82], [0.90], [0.85, 0.85], [0.70]])
+    # means 0.81, 0.90, 0.85, 0.70; pooled seed sd from (0.01^2 * 2 + 0) / 2 dof = 0.01
+    assert res["seed_sd"] == pytest.approx(0.01)
+    assert res["spread_sd"] == pytest.approx(np.std([0.81, 0.90, 0.85, 0.70], ddof=1))
+    assert res["ratio"] == pytest.approx(res["spread_sd"] / 0.01)
+    assert res["range"] == pytest.approx(0.20) and res["rows_with_seeds"] == 2
+
+
+def test_rebuilt_rows_are_compared_with_the_stored_ones(tmp_path):
+    out = str(tmp_path / "t.json")
+    build_table(_spec(), out, trainer=NoisyTrainer(), counter=proxy_counter)
+    trainer = NoisyTrainer()
+    res = rebuild_rows(out, [1, 5], str(tmp_path / "r.json"), trainer=trainer,
+                       counter=proxy_counter)
+    assert sorted({row for row, _ in [(r["row"], 0) for r in res["table"]["architectures"]]}) \
+        == [1, 5]
+    assert {(c["row"], c["seed"]) for c in res["comparison"]} == \
+        {(1, 0), (5, 0)} | {(r, 1) for r in (1, 5) if r in second_seed_rows(8, 4)}
+    assert all(c["difference"] == pytest.approx(0.0) for c in res["comparison"])
+    with pytest.raises(ValueError, match="the table has rows 0..7"):
+        rebuild_rows(out, [8], str(tmp_path / "x.json"), trainer=trainer, counter=proxy_counter)
+
+
+def test_benchmark_check_scores_every_row(tmp_path):
+    out = str(tmp_path / "t.json")
+    build_table(_spec(12, 6), out, trainer=NoisyTrainer(), counter=proxy_counter)
+    cfg = BenchmarkCheckConfig(benchmark=out, output_dir=str(tmp_path / "rc"), bootstrap=300,
+                               progress=False)
+    res = run_benchmark_check(cfg, evaluator=(FakeEvaluator(), {"name": "holdout",
+                                                                "images": 300}, 300))
+    assert res["k"] == 12 and len(res["architectures"]) == 12
+    # the stand-ins both grow with width: a clearly positive ranking
+    assert res["correlations"]["loss"]["kendall_tau"]["value"] > 0.6
+    assert res["ceiling"] == load_table(out)["statistics"]["all"]["seed_to_seed"]["kendall_tau"]
+    assert res["band"] is None or res["band"]["k"] == sum(r["in_band"]
+                                                          for r in res["architectures"])
+    assert res["null_sd"] == pytest.approx(tau_null_sd(12))
+    saved = json.load(open(res["results_path"]))
+    assert saved["kendall_tau"] == res["kendall_tau"]
+    assert os.path.getsize(res["plot"]) > 5000
+
+
+def test_winner_against_the_table_gives_its_percentile(tmp_path):
+    out = str(tmp_path / "t.json")
+    table = build_table(_spec(10, 4), out, trainer=NoisyTrainer(), counter=proxy_counter)
+    search = _fake_search(tmp_path / "s.json", 0, [0.1, 0.5], "genetic", max_flops=10 ** 6)
+    trainer = NoisyTrainer()
+    res = run_winner_check(WinnerCheckConfig(search_results=search, benchmark=out,
+                                             seeds=(0, 1), output_dir=str(tmp_path / "w")),
+                           counter=proxy_counter, trainer=trainer)
+    assert len(trainer.calls) == 2                     # only the winner, two seeds
+    winner = res["winner"]["standalone_top1"]
+    accs = np.array([r["top1_mean"] for r in table["architectures"]])
+    assert res["percentile"] == pytest.approx(100 * ((accs < winner).sum()
+                                                     + 0.5 * (accs == winner).sum()) / 10)
+    assert res["winner_rank"] == 1 + int((accs > winner).sum())
+    # a search with other model flags is another network: refused
+    saved = json.load(open(search))
+    saved["config"]["use_se"] = False
+    open(search, "w").write(json.dumps(saved))
+    with pytest.raises(ValueError, match="use_se"):
+        run_winner_check(WinnerCheckConfig(search_results=search, benchmark=out),
+                         counter=proxy_counter, trainer=trainer)
+
+
+def test_rank_check_benchmark_cli_bad_table_is_one_line(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for table, needle in ((str(tmp_path / "none.json"), "does not exist"),
+                          (str(bad), "cannot read ground-truth table")):
+        proc = subprocess.run([sys.executable, "-m", "oneshot_nas.cli.rank_check",
+                               "--benchmark", table, "--supernet-params", "x.params",
+                               "--output-dir", str(tmp_path / "o")],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert proc.returncode == 2
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("rank_check: error: ") and needle in last
+
+
+@pytest.mark.skipif(not os.path.isfile(STORED), reason="no stored table yet")
+def test_the_stored_table_is_valid_and_spans_the_flops_range():
+    table = load_table(STORED)
+    assert table["dataset"] == "fashion-mnist" and table["format"] == 1
+    rows = table["architectures"]
+    assert len(rows) == table["sampling"]["k"] >= 30
+    flops = [r["flops"] for r in rows]
+    assert flops == sorted(flops) and flops[-1] > 2 * flops[0]
+    finished = [r for r in rows if r["runs"]]
+    assert all(0.5 < r["top1_mean"] < 1.0 for r in finished)    # far above chance (10 %)
+    assert os.path.getsize(STORED) < 200_000                     # a few kB, no weights
