@@ -1,5 +1,5 @@
 # Shared settings of the training scripts (sourced). Override with environment variables:
-#   DATASET=imagenet|digits   IMAGENET_REC=~/imagenet/rec   NUM_GPUS=1   BATCH_SIZE=...
+#   DATASET=imagenet|digits|fashion-mnist   IMAGENET_REC=~/imagenet/rec   NUM_GPUS=1   BATCH_SIZE=...
 #   NUM_EPOCHS=...  SAVE_DIR=...  LOG_DIR=logs  PYTHON=python  HOROVOD=1 (launch under horovodrun)
 # Extra command-line arguments are passed through to train_imagenet.py.
 DATASET=${DATASET:-imagenet}
@@ -15,6 +15,10 @@ mkdir -p "$LOG_DIR"
 data_flags() {
     if [ "$DATASET" = digits ]; then
         echo "--dataset digits --input-size 32 --num-gpus 0 -j 2 --batch-size ${BATCH_SIZE:-64}"
+    elif [ "$DATASET" = fashion-mnist ]; then
+        # Debian's dataset-fashion-mnist (or FASHION_MNIST_DIR with the four IDX files)
+        echo "--dataset fashion-mnist ${FASHION_MNIST_DIR:+--data-dir $FASHION_MNIST_DIR} \
+--input-size 32 --num-gpus 0 -j 0 --batch-size ${BATCH_SIZE:-64}"
     else
         echo "--dataset imagenet --use-rec --rec-train $IMAGENET_REC/train.rec \
 --rec-train-idx $IMAGENET_REC/train.idx --rec-val $IMAGENET_REC/val.rec \

@@ -3,7 +3,8 @@
 # 20 generations, 20,000 BN recalibration images, joint block + channel genes, subnets no worse
 # than SinglePathOneShot in normalised FLOPs / params score.
 # SUPERNET_PARAMS=... (default params_supernet/ShuffleNas-supernet-final.params);
-# DATASET=digits searches the bundled data on the CPU; extra arguments pass through.
+# DATASET=digits / fashion-mnist search the small data sets on the CPU; extra arguments pass
+# through.
 # Candidates are scored on the training images the supernet held out (the count is read from
 # the JSON beside SUPERNET_PARAMS); the validation split is left for the final report.
 set -e
@@ -11,6 +12,10 @@ set -e
 SUPERNET_PARAMS=${SUPERNET_PARAMS:-params_supernet/ShuffleNas-supernet-final.params}
 if [ "$DATASET" = digits ]; then
     DATA="--dataset digits -j 1 --batch-size 128"
+    SETTINGS="--population-size ${POPULATION:-16} --retain-length 4 --search-iters ${GENERATIONS:-5} \
+--update-bn-images 1024 --max-flops ${MAX_FLOPS:-300}"
+elif [ "$DATASET" = fashion-mnist ]; then
+    DATA="--dataset fashion-mnist ${FASHION_MNIST_DIR:+--data-dir $FASHION_MNIST_DIR} -j 0 --batch-size 128"
     SETTINGS="--population-size ${POPULATION:-16} --retain-length 4 --search-iters ${GENERATIONS:-5} \
 --update-bn-images 1024 --max-flops ${MAX_FLOPS:-300}"
 else
