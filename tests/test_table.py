@@ -168,6 +168,13 @@ def test_benchmark_check_scores_every_row(tmp_path):
     assert saved["kendall_tau"] == res["kendall_tau"]
     assert os.path.getsize(res["plot"]) > 5000
 
+    class Exploding(FakeEvaluator):
+        def prepare_subnet(self, arch):
+            raise AssertionError("scored twice")
+    again = run_benchmark_check(cfg, evaluator=(Exploding(), {"name": "holdout",
+                                                              "images": 300}, 300))
+    assert again["kendall_tau"] == res["kendall_tau"]          # every score from the cache
+
 
 def test_winner_against_the_table_gives_its_percentile(tmp_path):
     out = str(tmp_path / "t.json")

@@ -94,6 +94,9 @@ def build_parser():
     m.add_argument("--benchmark", default=None, metavar="TABLE",
                    help="score against this stored ground-truth table (model flags and data "
                         "set from the table); nothing is trained")
+    m.add_argument("--score-all-rows", action="store_true",
+                   help="--benchmark: also score rows whose stand-alone runs are not finished "
+                        "(cached in output-dir/supernet_scores.npz for a later rerun)")
     m.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS))
     m.add_argument("--no-se", dest="use_se", action="store_false",
                    help="the supernet has no SE modules (default: --use-se, as the scripts)")
@@ -135,7 +138,7 @@ def _run_benchmark(args):
         benchmark=args.benchmark, supernet_params=args.supernet_params,
         holdout_search=args.holdout_search, update_bn_images=args.update_bn_images,
         batch_size=args.batch_size, score=args.score, bootstrap=args.bootstrap,
-        seed=args.seed, output_dir=args.output_dir)
+        seed=args.seed, output_dir=args.output_dir, score_all=args.score_all_rows)
     return run_benchmark_check(cfg)
 
 

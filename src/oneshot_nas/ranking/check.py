@@ -87,6 +87,7 @@ class BenchmarkCheckConfig:
     seed: int = 0
     output_dir: str = "rank_check"
     progress: bool = True
+    score_all: bool = False             # also score rows without finished runs (for later)
 
 
 def jsonable(value):
@@ -162,7 +163,7 @@ def run_benchmark_check(cfg, evaluator=None):
     _check_score(cfg.score)
     table = load_table(cfg.benchmark)
     rows_in = [r for r in table["architectures"] if r["runs"]]
-    if len(rows_in) < 3:
+    if len(rows_in) < 3 and not cfg.score_all:
         raise ValueError("%s has %d architectures with finished runs; at least 3 are needed"
                          % (cfg.benchmark, len(rows_in)))
     protocol = StandaloneProtocol.from_dict(dict(table["protocol"], seeds=[0]))
@@ -179,12 +180,17 @@ def run_benchmark_check(cfg, evaluator=None):
                 table["dataset"], "complete table" if table["complete"] else "incomplete table",
                 split["name"], split["images"])
     from tqdm import tqdm
+    scores = _ScoreCache(os.path.join(cfg.output_dir, "supernet_scores.npz"),
+                         _scoring_key(cfg, split))
     rows, hits, losses = [], [], []
-    bar = tqdm(rows_in, desc="scoring table architectures", unit="arch",
+    todo = table["architectures"] if cfg.score_all else rows_in
+    bar = tqdm(todo, desc="scoring table architectures", unit="arch",
                disable=not cfg.progress)
     for entry in bar:
         arch = Architecture.parse(entry["block_choices"], entry["channel_choices"])
-        hit1, loss, seconds = _score(evaluator, arch)
+        hit1, loss, seconds = scores.get(arch, lambda: _score(evaluator, arch))
+        if not entry["runs"]:
+            continue            # scored for later (score_all); no ground truth yet
         hits.append(hit1)
         losses.append(loss)
         rows.append({"row": entry["row"], "block_choices": entry["block_choices"],
@@ -223,6 +229,48 @@ def run_benchmark_check(cfg, evaluator=None):
     logger.info("wrote %s", path)
     results["results_path"] = path
     return results
+
+
+def _scoring_key(cfg, split):
+    """What a supernet score depends on: the weights, the scoring images, the recalibration."""
+    import hashlib
+    digest = hashlib.sha1()
+    if cfg.supernet_params and os.path.isfile(cfg.supernet_params):
+        with open(cfg.supernet_params, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    digest.update(json.dumps([split.get("name"), split.get("images"), split.get("digest"),
+                              cfg.update_bn_images, cfg.bn_group_size]).encode())
+    return digest.hexdigest()[:16]
+
+
+class _ScoreCache:
+    """Per-image supernet scores of architectures, kept in an ``.npz`` beside the results so
+    that a rerun (a table that has grown, another --score) scores nothing twice."""
+
+    def __init__(self, path, key):
+        self.path, self.key, self.arrays = path, key, {}
+        if os.path.isfile(path):
+            try:
+                with np.load(path) as saved:
+                    self.arrays = {k: saved[k] for k in saved.files}
+            except (OSError, ValueError):
+                logger.warning("ignoring unreadable score cache %s", path)
+
+    def get(self, arch, compute):
+        name = "%s_%s_%s" % (self.key, arch.block_string().replace(",", ""),
+                             arch.channel_string().replace(",", ""))
+        if name + "_hit" in self.arrays:
+            return self.arrays[name + "_hit"], self.arrays[name + "_loss"], 0.0
+        hit1, loss, seconds = compute()
+        self.arrays[name + "_hit"], self.arrays[name + "_loss"] = hit1, loss
+
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez(f, **self.arrays)
+        from ..files import atomic_write
+        atomic_write(self.path, write)
+        return hit1, loss, seconds
 
 
 def _check_supernet_matches(params, table, model_flags):

@@ -44,7 +44,7 @@ from .stats import rank_correlations, spread_against_noise, tau_null_sd
 __all__ = ["TABLE_FORMAT", "TableSpec", "table_architectures", "second_seed_rows",
            "table_jobs", "build_table", "assemble_table", "table_statistics", "load_table",
            "validate_table", "rebuild_rows", "table_counter", "cache_path_for",
-           "spec_from_table", "spec_to_argv", "seed_tau"]
+           "spec_from_table", "spec_to_argv", "seed_tau", "plot_table"]
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +189,51 @@ def _write_table(path, table):
     atomic_write_json(path, table, indent=1)
 
 
+def plot_table(table, path):
+    """Stand-alone test top-1 against MFLOPs (seed range as a bar), and the curve points of
+    every run (top-1 at each tested epoch) -> PNG."""
+    from ..plotting import pyplot, save_figure
+    plt = pyplot()
+    rows = [r for r in table["architectures"] if r["runs"]]
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.4))
+    for r in rows:
+        accs = [100 * run["top1"] for run in r["runs"]]
+        colour = "tab:blue" if r["in_band"] else "tab:gray"
+        ax.scatter([r["flops"]], [np.mean(accs)], s=30, color=colour, edgecolor="k", lw=0.4,
+                   zorder=3)
+        if len(accs) > 1:
+            ax.plot([r["flops"]] * 2, [min(accs), max(accs)], color=colour, lw=1.5)
+        for run in r["runs"]:
+            curve = run.get("curve") or []
+            ax2.plot([c["epoch"] for c in curve], [100 * c["top1"] for c in curve],
+                     color=plt.cm.viridis(min(1.0, r["flops"] / max(x["flops"] for x in rows))),
+                     lw=0.8, marker="o", ms=2)
+    band = table["band"].get("max_flops")
+    if band:
+        ax.axvline(band, color="tab:blue", ls="--", lw=0.8,
+                   label="search band <= %g MFLOPs" % band)
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xlabel("MFLOPs (224 px, 1000 classes)")
+    ax.set_ylabel("stand-alone test top-1 (%; bar: seed range)")
+    s2s = table["statistics"].get("all", {}).get("seed_to_seed")
+    noise = table["statistics"].get("all", {}).get("spread_against_noise")
+    title = "%s table: %d of %d runs" % (table["dataset"], table["runs_done"],
+                                         table["runs_expected"])
+    if s2s:
+        title += "\nseed-to-seed tau %.2f [%.2f, %.2f]" % (
+            s2s["kendall_tau"]["value"], *s2s["kendall_tau"]["ci"])
+    if noise and not math.isnan(noise["ratio"]):
+        title += ", spread / seed sd %.1f" % noise["ratio"]
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax2.set_xlabel("epoch (cosine schedule of the whole run)")
+    ax2.set_ylabel("test top-1 (%)")
+    ax2.set_title("tested epochs of every run (colour: MFLOPs)", fontsize=9)
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None, trainer=None,
                 counter=None, archs=None, train=True):
     """Train every missing run of the table and write it; returns the table dict.
@@ -251,8 +296,9 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
     table = assemble_table(spec, archs, cache.refresh(), counter, digest, rows)
     if shard is None:
         _write_table(output, table)
-        logger.info("wrote %s (%d of %d runs)", output, table["runs_done"],
-                    table["runs_expected"])
+        table["plot"] = plot_table(table, os.path.splitext(output)[0] + ".png")
+        logger.info("wrote %s (%d of %d runs) and %s", output, table["runs_done"],
+                    table["runs_expected"], table["plot"])
     return table
 
 
