@@ -164,6 +164,10 @@ def test_benchmark_check_scores_every_row(tmp_path):
     assert res["band"] is None or res["band"]["k"] == sum(r["in_band"]
                                                           for r in res["architectures"])
     assert res["null_sd"] == pytest.approx(tau_null_sd(12))
+    from oneshot_nas.ranking import kendall_tau
+    truth = [r["standalone_top1"] for r in res["architectures"]]
+    assert res["baselines"]["flops"]["value"] == pytest.approx(
+        kendall_tau([r["flops"] for r in res["architectures"]], truth))
     saved = json.load(open(res["results_path"]))
     assert saved["kendall_tau"] == res["kendall_tau"]
     assert os.path.getsize(res["plot"]) > 5000

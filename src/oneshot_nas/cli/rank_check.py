@@ -153,6 +153,10 @@ def print_benchmark(res):
     print("Kendall tau  %.3f  [%.3f, %.3f]  (95 %% bootstrap; no correlation: 0 +- %.2f)"
           % (tau["value"], tau["ci"][0], tau["ci"][1], res["null_sd"]))
     print("Spearman rho %.3f  [%.3f, %.3f]" % (rho["value"], rho["ci"][0], rho["ci"][1]))
+    for name, label in (("flops", "FLOPs"), ("params", "params")):
+        base = res["baselines"][name]
+        print("baseline, ranking by %s alone: Kendall tau %.3f [%.3f, %.3f]"
+              % (label, base["value"], base["ci"][0], base["ci"][1]))
     c = res["ceiling"]
     print("ceiling: the table's seed-to-seed Kendall tau %s"
           % ("%.3f [%.3f, %.3f]" % (c["value"], c["ci"][0], c["ci"][1]) if c else

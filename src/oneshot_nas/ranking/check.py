@@ -145,6 +145,14 @@ def _correlate(rows, truth_key, hits, losses, choice, bootstrap, seed):
     return reliability, primary, correlations
 
 
+def _size_baselines(rows, bootstrap, seed):
+    """Rank correlations of FLOPs and of params with the stand-alone accuracy: what ranking
+    by size alone achieves, the bar a supernet has to clear to add information."""
+    truth = np.array([r["standalone_top1"] for r in rows])
+    return {name: rank_correlations(np.array([r[name] for r in rows]), truth, bootstrap,
+                                    seed=seed)["kendall_tau"] for name in ("flops", "params")}
+
+
 def _check_score(score):
     if score not in ("auto", "acc", "loss"):
         raise ValueError("unknown --score %r; choose auto, acc or loss" % score)
@@ -221,6 +229,7 @@ def run_benchmark_check(cfg, evaluator=None):
         "kendall_tau": correlations[primary]["kendall_tau"],
         "spearman_rho": correlations[primary]["spearman_rho"],
         "ceiling": seed_tau(table), "band": band,
+        "baselines": _size_baselines(rows, cfg.bootstrap, cfg.seed),
     }
     _log_result(results)
     results["plot"] = plot_ranking(results, os.path.join(cfg.output_dir, "ranking.png"))
