@@ -3,7 +3,7 @@
 #   MODEL=OneShot-S+            a preset, or with BLOCK_CHOICES / CHANNEL_CHOICES (and USE_SE=1,
 #                               LAST_CONV_AFTER_POOLING=1 as trained) ShuffleNas_fixArch
 #   PARAMS=params/OneShot-S+-final.params   trained weights (net.save_parameters)
-#   DATASET=imagenet|digits     calibration (training split) and evaluation (validation split)
+#   DATASET=imagenet|digits|fashion-mnist   calibration (training split) and evaluation (validation split)
 #   IMAGENET_REC=~/imagenet/rec RecordIO folder for DATASET=imagenet
 #   CALIB_MODE=naive|entropy|none   NUM_CALIB_BATCHES=10   OUTPUT_DIR=(folder of PARAMS)
 #   SYMBOL=run/OneShot-S+-symbol.json   an exported pair instead of MODEL (PARAMS defaults to
@@ -33,6 +33,9 @@ if [ -n "${BLOCK_CHOICES:-}" ]; then
 fi
 if [ "$DATASET" = digits ]; then
     set -- --dataset digits --input-size 32 "$@"
+elif [ "$DATASET" = fashion-mnist ]; then
+    set -- --dataset fashion-mnist ${FASHION_MNIST_DIR:+--data-dir "$FASHION_MNIST_DIR"} \
+        --input-size 32 -j 0 "$@"
 else
     set -- --dataset imagenet --use-rec --rec-train "$IMAGENET_REC/train.rec" \
         --rec-train-idx "$IMAGENET_REC/train.idx" --rec-val "$IMAGENET_REC/val.rec" \

@@ -113,6 +113,19 @@ def test_network_input_is_zero_padded_grey_in_three_channels():
     assert to_network_input(images, 64).shape == (2, 64, 64, 3)
 
 
+def test_image_file_pipeline_matches_the_in_memory_one(tmp_path):
+    """predict / quantize on a 28 x 28 image file give the network what training gave it."""
+    import mxnet as mx
+    from oneshot_nas.data.transforms import folder_transform
+    rng = np.random.default_rng(3)
+    grey = rng.integers(0, 256, (1, 28, 28), dtype=np.uint8)
+    mean, std = (55.8,) * 3, (84.6,) * 3
+    expected = (to_network_input(grey)[0].transpose(2, 0, 1).astype(np.float32) - 55.8) / 84.6
+    image = mx.nd.array(np.repeat(grey[0][..., None], 3, axis=2), dtype="uint8")
+    got = folder_transform("fashion-mnist", False, 32, 0.875, False, mean, std)(image)
+    np.testing.assert_allclose(got.asnumpy(), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_stratified_subset_is_balanced_fixed_and_inside_the_candidates():
     labels = np.repeat(np.arange(10), 30)
     positions = np.arange(0, 300, 2)                   # 15 per class remain

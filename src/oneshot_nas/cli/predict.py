@@ -51,8 +51,9 @@ def build_parser(prog=PROG):
     pre = p.add_argument_group("preprocessing (default: <prefix>-deploy.json, else ImageNet)")
     pre.add_argument("--input-size", type=int, default=None)
     pre.add_argument("--crop-ratio", type=float, default=None)
-    pre.add_argument("--style", default=None, choices=["imagenet", "digits"],
-                     help="validation pipeline: resize + centre crop, or digits (resize)")
+    pre.add_argument("--style", default=None, choices=["imagenet", "digits", "fashion-mnist"],
+                     help="validation pipeline: resize + centre crop, digits (resize), or "
+                          "fashion-mnist (zero-pad 28 -> 32 px)")
     pre.add_argument("--mean", type=_floats, default=None, help="R,G,B on the 0..255 scale")
     pre.add_argument("--std", type=_floats, default=None, help="R,G,B on the 0..255 scale")
     pre.add_argument("--synset", default=None, help="text file with one class name per line")

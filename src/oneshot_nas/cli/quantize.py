@@ -23,6 +23,7 @@ from ..deploy import (CALIB_MODES, FLOAT_OPS, QUANTIZED_DTYPES, SUPERNET_MODELS,
                       DeployMeta, build_subnet, calibration_iter, evaluate_variants,
                       fold_batchnorm, fuse_graph, load_graph, net_to_graph, quantize_graph,
                       quantized_prefix, results_json, results_table, save_graph, write_meta)
+from ..data.factory import DATASETS, SMALL_DATASETS, default_input_size
 from ..models import list_models
 from ..search_space import CHANNEL_LAYOUTS
 
@@ -64,15 +65,17 @@ def build_parser(prog=PROG):
                    help="no --params: random weights (speed measurements only)")
 
     d = p.add_argument_group("data (calibration: training split; evaluation: validation split)")
-    d.add_argument("--dataset", default="imagenet", choices=["imagenet", "digits", "synthetic"])
-    d.add_argument("--data-dir", default=None, help="ImageNet-style folder with train/, val/")
+    d.add_argument("--dataset", default="imagenet", choices=DATASETS)
+    d.add_argument("--data-dir", default=None,
+                   help="ImageNet-style folder with train/, val/; fashion-mnist: the folder of "
+                        "its IDX files (default: Debian's)")
     d.add_argument("--use-rec", action="store_true", help="read --rec-* RecordIO files")
     d.add_argument("--rec-train", default=None)
     d.add_argument("--rec-train-idx", default=None)
     d.add_argument("--rec-val", default=None)
     d.add_argument("--rec-val-idx", default=None)
     d.add_argument("--input-size", type=int, default=None,
-                   help="default 32 for digits, else 224")
+                   help="default 32 for digits and fashion-mnist, else 224")
     d.add_argument("--crop-ratio", type=float, default=0.875)
     d.add_argument("--batch-size", type=int, default=32, help="calibration / evaluation batch")
     d.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=2)
@@ -142,7 +145,7 @@ def _check_args(args):
     if args.params is not None and not os.path.isfile(args.params):
         raise DeployError("params file %s does not exist" % args.params)
     if args.input_size is None:
-        args.input_size = 32 if args.dataset == "digits" else 224
+        args.input_size = default_input_size(args.dataset)
 
 
 def _load(args):
@@ -186,7 +189,7 @@ def _meta(args, info, provenance):
     return DeployMeta(input_size=args.input_size, crop_ratio=args.crop_ratio,
                       mean=list(info.mean) if info is not None else None,
                       std=list(info.std) if info is not None else None,
-                      style="digits" if args.dataset == "digits" else "imagenet",
+                      style=args.dataset if args.dataset in SMALL_DATASETS else "imagenet",
                       classes=classes, **provenance)
 
 

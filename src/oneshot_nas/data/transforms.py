@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "JITTER", "LIGHTING", "MIN_AREA", "ASPECT_RATIOS",
            "digits_shift", "val_resize", "record_augmentation", "folder_transform",
-           "RandomShift"]
+           "RandomShift", "PadTo"]
 
 # Pixel scale 0..255, RGB.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -103,6 +103,25 @@ class RandomShift:
         return mx.image.fixed_crop(padded, x0, y0, self.size, self.size)
 
 
+class PadTo:
+    """Zero-pad a smaller image to ``pad_size`` (centred; Fashion-MNIST's 28 -> 32 px), then
+    resize to ``size`` if that differs; larger images are resized."""
+
+    def __init__(self, size, pad_size=32):
+        self.size, self.pad_size = int(size), int(pad_size)
+
+    def __call__(self, image):
+        import mxnet as mx
+        height, width = image.shape[:2]
+        if height < self.pad_size and width < self.pad_size:
+            top, left = (self.pad_size - height) // 2, (self.pad_size - width) // 2
+            image = mx.image.copyMakeBorder(image, top, self.pad_size - height - top, left,
+                                            self.pad_size - width - left, type=0, value=0)
+        if image.shape[0] != self.size or image.shape[1] != self.size:
+            image = mx.image.imresize(image, self.size, self.size)
+        return image
+
+
 class _Pipeline:
     """Apply callables in turn (gluon's Compose accepts only Blocks)."""
 
@@ -131,6 +150,10 @@ def folder_transform(style, train, input_size, crop_ratio, augment, mean, std):
             steps.append(RandomShift(input_size, digits_shift(input_size)))
         else:
             steps.append(transforms.Resize(input_size))
+    elif style == "fashion-mnist":         # image files of the padded in-memory pipeline
+        steps.append(PadTo(input_size))
+        if train and augment:
+            steps.append(RandomShift(input_size, digits_shift(input_size)))
     elif train and augment:
         steps += [transforms.RandomResizedCrop(input_size, scale=(MIN_AREA, 1.0),
                                                ratio=ASPECT_RATIOS),
