@@ -395,7 +395,8 @@ def train(cfg):
         # The settings beside the weights: the search reads the held-out split from here.
         atomic_write_json(os.path.splitext(final)[0] + ".json",
                           {"config": cfg.to_dict(), "split": info.split_record(),
-                           "epoch": cfg.num_epochs}, indent=1)
+                           "epoch": cfg.num_epochs, "num_update": trainer.optimizer.num_update},
+                          indent=1)
         if not cfg.is_supernet and cfg.mode == "hybrid":
             if start_epoch >= cfg.num_epochs:
                 # resumed after the last epoch: the graph has not been built by a forward pass
