@@ -334,16 +334,6 @@ def test_rank_check_cli_on_a_tiny_trained_supernet(tmp_path):
     assert "3 finished runs" in proc.stderr and "stand-alone blocks=" not in proc.stderr
 
 
-def test_demo_stage_budgets_come_from_the_table_or_the_environment(monkeypatch):
-    from oneshot_nas.cli import demo
-    assert demo.budget("rank_archs", False) >= 8 > demo.budget("rank_archs", True)
-    monkeypatch.setenv("DEMO_RANK_ARCHS", "12")
-    monkeypatch.setenv("DEMO_STANDALONE_SEEDS", "0,1,2")
-    assert demo.budget("rank_archs", False) == 12
-    flags = demo._standalone_flags(False)
-    assert flags[flags.index("--standalone-seeds") + 1] == "0,1,2"
-
-
 def test_winner_check_and_compare_cli_bad_inputs_exit_2(tmp_path):
     for module, args, needle in (
             ("winner_check", ["--search-results", str(tmp_path / "no.json")],

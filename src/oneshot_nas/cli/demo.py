@@ -5,22 +5,22 @@ that those commands work as written:
 
 1. ``sh scripts/train_supernet.sh`` (DATASET=digits) trains the supernet, holding 360
    training images out for the search (its curves: ``plot_training``);
-2. ``python -m oneshot_nas.cli.rank_check`` trains K architectures stand-alone with a short
-   recipe and reports how well the supernet ranks them (Kendall tau, Spearman rho, scatter);
-3. ``python search_supernet.py`` runs the genetic search under a FLOPs limit on the held-out
+2. ``python search_supernet.py`` runs the genetic search under a FLOPs limit on the held-out
    images, and a random search with the same number of evaluated candidates;
    ``python -m oneshot_nas.cli.compare_searches`` plots best fitness per evaluated candidate;
-4. ``python -m oneshot_nas.cli.winner_check`` trains the genetic winner and random
-   architectures under the same FLOPs limit with the ranking check's stand-alone recipe;
-5. ``sh scripts/train_fixArch+.sh`` trains the best subnet from scratch (full digits recipe);
-6. ``python calculate_flops.py`` counts its exported symbol and prints its MicroNet profile;
-7. ``sh scripts/quantize_int8.sh`` quantizes it to int8 and evaluates fp32 against int8.
+3. ``sh scripts/train_fixArch+.sh`` trains the best subnet from scratch (full digits recipe);
+4. ``python calculate_flops.py`` counts its exported symbol and prints its MicroNet profile;
+5. ``sh scripts/quantize_int8.sh`` quantizes it to int8 and evaluates fp32 against int8.
 
 It ends with one summary table and the paths of the plots. ``DEMO_FAST=1`` shortens every
-stage (the CI smoke run, about 5 minutes); ``SEED`` fixes every random choice. The budgets of
-the added stages live in :data:`BUDGETS` (full run, fast run); ``DEMO_<NAME>`` environment
-variables override them (e.g. ``DEMO_RANK_ARCHS=12``). The whole full run must stay under 15
-minutes on the 2-core machine.
+stage (the CI smoke run, about 5 minutes); ``SEED`` fixes every random choice. The whole full
+run must stay under 15 minutes on the 2-core machine.
+
+The demo makes no ranking claim: on the digits every architecture trained properly reaches
+98-99.5 % (one validation image is 0.28 points), so neither a Kendall tau against stand-alone
+runs nor a "winner beats random" verdict can be measured there within minutes. The ranking
+evidence is the Fashion-MNIST ground-truth table and ``rank_check --benchmark``
+(docs/ranking.md); a Fashion-MNIST supernet worth scoring takes longer than the demo's budget.
 """
 import argparse
 import json
@@ -30,43 +30,10 @@ import subprocess
 import sys
 import time
 
-__all__ = ["main", "BUDGETS", "budget"]
+__all__ = ["main", "RANKING_NOTE"]
 
-# Budgets of the ranking / winner stages: (full run, DEMO_FAST=1 run). Stand-alone runs are
-# the expensive part (about 5 s per epoch on this machine when it is otherwise idle): the full
-# demo trains (rank_archs + winner_random + 1) x seeds of them. The ranking check's own
-# defaults (6 epochs, seeds 0,1; see StandaloneProtocol) are what the acceptance figures use;
-# the demo cuts them to fit 15 minutes.
-BUDGETS = {
-    "rank_archs": (8, 3),                # K of the ranking check (>= 8 in the full demo)
-    "standalone_epochs": (4, 1),         # the ranking check's stand-alone recipe ...
-    "standalone_lr": (0.1, 0.1),
-    "standalone_warmup_epochs": (1, 0),
-    "standalone_optimizer": ("nag", "nag"),
-    "standalone_batch_size": (64, 64),
-    "standalone_seeds": ("0", "0"),      # comma-separated; accuracy = their mean
-    "standalone_max_batches": (0, 2),    # per epoch, 0 = all (the fast run cuts epochs short)
-    "winner_random": (5, 2),             # random architectures beside the searched winner
-    "rank_update_bn_images": (1024, 256),
-}
-
-
-def budget(name, fast):
-    """A stage budget: ``DEMO_<NAME>`` from the environment, else :data:`BUDGETS`."""
-    default = BUDGETS[name][1 if fast else 0]
-    value = os.environ.get("DEMO_" + name.upper())
-    return type(default)(value) if value not in (None, "") else default
-
-
-def _standalone_flags(fast):
-    return ["--standalone-epochs", str(budget("standalone_epochs", fast)),
-            "--standalone-lr", str(budget("standalone_lr", fast)),
-            "--standalone-optimizer", budget("standalone_optimizer", fast),
-            "--standalone-warmup-epochs", str(budget("standalone_warmup_epochs", fast)),
-            "--standalone-batch-size", str(budget("standalone_batch_size", fast)),
-            "--standalone-seeds", str(budget("standalone_seeds", fast)),
-            "--max-batches-per-epoch", str(budget("standalone_max_batches", fast))]
-
+RANKING_NOTE = ("not measured on digits (every architecture reaches 98-99.5 %); Fashion-MNIST "
+                "table + rank_check --benchmark, docs/ranking.md")
 
 def _settled(text):
     """Console output as it finally stands: of the carriage-return updates of a progress bar
@@ -163,18 +130,6 @@ def main(argv=None):
         super_extra += ["--update-bn-images", "128", "--max-batches-per-epoch", "30"]
     stage.run("supernet", ["sh", "scripts/train_supernet.sh"] + super_extra, super_env)
     supernet_params = os.path.join(super_dir, "ShuffleNas-supernet-final.params")
-    standalone_cache = os.path.join(args.work_dir, "standalone_cache.json")
-
-    # 1b. ranking check: does the supernet rank architectures as stand-alone training does? ----
-    rank_dir = os.path.join(args.work_dir, "rank_check")
-    stage.run("rank_check", [py, "-m", "oneshot_nas.cli.rank_check", "--supernet-params",
-                             supernet_params, "-k", str(budget("rank_archs", fast)),
-                             "--max-flops", str(args.max_flops), "--seed", seed,
-                             "--update-bn-images", str(budget("rank_update_bn_images", fast)),
-                             "--output-dir", rank_dir, "--cache-file", standalone_cache]
-              + _standalone_flags(fast))
-    with open(os.path.join(rank_dir, "rank_check.json")) as f:
-        rank = json.load(f)
 
     # 2. search --------------------------------------------------------------------------------
     pop, gens = ("6", "2") if fast else ("16", "5")
@@ -204,16 +159,6 @@ def main(argv=None):
                                                               "search_genetic_vs_random.png")])
     with open(os.path.join(args.plot_dir, "search_genetic_vs_random.json")) as f:
         compared = json.load(f)
-
-    # 2b. the winner stand-alone beside random architectures under the same FLOPs limit ---------
-    win_dir = os.path.join(args.work_dir, "winner_check")
-    stage.run("winner_check", [py, "-m", "oneshot_nas.cli.winner_check", "--search-results",
-                               os.path.join(gen_dir, "search_results.json"), "--num-random",
-                               str(budget("winner_random", fast)), "--seed", seed,
-                               "--output-dir", win_dir, "--cache-file", standalone_cache]
-              + _standalone_flags(fast))
-    with open(os.path.join(win_dir, "winner_check.json")) as f:
-        winner = json.load(f)
 
     # 3. train the winner from scratch ---------------------------------------------------------
     sub_dir = os.path.join(args.work_dir, "subnet")
@@ -268,10 +213,6 @@ def main(argv=None):
                   if l.strip().endswith(".png") and " INFO " not in l]
     plots += [os.path.join(args.plot_dir, "search_genetic_vs_random.png")]
     import shutil
-    for src, name in ((rank["plot"], "ranking_check.png"),
-                      (winner["plot"], "winner_vs_random.png")):
-        shutil.copyfile(src, os.path.join(args.plot_dir, name))
-        plots.append(os.path.join(args.plot_dir, name))
     for res, name in ((genetic, "search_genetic"), (random_res, "search_random")):
         for src in res["plots"]:
             dst = os.path.join(args.plot_dir, "%s_%s" % (name, os.path.basename(src)))
@@ -301,24 +242,12 @@ def main(argv=None):
             "%.3f" % ms.get(k, float("nan")) for k in ("float32", "float16", "int8"))),
         ("total time", "%.1f min" % ((time.time() - t0) / 60)),
     ]
-    tau, rho = rank["kendall_tau"], rank["spearman_rho"]
     pair = compared["pairs"][0]
     rows[-1:-1] = [
-        ("ranking check: %d architectures, score %s" % (len(rank["architectures"]),
-                                                         rank["primary_score_name"]),
-         "Kendall tau %.2f [%.2f, %.2f], Spearman rho %.2f [%.2f, %.2f]" % (
-             tau["value"], tau["ci"][0], tau["ci"][1], rho["value"], rho["ci"][0],
-             rho["ci"][1])),
-        ("ranking check: stand-alone accuracies spread (points)",
-         "%.1f%s" % (rank["standalone_spread_points"], "" if rank["spread_ok"] else
-                     " (< 5: ranking measures noise)")),
-        ("search on %s images: genetic / random best at %d candidates"
+        ("search on %s images: genetic / random best at %d candidates (supernet scores)"
          % (genetic.get("split", {}).get("name", "val"), pair["candidates"]),
          "%.2f %% / %.2f %%" % (100 * pair["genetic_best"], 100 * pair["random_best"])),
-        ("stand-alone (short recipe): winner / median of %d random under the limit"
-         % len(winner["random"]), "%.2f %% / %.2f %% (winner ranks %d of %d)" % (
-             100 * winner["winner"]["standalone_top1"], 100 * winner["random_median_top1"],
-             winner["winner_rank"], len(winner["random"]) + 1)),
+        ("ranking evidence", RANKING_NOTE),
     ]
     width = max(len(k) for k, _ in rows)
     lines = ["", "=" * 80, "SUMMARY (digits, %s run, seed %s)" % ("fast" if fast else "full",
@@ -334,13 +263,7 @@ def main(argv=None):
                "random_best_top1": r_best, "fp32_top1": sub_top1,
                "int8": quant, "flops_224": flops224, "flops_32": flops32, "micronet": micronet,
                "stage_seconds": stage.times, "plots": plots,
-               "rank_check": {k: rank[k] for k in ("kendall_tau", "spearman_rho",
-                                                   "primary_score", "reliability",
-                                                   "standalone_spread_points")},
-               "search_comparison": compared["pairs"],
-               "winner_check": {k: winner[k] for k in ("random_median_top1", "winner_rank",
-                                                       "winner_beats_median")},
-               "winner_standalone_top1": winner["winner"]["standalone_top1"]}
+               "search_comparison": compared["pairs"], "ranking": RANKING_NOTE}
     with open(os.path.join(args.log_dir, "demo_summary.json"), "w") as f:
         json.dump(summary, f, indent=1, default=str)
     return 0
