@@ -256,7 +256,7 @@ def test_sigkill_while_the_trainer_replaces_best_leaves_one_complete_set(tmp_pat
     env = dict(os.environ, KILL_AT=str(kill_at))
     proc = subprocess.run([sys.executable, "-c", KILL_AT_BEST_REPLACE]
                           + _subnet_train(tmp_path), env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=900)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     best = load_meta(str(tmp_path / "ShuffleNas_fixArch-best.json"))
     assert best["epoch"] == epoch
@@ -310,13 +310,13 @@ def test_sigkill_while_the_search_writes_its_results_keeps_the_previous_file(tmp
             "random", "--search-iters", "2", "--topk", "1", "--max-flops", "400",
             "--no-progress", "-j", "0", "--holdout-search", "0"]
     search = [sys.executable, os.path.join(ROOT, "search_supernet.py")]
-    proc = subprocess.run(search + argv, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(search + argv, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     with open(out / "search_results.json") as f:
         first = f.read()
     assert json.loads(first)["config"]["seed"] == 0
     proc = subprocess.run([sys.executable, "-c", KILL_WHILE_WRITING] + argv + ["--seed", "1"],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     with open(out / "search_results.json") as f:
         assert f.read() == first                  # complete, and the old one
