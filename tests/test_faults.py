@@ -265,10 +265,14 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(tmp_path, capsys, 
     code, err = _cli(capsys, _subnet_argv(tmp_path))
     assert code == 2 and len(err) == 1, err
     assert "No space left on device" in err[0] and "ShuffleNas_fixArch-0002.params" in err[0]
-    # epoch 1's checkpoint is complete and loads; nothing half-written is left
-    assert sorted(os.listdir(tmp_path)) == sorted(
-        "ShuffleNas_fixArch-%s.%s" % (tag, ext) for tag in ("0001", "best")
-        for ext in ("json", "params", "states"))
+    # epoch 1's checkpoint is complete and loads; nothing half-written is left (the best set's
+    # files carry the epoch and a random suffix; its JSON names them)
+    names = sorted(os.listdir(tmp_path))
+    best = load_meta(str(tmp_path / "ShuffleNas_fixArch-best.json"))
+    assert names == sorted(["ShuffleNas_fixArch-%s.%s" % (tag, ext) for tag in ("0001", "best")
+                            for ext in ("json", "params", "states") if tag != "best"
+                            or ext == "json"] + [best["params"], best["states"]])
+    assert re.fullmatch(r"ShuffleNas_fixArch-best-0001-[0-9a-f]{8}\.params", best["params"])
     assert latest_checkpoint(str(tmp_path), "ShuffleNas_fixArch")["epoch"] == 1
     _check_checkpoints(tmp_path, "ShuffleNas_fixArch", "ShuffleNas_fixArch")
 

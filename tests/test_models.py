@@ -1,5 +1,4 @@
 """Model library: reference parameter counts, forward / hybridize / export / gradients."""
-import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import autograd, gluon, nd
@@ -89,22 +88,6 @@ def test_every_fixed_parameter_gets_a_gradient(name):
         if p.grad_req == "null":
             continue
         assert np.abs(p.grad().asnumpy()).sum() > 0, pname
-
-
-def test_fixed_subnet_float16_keeps_bn_float32():
-    ctx = mx.gpu(0) if mx.context.num_gpus() else mx.cpu()
-    net = get_model("OneShot-S+", classes=10)
-    net.initialize(ctx=ctx)
-    net.cast("float16")
-    stats = [p for n, p in net.collect_params().items() if n.endswith(("running_mean", "running_var"))]
-    assert stats and all(np.dtype(p.dtype) == np.float32 for p in stats)
-    convs = [p for n, p in net.collect_params().items() if n.endswith("weight")]
-    assert all(np.dtype(p.dtype) == np.float16 for p in convs)
-    if ctx == mx.cpu():
-        pytest.skip("float16 convolution is not implemented on CPU in mxnet 1.9.1 "
-                    "('FP16 gemm on cpu not implemented'); the forward pass needs a GPU")
-    out = net(nd.random.uniform(shape=(2, 3, 64, 64), ctx=ctx).astype("float16"))
-    assert out.dtype == np.float16 and np.isfinite(out.asnumpy()).all()
 
 
 def test_conv_shuffle_equals_reshape_shuffle():

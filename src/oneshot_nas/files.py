@@ -3,12 +3,30 @@
 A file written through :func:`atomic_write` either keeps its old content or has the complete
 new one: the data goes to a temporary file in the same directory, is flushed to disk, and is
 renamed over the target. A run killed at any moment never leaves a half-written file behind.
+The file gets the mode any newly created file gets (0666 less the umask), not the 0600 that
+``tempfile.mkstemp`` would give it, so that teammates can read results on a shared disk.
 """
 import json
 import os
-import tempfile
+import secrets
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "TMP_PREFIX"]
+
+TMP_PREFIX = ".tmp-"        # temporary files of interrupted writes start with it
+
+
+def _create_temporary(directory, name):
+    """Create an empty, new file ``directory/.tmp-<random>-name``; the kernel applies the
+    umask to its 0666 mode as for any file a program creates."""
+    for _ in range(100):
+        path = os.path.join(directory, "%s%s-%s" % (TMP_PREFIX, secrets.token_hex(4), name))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return path
+    raise FileExistsError("cannot create a temporary file for %s in %s" % (name, directory))
 
 
 def atomic_write(path, writer):
@@ -24,8 +42,7 @@ def atomic_write(path, writer):
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
-    os.close(fd)
+    tmp = _create_temporary(directory, os.path.basename(path))
     try:
         writer(tmp)
         with open(tmp, "rb") as f:

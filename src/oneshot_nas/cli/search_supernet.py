@@ -42,7 +42,10 @@ def build_parser():
     d.add_argument("--train-subset", type=int, default=0, metavar="N",
                    help="fashion-mnist: train on a fixed stratified subset of N training images "
                         "(0: all that the held-out split leaves)")
-    d.add_argument("--num-gpus", type=int, default=0)
+    d.add_argument("--num-gpus", type=int, default=0, help="evaluate on gpu(0)")
+    d.add_argument("--devices", default=None, metavar="LIST",
+                   help="evaluate every candidate on these devices instead, e.g. gpu:0,gpu:1 "
+                        "or cpu:0,cpu:1 (the same scores as on one device)")
 
     m = p.add_argument_group("supernet")
     m.add_argument("--supernet-params", required=True, help="trained supernet .params file")
@@ -85,7 +88,9 @@ def build_parser():
                    help="limit of 0.5 F/F_ref + 0.5 P/P_ref (1.0 = the comparison model)")
     o.add_argument("--max-flops", type=float, default=None, help="absolute MFLOPs limit")
     o.add_argument("--max-params", type=float, default=None, help="absolute M params limit")
-    o.add_argument("--score-acc-ratio", type=float, default=1.0)
+    o.add_argument("--score-acc-ratio", type=float, default=None,
+                   help="weight of the normalised score; needs --search-target "
+                        "balanced_flop_acc (default 1.0)")
     o.add_argument("--latency-table", default=None, help="JSON from oneshot_nas.cli.latency_table")
     o.add_argument("--target-latency", type=float, default=None, help="ms")
     o.add_argument("--hard-latency", action="store_true", help="hard latency constraint")

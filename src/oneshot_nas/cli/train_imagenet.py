@@ -10,7 +10,8 @@ from ..models import list_models
 from ..data.factory import DATASETS, default_input_size
 from ..data.fashion_mnist import DEBIAN_DIR
 from ..search_space import CHANNEL_LAYOUTS
-from ..training.config import TrainConfig
+from ..training.config import (DEFAULT_HARD_WEIGHT, DEFAULT_MIXUP_ALPHA, DEFAULT_TEMPERATURE,
+                               TrainConfig)
 
 __all__ = ["build_parser", "main", "setup_logging"]
 
@@ -36,7 +37,11 @@ def build_parser():
     d.add_argument("--rec-val-idx", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/val.idx"))
     d.add_argument("--use-rec", action="store_true", help="read ImageNet from RecordIO")
     d.add_argument("--batch-size", type=int, default=32, help="per device")
-    d.add_argument("--num-gpus", type=int, default=0)
+    d.add_argument("--num-gpus", type=int, default=0, help="train on gpu(0) .. gpu(N-1)")
+    d.add_argument("--devices", default=None, metavar="LIST",
+                   help="train on these devices instead, e.g. gpu:2,gpu:3 or cpu:0,cpu:1 (every "
+                        "batch is split between them, kvstore device; --batch-size is per "
+                        "device)")
     d.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4)
     d.add_argument("--input-size", type=int, default=None,
                    help="default 224 (ImageNet) or 32 (digits, fashion-mnist)")
@@ -100,21 +105,34 @@ def build_parser():
     o.add_argument("--no-wd", action="store_true", help="no weight decay on BN and biases")
     o.add_argument("--label-smoothing", action="store_true")
     o.add_argument("--mixup", action="store_true")
-    o.add_argument("--mixup-alpha", type=float, default=0.2)
-    o.add_argument("--mixup-off-epoch", type=int, default=0)
+    o.add_argument("--mixup-alpha", type=float, default=None,
+                   help="Beta(alpha, alpha) mixing weights; needs --mixup (default %g)"
+                        % DEFAULT_MIXUP_ALPHA)
+    o.add_argument("--mixup-off-epoch", type=int, default=0,
+                   help="no mixup in the last N epochs; needs --mixup")
     o.add_argument("--teacher", default=None, help="registered model used as teacher")
     o.add_argument("--teacher-params", default=None, help="local params file of the teacher")
-    o.add_argument("--temperature", type=float, default=20.0)
-    o.add_argument("--hard-weight", type=float, default=0.5)
+    o.add_argument("--temperature", type=float, default=None,
+                   help="distillation temperature; needs --teacher (default %g)"
+                        % DEFAULT_TEMPERATURE)
+    o.add_argument("--hard-weight", type=float, default=None,
+                   help="weight of the hard-label loss; needs --teacher (default %g)"
+                        % DEFAULT_HARD_WEIGHT)
 
     c = p.add_argument_group("checkpoints, logs, distribution")
     c.add_argument("--save-frequency", type=int, default=10)
     c.add_argument("--save-dir", default="params")
     c.add_argument("--resume-epoch", type=int, default=0)
-    c.add_argument("--resume-params", default="")
-    c.add_argument("--resume-states", default="")
+    c.add_argument("--resume-params", default="",
+                   help="weights to start from; with a checkpoint's .json beside it, also that "
+                        "checkpoint's epoch and .states (see --resume-states)")
+    c.add_argument("--resume-states", default="",
+                   help="trainer states file: a Python pickle (MXNet optimizer states), which "
+                        "can run code when loaded; load only states files from a trusted source")
     c.add_argument("--auto-resume", action="store_true",
-                   help="continue from the latest complete checkpoint in --save-dir")
+                   help="continue from the latest complete checkpoint in --save-dir (it loads "
+                        "that checkpoint's .states pickle: use it on your own save folders "
+                        "only)")
     c.add_argument("--log-interval", type=int, default=50)
     c.add_argument("--logging-file", default="train_imagenet.log")
     c.add_argument("--metrics-file", default=None,

@@ -160,8 +160,9 @@ class ShuffleNasOneShot(nn.Block):
                               lambda m: "blocks.%s.choices.%d." % (
                                   m.group(1), architecture.blocks[int(m.group(1))]), name)
             # via numpy: MKLDNN may hold the source weight in a blocked layout that cannot be
-            # sliced in place
-            src = source[src_name].data().asnumpy()
+            # sliced in place. On several devices: the first one's copy (its BN statistics,
+            # the ones the trainer saves), whatever the current default context
+            src = source[src_name].list_data()[0].asnumpy()
             # load directly: no random initialisation that would be overwritten anyway
             param._load_init(nd.array(src[tuple(slice(0, n) for n in param.shape)],
                                       dtype=src.dtype), ctx)

@@ -1,7 +1,7 @@
 """Layers: activations, SE, channel shuffle, depthwise / elastic convolution, NasBatchNorm."""
 from .activations import HardSigmoid, HardSwish, make_activation
 from .batchnorm import (NasBatchNorm, bn_recalibration, iter_blocks, recalibrate_bn,
-                        sync_bn_statistics)
+                        share_bn_statistics, sync_bn_statistics)
 from .depthwise import (DepthwiseConv2D, depthwise_conv, specialized_graph,
                         use_fast_depthwise)
 from .layers import SE, ElasticConv2D

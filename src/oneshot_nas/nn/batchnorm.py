@@ -12,7 +12,11 @@ Three behaviours on top of ``nn.BatchNorm``:
   parallel update, in float64). On exit these become the running statistics. Because the groups
   are fixed by the image order and not by how the images arrive, the result does not depend on
   the batch size: :func:`recalibrate_bn` re-chunks any stream of batches so that every forward
-  pass holds whole groups.
+  pass holds whole groups. On several devices it hands whole groups to each, in image order,
+  so the statistics are those of one device.
+* **Several devices**: each device's copy keeps the running statistics of the part of the
+  batch it saw; :func:`share_bn_statistics` copies the first device's to the others (the
+  trainer does so after every epoch: those are the statistics it validates and saves).
 """
 import contextlib
 import logging
@@ -23,7 +27,7 @@ from mxnet import autograd, nd
 from mxnet.gluon import nn
 
 __all__ = ["NasBatchNorm", "bn_recalibration", "recalibrate_bn", "iter_blocks",
-           "sync_bn_statistics"]
+           "sync_bn_statistics", "share_bn_statistics"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,17 +105,25 @@ class NasBatchNorm(nn.BatchNorm):
         self._pending = []            # sliced running stats to write back after backward
 
     # -- running statistics of sliced paths ---------------------------------------------------
-    def sync_statistics(self):
+    def sync_statistics(self, ctx=None):
         """Write back running statistics that a sliced training step updated (MXNet updates
-        BN statistics in the backward pass, on the sliced copies)."""
+        BN statistics in the backward pass, on the sliced copies).
+
+        With ``ctx``, only that device's: a forward pass on one device must not flush the
+        copies of another device whose backward pass of the same step has not run yet."""
         if not self._pending:
             return
+        keep = []
         with autograd.pause():
-            for full_mean, full_var, part_mean, part_var in self._pending:
+            for entry in self._pending:
+                full_mean, full_var, part_mean, part_var = entry
+                if ctx is not None and full_mean.context != ctx:
+                    keep.append(entry)
+                    continue
                 width = part_mean.shape[0]
                 full_mean[:width] = part_mean
                 full_var[:width] = part_var
-        self._pending = []
+        self._pending = keep
 
     def hybrid_forward(self, F, x, active=None, gamma=None, beta=None, running_mean=None,
                        running_var=None):
@@ -122,7 +134,7 @@ class NasBatchNorm(nn.BatchNorm):
             return self._recalibration_forward(x, gamma, beta, running_mean, running_var,
                                                active)
         if F is nd:
-            self.sync_statistics()
+            self.sync_statistics(x.context)
         if active is None or active == self.max_channels:
             return F.BatchNorm(x, gamma, beta, running_mean, running_var, name="fwd",
                                **self._kwargs)
@@ -192,6 +204,22 @@ def sync_bn_statistics(net):
             blk.sync_statistics()
 
 
+def share_bn_statistics(net):
+    """Copy the BatchNorm running statistics of the first context of ``net``'s parameters to
+    its other contexts (after flushing pending sliced updates); returns how many parameters
+    were copied. On one context it does nothing."""
+    sync_bn_statistics(net)
+    copied = 0
+    for name, param in net.collect_params().items():
+        if not name.endswith(("running_mean", "running_var")):
+            continue
+        arrays = param.list_data()
+        for other in arrays[1:]:
+            arrays[0].copyto(other)
+            copied += 1
+    return copied
+
+
 DEFAULT_GROUP_SIZE = 32
 
 
@@ -233,23 +261,47 @@ def bn_recalibration(net, group_size=DEFAULT_GROUP_SIZE):
             blk.hybridize(True, **flags)
 
 
-def _rechunk(batches, chunk, ctx):
+def _rechunk(batches, chunk, ctx, limit=None):
     """Re-batch a stream of image batches into chunks of exactly ``chunk`` images (the last
-    one may be shorter), so that group boundaries depend on image order only."""
-    pending, count = [], 0
+    one may be shorter), so that group boundaries depend on image order only. With ``limit``
+    it yields that many images at most and reads no batch beyond the one that reaches it."""
+    pending, count, total = [], 0, 0
     for batch in batches:
         data = batch[0] if isinstance(batch, (tuple, list)) else batch
         data = nd.array(data, ctx=ctx) if isinstance(data, np.ndarray) else data.as_in_context(ctx)
+        if limit is not None and total + data.shape[0] > limit:
+            data = data[:limit - total]
+        if data.shape[0] == 0:
+            break
         pending.append(data)
         count += data.shape[0]
+        total += data.shape[0]
         while count >= chunk:
             merged = pending[0] if len(pending) == 1 else nd.concat(*pending, dim=0)
             yield merged[:chunk]
             rest = merged[chunk:] if merged.shape[0] > chunk else None
             pending = [rest] if rest is not None else []
             count -= chunk
+        if limit is not None and total >= limit:
+            break
     if count:
         yield pending[0] if len(pending) == 1 else nd.concat(*pending, dim=0)
+
+
+def _split_groups(data, group_size, contexts):
+    """``data`` cut into consecutive runs of whole groups, one run per context (in context
+    order, as even as whole groups allow; a context may get nothing)."""
+    if len(contexts) == 1 or not group_size:
+        return [(data, contexts[0])]
+    groups = -(-data.shape[0] // group_size)
+    per, extra = divmod(groups, len(contexts))
+    parts, start = [], 0
+    for i, ctx in enumerate(contexts):
+        stop = min(data.shape[0], start + (per + (i < extra)) * group_size)
+        if stop > start:
+            parts.append((data[start:stop].as_in_context(ctx), ctx))
+        start = stop
+    return parts
 
 
 def recalibrate_bn(net, batches, ctx=None, forward=None, progress=False,
@@ -261,19 +313,22 @@ def recalibrate_bn(net, batches, ctx=None, forward=None, progress=False,
     net : Block
     batches : iterable
         Yields NDArrays / numpy arrays of images, or ``(data, label, ...)`` tuples, of any size.
-    ctx : Context, optional
-        Where to put the data (default: the context of the net's first parameter).
+    ctx : Context or list of Context, optional
+        Where to run (default: the first context of the net's parameters). With several, the
+        net must live on all of them; every forward pass is cut into whole groups, one run of
+        groups per context, so the statistics equal those on one context.
     forward : callable, optional
         ``forward(net, x)``; default ``net(x)``.
     progress : bool
         Show a tqdm progress bar.
     group_size : int
         Images per normalisation group; the statistics depend on it and on the image order,
-        not on the size of the incoming batches or on ``batch_size``.
+        not on the size of the incoming batches, on ``batch_size`` or on the contexts.
     batch_size : int
         Images per forward pass (rounded up to a multiple of ``group_size``): speed and memory.
+        On several contexts, images per round over all of them.
     max_images : int, optional
-        Stop after this many images.
+        Use this many images at most: no batch is read after the one that reaches it.
 
     Returns
     -------
@@ -282,20 +337,22 @@ def recalibrate_bn(net, batches, ctx=None, forward=None, progress=False,
     """
     if ctx is None:
         ctx = next(iter(net.collect_params().values())).list_ctx()[0]
+    contexts = list(ctx) if isinstance(ctx, (list, tuple)) else [ctx]
+    if not group_size and len(contexts) > 1:
+        # whole batches define the statistics: they cannot be cut between contexts
+        contexts = contexts[:1]
     forward = forward or (lambda model, data: model(data))
     chunk = -(-batch_size // group_size) * group_size if group_size else batch_size
     seen = 0
-    iterator = _rechunk(batches, chunk, ctx)
+    iterator = _rechunk(batches, chunk, contexts[0], limit=max_images)
     if progress:
         from tqdm import tqdm
         iterator = tqdm(iterator, desc="BN recalibration", unit="batch", leave=False)
     with bn_recalibration(net, group_size):
         for data in iterator:
-            if max_images is not None and seen + data.shape[0] > max_images:
-                data = data[:max_images - seen]
-            if data.shape[0] == 0:
-                break
-            forward(net, data)
+            # in image order: the pooled moments see the groups as on one context
+            for part, _ in _split_groups(data, group_size, contexts):
+                forward(net, part)
             seen += data.shape[0]
     logger.debug("BN recalibration used %d images in groups of %s", seen, group_size)
     return seen

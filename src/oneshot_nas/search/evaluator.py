@@ -1,14 +1,16 @@
 """Candidate evaluation: extract the subnet, recalibrate BN exactly, measure top-1 / top-5.
 
 Calibration images (and, when they fit in memory, validation images) are decoded once per
-search and kept as NDArrays; every result is cached by architecture.
+search and kept as NDArrays; every result is cached by architecture. On several devices the
+subnet lives on all of them: recalibration hands each whole normalisation groups and scoring
+splits every batch between them, so the scores equal those on one device.
 """
 import logging
 import time
 
 import mxnet as mx
 import numpy as np
-from mxnet import nd
+from mxnet import gluon, nd
 
 from ..nn import recalibrate_bn
 
@@ -67,7 +69,8 @@ class CandidateEvaluator:
         Fixed images for BN recalibration (decoded once).
     val_batches : list of (NDArray, NDArray) or callable
         Cached validation batches, or a callable returning a fresh iterable of batches.
-    ctx : Context
+    ctx : Context or list of Context
+        Device(s) to evaluate on; the supernet's parameters must live on the first.
     group_size, batch_size : int
         Recalibration ghost-group size (defines the statistics) and forward batch size.
     hybridize : bool
@@ -77,7 +80,9 @@ class CandidateEvaluator:
     def __init__(self, supernet, calib_images, val_batches, ctx=mx.cpu(), group_size=32,
                  batch_size=128, hybridize=True):
         self.supernet, self.calib_images, self.val_batches = supernet, calib_images, val_batches
-        self.ctx, self.group_size, self.batch_size = ctx, group_size, batch_size
+        self.contexts = list(ctx) if isinstance(ctx, (list, tuple)) else [ctx]
+        self.ctx = self.contexts[0]
+        self.group_size, self.batch_size = group_size, batch_size
         self.hybridize = hybridize
         self.cache = {}
         self.seconds = 0.0
@@ -87,9 +92,9 @@ class CandidateEvaluator:
 
     def prepare_subnet(self, arch):
         """Standalone subnet of ``arch`` with recalibrated BN statistics."""
-        subnet = self.supernet.get_subnet(arch, ctx=[self.ctx])
-        recalibrate_bn(subnet, [self.calib_images], ctx=self.ctx, group_size=self.group_size,
-                       batch_size=self.batch_size)
+        subnet = self.supernet.get_subnet(arch, ctx=self.contexts)
+        recalibrate_bn(subnet, [self.calib_images], ctx=self.contexts,
+                       group_size=self.group_size, batch_size=self.batch_size)
         if self.hybridize:
             subnet.hybridize(static_alloc=True)
         return subnet
@@ -98,7 +103,7 @@ class CandidateEvaluator:
         """Per scoring image: top-1 correct (bool), top-5 correct (bool), cross-entropy loss."""
         hit1, hit5, losses = [], [], []
         for data, label in self._val_iter():
-            out = net(data.as_in_context(self.ctx)).astype("float32").asnumpy()
+            out = self._forward(net, data)
             y = label.asnumpy().astype(np.int64)
             top = np.argsort(-out, axis=1)[:, :5]
             hit1.append(top[:, 0] == y)
@@ -110,6 +115,14 @@ class CandidateEvaluator:
         if not hit1:
             raise ValueError("the scoring image set is empty")
         return np.concatenate(hit1), np.concatenate(hit5), np.concatenate(losses)
+
+    def _forward(self, net, data):
+        """``net(data)`` as float32 numpy, the batch split between the devices in order."""
+        if len(self.contexts) == 1:
+            return net(data.as_in_context(self.ctx)).astype("float32").asnumpy()
+        parts = gluon.utils.split_and_load(data, self.contexts, even_split=False)
+        outs = [net(part) for part in parts]     # queued on every device before any waits
+        return np.concatenate([o.astype("float32").asnumpy() for o in outs], axis=0)
 
     def accuracy(self, net):
         hit1, hit5, _ = self.per_image(net)

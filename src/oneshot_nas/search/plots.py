@@ -3,6 +3,7 @@ import logging
 
 import numpy as np
 
+from ..files import atomic_write_json
 from ..plotting import pyplot, save_figure
 
 __all__ = ["plot_history", "plot_candidates", "pareto_front", "best_so_far", "compare_searches"]
@@ -120,6 +121,5 @@ def compare_searches(genetic_paths, random_paths, path):
     wins = sum(p["genetic_best"] >= p["random_best"] for p in pairs)
     result = {"pairs": pairs, "genetic_wins": int(wins), "plot": plot}
     result["results_path"] = os.path.splitext(path)[0] + ".json"
-    with open(result["results_path"], "w") as f:
-        json.dump(result, f, indent=1)
+    atomic_write_json(result["results_path"], result, indent=1)
     return result

@@ -13,6 +13,7 @@ from mxnet import nd
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from ..files import atomic_write_json, atomic_write_text
 from ..models import get_model
 from ..search_space import Architecture
 from .algorithms import (Constraints, Objective, SearchState, genetic_search, random_search,
@@ -42,6 +43,7 @@ class SearchConfig:
     input_size: int = 224
     crop_ratio: float = 0.875
     num_gpus: int = 0
+    devices: str = None                 # e.g. "gpu:0,gpu:1" or "cpu:0,cpu:1" (replaces num_gpus)
     train_subset: int = 0               # fashion-mnist: calibration images from this subset
     supernet_params: str = None
     channels_layout: str = "OneShot"
@@ -69,7 +71,7 @@ class SearchConfig:
     normalised_score_max: float = None
     max_flops: float = None
     max_params: float = None
-    score_acc_ratio: float = 1.0
+    score_acc_ratio: float = None       # DEFAULT_SCORE_ACC_RATIO with balanced_flop_acc
     latency_table: str = None
     target_latency: float = None
     hard_latency: bool = False
@@ -79,6 +81,21 @@ class SearchConfig:
     resume: bool = False
     export_best: str = None
     progress: bool = True
+
+
+DEFAULT_SCORE_ACC_RATIO = 1.0
+
+
+def score_acc_ratio(cfg):
+    """``--score-acc-ratio``, its default with ``--search-target balanced_flop_acc``; a ratio
+    given with another target is refused (it would be ignored)."""
+    if cfg.score_acc_ratio is None:
+        return DEFAULT_SCORE_ACC_RATIO
+    if cfg.search_target != "balanced_flop_acc":
+        raise ValueError("--score-acc-ratio %g weighs the normalised score of --search-target "
+                         "balanced_flop_acc; with --search-target %s it would be ignored"
+                         % (cfg.score_acc_ratio, cfg.search_target))
+    return cfg.score_acc_ratio
 
 
 def load_supernet(path, classes, ctx, **model_config):
@@ -129,6 +146,7 @@ def resume_settings(cfg):
     """``{'--flag': value}`` a checkpoint records and a resumed search must match, including
     the content digests of the supernet (and latency table)."""
     settings = {"--" + name.replace("_", "-"): getattr(cfg, name) for name in RESUME_FLAGS}
+    settings["--score-acc-ratio"] = score_acc_ratio(cfg)     # None and the default agree
     settings["--supernet-params (content)"] = _file_digest(cfg.supernet_params)
     if cfg.latency_table:
         settings["--latency-table (content)"] = _file_digest(cfg.latency_table)
@@ -318,11 +336,13 @@ def run_search(cfg, counter=None):
         Vectorised FLOPs / params counter; default the lookup table in ImageNet units.
     """
     from ..profiling import LookupTable, count_flops_params
-    from ..machine import check_num_gpus
-    check_num_gpus(cfg.num_gpus)
+    from ..machine import resolve_contexts
+    contexts = resolve_contexts(cfg.devices, cfg.num_gpus)
     if cfg.num_gpus > 1:
-        logger.warning("the search evaluates on one GPU; --num-gpus %d uses gpu(0) only",
-                       cfg.num_gpus)
+        logger.warning("the search evaluates on one GPU; --num-gpus %d uses gpu(0) only "
+                       "(--devices gpu:0,gpu:1,... evaluates on several)", cfg.num_gpus)
+        contexts = contexts[:1]
+    ratio = score_acc_ratio(cfg)
     for flag, value, low in (("--batch-size", cfg.batch_size, 1),
                              ("--population-size", cfg.population_size, 1),
                              ("--retain-length", cfg.retain_length, 1),
@@ -338,7 +358,8 @@ def run_search(cfg, counter=None):
     if not os.path.isfile(cfg.supernet_params):
         raise ValueError("--supernet-params file %s does not exist" % cfg.supernet_params)
     os.makedirs(cfg.output_dir, exist_ok=True)
-    ctx = mx.gpu(0) if cfg.num_gpus > 0 else mx.cpu()
+    ctx = contexts[0]            # images are cached here; candidates run on all contexts
+    logger.info("evaluating candidates on %s", ",".join(str(c) for c in contexts))
     model_cfg = dict(channels_layout=cfg.channels_layout, use_se=cfg.use_se,
                      last_conv_after_pooling=cfg.last_conv_after_pooling)
     constraints = Constraints.build(cfg.comparison_model, cfg.flop_max, cfg.param_max,
@@ -355,16 +376,16 @@ def run_search(cfg, counter=None):
     elif cfg.target_latency:
         raise ValueError("--target-latency needs --latency-table (build one with "
                          "python -m oneshot_nas.cli.latency_table)")
-    objective = Objective(cfg.search_target, cfg.score_acc_ratio, constraints, latency_fn,
+    objective = Objective(cfg.search_target, ratio, constraints, latency_fn,
                           cfg.target_latency, hard_latency=cfg.hard_latency)
     ckpt_path = os.path.join(cfg.output_dir, "search_state.json")
     state = start_or_resume(cfg, ckpt_path)      # before any data is decoded
 
     holdout, known_split = resolve_holdout(cfg.holdout_search, cfg.supernet_params)
     data = load_search_data(cfg, ctx, holdout, known_split)
-    supernet = load_supernet(cfg.supernet_params, data.info.num_classes, ctx, **model_cfg)
-    evaluator = CandidateEvaluator(supernet, data.calib, data.scoring, ctx, cfg.bn_group_size,
-                                   cfg.batch_size)
+    supernet = load_supernet(cfg.supernet_params, data.info.num_classes, contexts, **model_cfg)
+    evaluator = CandidateEvaluator(supernet, data.calib, data.scoring, contexts,
+                                   cfg.bn_group_size, cfg.batch_size)
 
     for arch, rec in state.results.items():      # results of a resumed run are reused
         evaluator.cache[arch] = {"top1": rec["top1"], "top5": rec["top5"]}
@@ -427,8 +448,8 @@ def run_search(cfg, counter=None):
         arch = Architecture(best[0]["blocks"], best[0]["channels"])
         results["exported"] = export_subnet(evaluator, arch, cfg.export_best, cfg.input_size)
     path = os.path.join(cfg.output_dir, "search_results.json")
-    with open(path, "w") as f:
-        json.dump(results, f, indent=1)
+    # a run killed while writing keeps the previous results file whole
+    atomic_write_json(path, results, indent=1)
     logger.info("wrote %s", path)
     results["results_path"] = path
     return results
@@ -441,8 +462,7 @@ def export_subnet(evaluator, arch, directory, input_size):
     subnet(nd.zeros((1, 3, input_size, input_size), ctx=evaluator.ctx))
     prefix = os.path.join(directory, "best-subnet")
     subnet.export(prefix)
-    with open(prefix + "-architecture.json", "w") as f:
-        f.write(arch.to_json())
+    atomic_write_text(prefix + "-architecture.json", arch.to_json())
     logger.info("exported %s-symbol.json / -0000.params", prefix)
     return {"symbol": prefix + "-symbol.json", "params": prefix + "-0000.params",
             "architecture": prefix + "-architecture.json"}

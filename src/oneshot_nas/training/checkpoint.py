@@ -2,25 +2,40 @@
 
 The JSON is written last and names the other two files, so a checkpoint exists only when all
 three are complete: a run killed at any moment leaves complete checkpoints only.
+
+The ``best`` checkpoint is replaced as a whole: its parameters and states go to new files with
+a name of their own (``{prefix}-best-{epoch}-{random}.params``), and only then does the JSON
+``{prefix}-best.json`` switch to them in one rename. A run killed before that rename keeps the
+previous best set; files of a set no JSON names any more are deleted afterwards.
+
+Parameters are saved from the first device's copy (with several devices each keeps its own BN
+running statistics; MXNet's ``save_parameters`` would average them), the copy ``get_subnet``
+extracts from.
+
+Trainer states files (``.states``) are MXNet optimizer states, that is Python pickles: loading
+one can run arbitrary code, so load only states files from a trusted source.
 """
 import json
 import logging
 import os
 import random
 import re
+import secrets
 import tempfile
 
 import numpy as np
 
-from ..files import atomic_write
+from ..files import TMP_PREFIX, atomic_write
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_meta", "latest_checkpoint",
            "restore_rng", "capture_rng", "check_writable_dir", "load_trainer_states",
-           "save_parameters", "remove_partial_files"]
+           "save_parameters", "save_first_context", "remove_partial_files",
+           "remove_replaced_best"]
 
 logger = logging.getLogger(__name__)
 
 _META = re.compile(r"^(?P<prefix>.+)-(?P<epoch>\d{4})\.json$")
+_BEST_FILE = re.compile(r"^(?P<prefix>.+)-best-\d{4}-[0-9a-f]{8}\.(params|states)$")
 
 
 def capture_rng():
@@ -42,25 +57,57 @@ def restore_rng(saved):
 def save_checkpoint(save_dir, prefix, tag, net, trainer, meta):
     """Write ``{prefix}-{tag}.params/.states/.json`` atomically; returns the JSON path.
 
-    ``tag`` is a zero-padded epoch (``'0007'``) or ``'best'``.
+    ``tag`` is a zero-padded epoch (``'0007'``) or ``'best'``. An epoch checkpoint's files
+    are named after the epoch; the best one's after its epoch and a random suffix, so that a
+    new best set never overwrites a file the current ``{prefix}-best.json`` names.
     """
-    base = os.path.join(save_dir, "%s-%s" % (prefix, tag))
+    json_path = os.path.join(save_dir, "%s-%s.json" % (prefix, tag))
+    if tag == "best":
+        stem = "%s-best-%04d-%s" % (prefix, int(meta.get("epoch", 0)), secrets.token_hex(4))
+    else:
+        stem = "%s-%s" % (prefix, tag)
+    base = os.path.join(save_dir, stem)
     meta = dict(meta, params=os.path.basename(base + ".params"),
                 states=os.path.basename(base + ".states"), rng=capture_rng())
 
     def write_json(tmp):
         with open(tmp, "w") as f:
             json.dump(meta, f, indent=1)
-    for path, writer in ((base + ".params", net.save_parameters),
-                         (base + ".states", trainer.save_states), (base + ".json", write_json)):
+    for path, writer in ((base + ".params", lambda tmp: save_first_context(net, tmp)),
+                         (base + ".states", trainer.save_states), (json_path, write_json)):
         try:
             atomic_write(path, writer)
         except OSError as err:
             # the earlier checkpoints are untouched: each file is renamed into place whole
             raise CheckpointError("cannot write checkpoint file %s: %s" % (path, _reason(err))) \
                 from None
-    logger.info("saved checkpoint %s (epoch %d)", base, meta.get("epoch", -1))
-    return base + ".json"
+    if tag == "best":
+        remove_replaced_best(save_dir, prefix)
+    logger.info("saved checkpoint %s (epoch %d)", os.path.splitext(json_path)[0],
+                meta.get("epoch", -1))
+    return json_path
+
+
+def remove_replaced_best(save_dir, prefix):
+    """Delete best-checkpoint files that ``{prefix}-best.json`` no longer names (left by a
+    replaced best set, or by a run killed before its JSON switched to them); returns their
+    names. Nothing is deleted while the JSON cannot be read."""
+    if not os.path.isdir(save_dir):
+        return []
+    try:
+        with open(os.path.join(save_dir, "%s-best.json" % prefix)) as f:
+            current = json.load(f)
+        keep = {current.get("params"), current.get("states")}
+    except FileNotFoundError:
+        keep = set()
+    except (OSError, ValueError):
+        return []
+    stale = sorted(n for n in os.listdir(save_dir)
+                   if n not in keep and _BEST_FILE.match(n)
+                   and _BEST_FILE.match(n).group("prefix") == prefix)
+    for name in stale:
+        os.remove(os.path.join(save_dir, name))
+    return stale
 
 
 def load_meta(json_path):
@@ -124,16 +171,30 @@ def check_writable_dir(path, what="--save-dir"):
             from None
 
 
+def save_first_context(net, path):
+    """``net.save_parameters(path)``, but every parameter from its first context: on several
+    devices those are the BN statistics that are kept (not the average over the devices)."""
+    import mxnet as mx
+    from ..nn import sync_bn_statistics
+    sync_bn_statistics(net)          # pending sliced statistics of a supernet
+    arrays = {name: param.list_data()[0].copyto(mx.cpu())
+              for name, param in net._collect_params_with_prefix().items()}
+    mx.nd.save(path, arrays)
+
+
 def save_parameters(net, path):
-    """``net.save_parameters(path)`` atomically; CheckpointError naming ``path`` on failure."""
+    """:func:`save_first_context` atomically; CheckpointError naming ``path`` on failure."""
     try:
-        atomic_write(path, net.save_parameters)
+        atomic_write(path, lambda tmp: save_first_context(net, tmp))
     except OSError as err:
         raise CheckpointError("cannot write %s: %s" % (path, _reason(err))) from None
 
 
 def load_trainer_states(trainer, path):
-    """``trainer.load_states(path)``; CheckpointError naming the file if it is unusable."""
+    """``trainer.load_states(path)``; CheckpointError naming the file if it is unusable.
+
+    The file is a Python pickle (MXNet's optimizer states): only load one from a trusted
+    source, since unpickling can run arbitrary code."""
     try:
         trainer.load_states(path)
     except Exception as err:       # a damaged pickle fails with any of several error types
@@ -146,7 +207,7 @@ def remove_partial_files(directory):
     killed mid-write (``.tmp-*``); returns their names."""
     if not os.path.isdir(directory):
         return []
-    partial = sorted(n for n in os.listdir(directory) if n.startswith(".tmp-"))
+    partial = sorted(n for n in os.listdir(directory) if n.startswith(TMP_PREFIX))
     for name in partial:
         os.remove(os.path.join(directory, name))
     if partial:

@@ -2,7 +2,13 @@
 import os
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["TrainConfig"]
+__all__ = ["TrainConfig", "DEFAULT_MIXUP_ALPHA", "DEFAULT_TEMPERATURE", "DEFAULT_HARD_WEIGHT"]
+
+# Values of the modifier flags when their main flag (--mixup, --teacher) is given without them;
+# the config keeps None so that a modifier given without its main flag can be refused.
+DEFAULT_MIXUP_ALPHA = 0.2
+DEFAULT_TEMPERATURE = 20.0
+DEFAULT_HARD_WEIGHT = 0.5
 
 
 @dataclass
@@ -19,6 +25,7 @@ class TrainConfig:
     rec_val_idx: str = None
     batch_size: int = 32                 # per device
     num_gpus: int = 0
+    devices: str = None                  # e.g. "cpu:0,cpu:1" or "gpu:2,gpu:3" (replaces num_gpus)
     num_workers: int = 4
     input_size: int = 224
     crop_ratio: float = 0.875
@@ -65,12 +72,12 @@ class TrainConfig:
     no_wd: bool = False
     label_smoothing: bool = False
     mixup: bool = False
-    mixup_alpha: float = 0.2
+    mixup_alpha: float = None           # DEFAULT_MIXUP_ALPHA with --mixup
     mixup_off_epoch: int = 0
     teacher: str = None
     teacher_params: str = None
-    temperature: float = 20.0
-    hard_weight: float = 0.5
+    temperature: float = None           # DEFAULT_TEMPERATURE with --teacher
+    hard_weight: float = None           # DEFAULT_HARD_WEIGHT with --teacher
     # checkpoints, logs, distribution
     save_frequency: int = 10
     save_dir: str = "params"
@@ -100,6 +107,22 @@ class TrainConfig:
     @property
     def is_supernet(self):
         return self.model == "ShuffleNas"
+
+    @property
+    def mixup_beta(self):
+        """The Beta distribution's parameter of mixup (``--mixup-alpha`` or its default)."""
+        return DEFAULT_MIXUP_ALPHA if self.mixup_alpha is None else self.mixup_alpha
+
+    @property
+    def distillation(self):
+        """``(temperature, hard_weight)`` of the distillation loss (flags or defaults)."""
+        return (DEFAULT_TEMPERATURE if self.temperature is None else self.temperature,
+                DEFAULT_HARD_WEIGHT if self.hard_weight is None else self.hard_weight)
+
+    def contexts(self):
+        """The MXNet contexts of this machine's devices (``devices``, else ``num_gpus``)."""
+        from ..machine import resolve_contexts
+        return resolve_contexts(self.devices, self.num_gpus)
 
     def validate(self):
         """Refuse settings that would be ignored or cannot run, before anything is built.
@@ -154,10 +177,30 @@ class TrainConfig:
                              "e.g. flops-330-params-5.0" % self.train_constraint_method)
         if self.batch_size < 1:
             raise ValueError("--batch-size must be >= 1, got %d" % self.batch_size)
-        check_num_gpus(self.num_gpus)
-        if self.dtype == "float16" and self.num_gpus == 0:
-            raise ValueError("--dtype float16 needs a GPU (--num-gpus >= 1): MXNet has no "
-                             "float16 convolution on the CPU; use --dtype float32")
+        if self.horovod and self.devices:
+            raise ValueError("--devices does not apply with --horovod: each Horovod worker uses "
+                             "gpu(local rank) with --num-gpus 1, else the CPU")
+        if self.devices:
+            contexts = self.contexts()
+            if self.dtype == "float16" and any(c.device_type != "gpu" for c in contexts):
+                raise ValueError("--dtype float16 needs GPU devices (--devices %s has a CPU "
+                                 "one): MXNet has no float16 convolution on the CPU; use "
+                                 "--dtype float32" % self.devices)
+        else:
+            check_num_gpus(self.num_gpus)
+            if self.dtype == "float16" and self.num_gpus == 0:
+                raise ValueError("--dtype float16 needs a GPU (--num-gpus >= 1): MXNet has no "
+                                 "float16 convolution on the CPU; use --dtype float32")
+        if self.mixup_alpha is not None and not self.mixup:
+            raise ValueError("--mixup-alpha %g needs --mixup (it shapes the mixing weights)"
+                             % self.mixup_alpha)
+        if self.mixup_off_epoch and not self.mixup:
+            raise ValueError("--mixup-off-epoch %d needs --mixup" % self.mixup_off_epoch)
+        for flag, value in (("--temperature", self.temperature),
+                            ("--hard-weight", self.hard_weight)):
+            if value is not None and not self.teacher:
+                raise ValueError("%s %g needs --teacher (it shapes the distillation loss)"
+                                 % (flag, value))
         if self.teacher_params and not self.teacher:
             raise ValueError("--teacher-params needs --teacher (the registered model name of "
                              "the teacher)")

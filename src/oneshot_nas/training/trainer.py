@@ -13,15 +13,16 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from ..files import atomic_write_json
 from ..models import PRESETS, get_model
 from ..models.params import load_params_checked
-from ..nn import recalibrate_bn
+from ..nn import recalibrate_bn, share_bn_statistics
 from ..search_space import Architecture
 from .checkpoint import (CheckpointError, check_writable_dir, latest_checkpoint, load_meta,
-                         load_trainer_states, remove_partial_files, restore_rng,
-                         save_checkpoint, save_parameters)
+                         load_trainer_states, remove_partial_files, remove_replaced_best,
+                         restore_rng, save_checkpoint, save_parameters)
 from .config import TrainConfig
 from .samplers import ConstraintBox, Prefetcher, make_sampler
 
-__all__ = ["train", "build_model", "make_lr_scheduler", "evaluate", "constraint_counter"]
+__all__ = ["train", "build_model", "make_lr_scheduler", "make_trainer", "evaluate",
+           "constraint_counter"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,39 @@ def make_lr_scheduler(cfg, iters_per_epoch, base_lr):
                     nepochs=cfg.num_epochs - cfg.warmup_epochs, iters_per_epoch=iters_per_epoch,
                     step_epoch=steps, step_factor=cfg.lr_decay, power=2),
     ])
+
+
+def make_trainer(net, cfg, iters, ctx, hvd=None, size=1):
+    """The gluon (or Horovod) Trainer of ``net``: ``cfg.optimizer`` at ``cfg.lr`` (times the
+    number of Horovod workers ``size``) on the configured schedule.
+
+    On several devices (kvstore ``device``) the kvstore is set up at once: MXNet broadcasts
+    every parameter from the first device when it does so, BN running statistics included,
+    which at the first step would overwrite the statistics the other devices have just
+    computed. Set up here, each device keeps the statistics of its part of every batch.
+    """
+    base_lr = cfg.lr * size      # linear scaling with the number of Horovod workers
+    scheduler = make_lr_scheduler(cfg, iters, base_lr)
+    # MXNet sets the scheduler's base_lr to the optimizer's learning_rate when they differ;
+    # Adam's default (0.001) would replace the flag's value: state it on both
+    scheduler.base_lr = base_lr
+    opt_params = {"wd": cfg.wd, "lr_scheduler": scheduler, "learning_rate": base_lr}
+    if cfg.optimizer in ("nag", "sgd"):
+        opt_params["momentum"] = cfg.momentum
+    if cfg.dtype != "float32":
+        opt_params["multi_precision"] = True
+    if hvd is not None:
+        hvd.broadcast_parameters(net.collect_params(), root_rank=0)
+        return hvd.DistributedTrainer(net.collect_params(), cfg.optimizer, opt_params)
+    trainer = gluon.Trainer(net.collect_params(), cfg.optimizer, opt_params,
+                            kvstore="device" if len(ctx) > 1 else None)
+    if len(ctx) > 1:
+        # mxnet 1.9.1 has no public call for this; step(), save_states() and load_states()
+        # run the same two methods lazily
+        trainer._init_kvstore()
+        if trainer._params_to_init:
+            trainer._init_params()
+    return trainer
 
 
 def constraint_counter(cfg, method=None):
@@ -165,11 +199,11 @@ def _path_note(record):
 
 
 def _fingerprint(net):
-    """L2 norm of every trainable parameter. Horovod workers agree on them up to float32
-    rounding: Gloo's allreduce sums in a rank-dependent order (about 1e-6 relative after two
-    epochs here). BN running statistics are per worker (each sees its own shard); rank 0's are
-    the ones saved."""
-    return {name: float(np.linalg.norm(p.data().asnumpy().astype(np.float64)))
+    """L2 norm of every trainable parameter (its first device's copy). Horovod workers agree
+    on them up to float32 rounding: Gloo's allreduce sums in a rank-dependent order (about 1e-6
+    relative after two epochs here). BN running statistics are per worker (each sees its own
+    shard); rank 0's are the ones saved."""
+    return {name: float(np.linalg.norm(p.list_data()[0].asnumpy().astype(np.float64)))
             for name, p in sorted(net._collect_params_with_prefix().items())
             if p.grad_req != "null"}
 
@@ -197,8 +231,11 @@ def _setup_distribution(cfg):
         hvd.init()
         ctx = [mx.gpu(hvd.local_rank())] if cfg.num_gpus > 0 else [mx.cpu()]
         return hvd, ctx, hvd.rank(), hvd.size()
-    ctx = [mx.gpu(i) for i in range(cfg.num_gpus)] or [mx.cpu()]
-    return None, ctx, 0, 1
+    # --devices, else --num-gpus GPUs, else the CPU. On several devices every batch is split
+    # between them (split_and_load), all run the same sampled path, and the gradients are
+    # summed by kvstore "device"; each device keeps the BN statistics of its part until the
+    # end of the epoch, when the first device's are copied to the others (see train()).
+    return None, cfg.contexts(), 0, 1
 
 
 def train(cfg):
@@ -248,8 +285,8 @@ def train(cfg):
     if cfg.max_batches_per_epoch:
         iters = min(iters, cfg.max_batches_per_epoch)
     logger.info("data: %s, %d classes, %d training / %d validation images, %d batches of %d "
-                "per epoch on %d worker(s)", cfg.dataset, classes, info.num_train, info.num_val,
-                iters, total_batch, size)
+                "per epoch on %d worker(s), device(s) %s", cfg.dataset, classes, info.num_train,
+                info.num_val, iters, total_batch, size, ",".join(str(c) for c in ctx))
 
     net = build_model(cfg, classes)
     net.initialize(mx.init.Xavier(), ctx=ctx)
@@ -262,6 +299,7 @@ def train(cfg):
     if cfg.auto_resume:
         if rank == 0:
             remove_partial_files(cfg.save_dir)       # left by a run killed while writing
+            remove_replaced_best(cfg.save_dir, prefix)
         meta = latest_checkpoint(cfg.save_dir, prefix)
         if meta is None:
             logger.info("auto-resume: no complete checkpoint in %s, starting fresh", cfg.save_dir)
@@ -294,19 +332,7 @@ def train(cfg):
     if cfg.no_wd:
         _no_wd(net)
 
-    base_lr = cfg.lr * size      # linear scaling with the number of Horovod workers
-    scheduler = make_lr_scheduler(cfg, iters, base_lr)
-    opt_params = {"wd": cfg.wd, "lr_scheduler": scheduler}
-    if cfg.optimizer in ("nag", "sgd"):
-        opt_params["momentum"] = cfg.momentum
-    if cfg.dtype != "float32":
-        opt_params["multi_precision"] = True
-    if hvd is not None:
-        hvd.broadcast_parameters(net.collect_params(), root_rank=0)
-        trainer = hvd.DistributedTrainer(net.collect_params(), cfg.optimizer, opt_params)
-    else:
-        trainer = gluon.Trainer(net.collect_params(), cfg.optimizer, opt_params,
-                                kvstore="device" if len(ctx) > 1 else None)
+    trainer = make_trainer(net, cfg, iters, ctx, hvd, size)
     if meta is not None and meta.get("states_path"):
         load_trainer_states(trainer, meta["states_path"])
 
@@ -320,8 +346,9 @@ def train(cfg):
         load_params_checked(teacher, cfg.teacher_params, "--teacher-params", ctx=ctx,
                             hint="is it a --teacher %s trained on this data set?" % cfg.teacher)
         teacher.hybridize(static_alloc=True, static_shape=True)
-        loss_fn = DistillationSoftmaxCrossEntropyLoss(temperature=cfg.temperature,
-                                                     hard_weight=cfg.hard_weight,
+        temperature, hard_weight = cfg.distillation
+        loss_fn = DistillationSoftmaxCrossEntropyLoss(temperature=temperature,
+                                                     hard_weight=hard_weight,
                                                      sparse_label=sparse)
 
     # -- architecture sampling (supernet) --------------------------------------------------
@@ -350,6 +377,9 @@ def train(cfg):
         with logging_redirect_tqdm():         # log lines above the bar, not inside it
             stats = _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn,
                                  teacher, classes, sampler, counter, metrics, rank)
+        # several devices: each kept the BN statistics of its part of every batch; from here
+        # on all hold the first device's, which are validated, saved and extracted
+        share_bn_statistics(net)
         # -- validation -----------------------------------------------------------------------
         validate = (epoch + 1) % max(1, cfg.val_interval) == 0 or epoch + 1 == cfg.num_epochs
         top1 = None
@@ -435,7 +465,7 @@ def _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teac
             datas, labels = _split(batch, ctx)
             targets = labels
             if use_mixup:
-                lam = np.random.beta(cfg.mixup_alpha, cfg.mixup_alpha)
+                lam = np.random.beta(cfg.mixup_beta, cfg.mixup_beta)
                 datas = [lam * x + (1 - lam) * x[::-1] for x in datas]
                 eta = 0.1 if cfg.label_smoothing else 0.0
                 targets = [lam * _one_hot_smooth(y, classes, eta)
@@ -448,7 +478,8 @@ def _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teac
             datas = [x.astype(cfg.dtype, copy=False) for x in datas]
             soft = None
             if teacher is not None:
-                soft = [nd.softmax(teacher(x.astype("float32", copy=False)) / cfg.temperature)
+                soft = [nd.softmax(teacher(x.astype("float32", copy=False))
+                                   / cfg.distillation[0])
                         for x in datas]
             with autograd.record():
                 outs = [net(x) for x in datas]
@@ -533,7 +564,7 @@ def _validate_supernet(cfg, epoch, net, sampler, train_data, val_data, ctx, hvd=
                     taken += data.shape[0]
                     if taken >= cfg.update_bn_images:    # decode no batch it will not use
                         return
-            recalibrate_bn(subnet, images(), ctx=ctx[0], max_images=cfg.update_bn_images)
+            recalibrate_bn(subnet, images(), ctx=ctx, max_images=cfg.update_bn_images)
             subnet.hybridize(static_alloc=True)
             results.append(evaluate(subnet, _ticking(val_data, bar), ctx, hvd=hvd))
             archs.append(arch)
