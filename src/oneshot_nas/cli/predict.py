@@ -42,7 +42,7 @@ def _floats(text):
 
 def build_parser(prog=PROG):
     p = OneLineParser(prog=prog, description="Top-k classes of images with an exported "
-                      "float32 or int8 subnet.",
+                      "float32 or int8 subnet, or its ONNX model (onnxruntime).",
                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     m = p.add_argument_group("model")

@@ -273,7 +273,7 @@ def export_onnx(symbol, arg_params, aux_params, path, opset=DEFAULT_OPSET, input
         raise DeployError("ONNX export failed: %s" % err) from None
     except mx.base.MXNetError as err:
         raise DeployError("the graph cannot run on %dx%d images: %s"
-                          % (input_size, input_size, str(err).strip().splitlines()[0]))
+                          % (input_size, input_size, str(err).strip().splitlines()[0])) from None
     # weights are initializers only: as graph inputs they could be overridden at run time,
     # so onnxruntime could not fold them
     constants = {t.name for t in graph.initializer}
