@@ -22,6 +22,7 @@ BENCHES = [
     ("bench_search.py", []),
     ("bench_latency.py", []),
     ("bench_deploy.py", []),
+    ("bench_onnx.py", []),
 ]
 
 

@@ -5,10 +5,6 @@ import numpy as np
 import pytest
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: end-to-end tests (run in CI, or make test SLOW=1)")
-
-
 @pytest.fixture(autouse=True)
 def _seed():
     mx.random.seed(0)

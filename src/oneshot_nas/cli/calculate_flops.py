@@ -206,3 +206,7 @@ def main(argv=None):
     except user_errors() as err:
         return report(PROG, err)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,7 +10,9 @@ that those commands work as written:
    ``python -m oneshot_nas.cli.compare_searches`` plots best fitness per evaluated candidate;
 3. ``sh scripts/train_fixArch+.sh`` trains the best subnet from scratch (full digits recipe);
 4. ``python calculate_flops.py`` counts its exported symbol and prints its MicroNet profile;
-5. ``sh scripts/quantize_int8.sh`` quantizes it to int8 and evaluates fp32 against int8.
+5. ``sh scripts/quantize_int8.sh`` quantizes it to int8 and evaluates fp32 against int8;
+6. ``python -m oneshot_nas.cli.export_onnx`` exports its float32 graph to ONNX and checks it
+   against MXNet with onnxruntime (batch 1 and 7, 32 and 64 px).
 
 It ends with one summary table and the paths of the plots. ``DEMO_FAST=1`` shortens every
 stage (the CI smoke run, about 5 minutes); ``SEED`` fixes every random choice. The whole full
@@ -202,6 +204,13 @@ def main(argv=None):
         quant_res = json.load(f)
     quant = {v["name"]: v for v in quant_res["variants"]}
 
+    # 6. ONNX: the float32 graph (with the digits preprocessing beside it), checked -----------
+    out = stage.run("onnx", [py, "-m", "oneshot_nas.cli.export_onnx", "--symbol",
+                             os.path.join(quant_dir, "ShuffleNas_fixArch-symbol.json"),
+                             "--output", os.path.join(args.work_dir, "onnx", "subnet.onnx"),
+                             "--json"])
+    onnx_check = _last_json(out)
+
     # plots ------------------------------------------------------------------------------------
     plots = []
     for metrics, name in ((os.path.join(args.log_dir, "shufflenas_supernet.jsonl"), "supernet"),
@@ -238,6 +247,8 @@ def main(argv=None):
             100 * quant["fp32"]["top1"], 100 * quant["int8"]["top1"])),
         ("fp32 / fused fp32 / int8 throughput, batch 32", "%.0f / %.0f / %.0f img/s" % tuple(
             quant[k]["throughput"] or float("nan") for k in ("fp32", "fp32-fused", "int8"))),
+        ("ONNX (opset %d) vs MXNet, batch 1 / 7, 32 / 64 px" % onnx_check["opset"],
+         "max relative difference %.1e (%s)" % (onnx_check["max_relative"], onnx_check["onnx"])),
         ("MicroNet score float32 / float16 / int8", " / ".join(
             "%.3f" % ms.get(k, float("nan")) for k in ("float32", "float16", "int8"))),
         ("total time", "%.1f min" % ((time.time() - t0) / 60)),
@@ -261,7 +272,8 @@ def main(argv=None):
         f.write(text + "\n")
     summary = {"fast": fast, "seed": args.seed, "best": best, "genetic_best_top1": g_best,
                "random_best_top1": r_best, "fp32_top1": sub_top1,
-               "int8": quant, "flops_224": flops224, "flops_32": flops32, "micronet": micronet,
+               "int8": quant, "onnx": onnx_check, "flops_224": flops224, "flops_32": flops32,
+               "micronet": micronet,
                "stage_seconds": stage.times, "plots": plots,
                "search_comparison": compared["pairs"], "ranking": RANKING_NOTE}
     with open(os.path.join(args.log_dir, "demo_summary.json"), "w") as f:

@@ -1,10 +1,12 @@
 """``python -m oneshot_nas.cli.predict``: top-5 classes of image files with an exported
-(float32 or int8) subnet, preprocessed like the validation split.
+(float32 or int8) subnet, or its ONNX model run by onnxruntime, preprocessed like the
+validation split.
 
     python -m oneshot_nas.cli.predict --model-prefix out/OneShot-S+-quantized-naive img.png dir/
+    python -m oneshot_nas.cli.predict --onnx out/OneShot-S+.onnx img.png   # --backend onnxruntime
 
 The preprocessing and class names come from ``<prefix>-deploy.json`` (written by the
-quantization CLI); without it, or to override it, use ``--input-size``, ``--crop-ratio``,
+quantization and ONNX export CLIs); without it, or to override it, use ``--input-size``, ``--crop-ratio``,
 ``--style``, ``--mean``, ``--std`` and ``--synset``.
 """
 import argparse
@@ -15,8 +17,8 @@ import sys
 
 import mxnet as mx
 
-from ..deploy import (DeployError, DeployMeta, collect_images, graph_block, load_graph,
-                      predict_topk, preprocess, read_meta)
+from ..deploy import (DeployError, DeployMeta, OnnxPredictor, collect_images, graph_block,
+                      load_graph, predict_topk, preprocess, read_meta)
 from .errors import error_line, report, user_errors
 from .quantize import OneLineParser, cli_logging, parse_args
 
@@ -40,7 +42,7 @@ def _floats(text):
 
 def build_parser(prog=PROG):
     p = OneLineParser(prog=prog, description="Top-k classes of images with an exported "
-                      "float32 or int8 subnet.",
+                      "float32 or int8 subnet, or its ONNX model (onnxruntime).",
                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     m = p.add_argument_group("model")
@@ -48,6 +50,11 @@ def build_parser(prog=PROG):
                    help="PREFIX of PREFIX-symbol.json / PREFIX-0000.params")
     m.add_argument("--symbol", default=None, help="-symbol.json (instead of --model-prefix)")
     m.add_argument("--params", default=None, help="-0000.params (with --symbol)")
+    m.add_argument("--onnx", default=None, help="an ONNX model (export_onnx); implies "
+                   "--backend onnxruntime")
+    m.add_argument("--backend", default=None, choices=["mxnet", "onnxruntime"],
+                   help="mxnet runs the symbol; onnxruntime runs --onnx, or PREFIX.onnx with "
+                        "--model-prefix (default: onnxruntime with --onnx, else mxnet)")
     pre = p.add_argument_group("preprocessing (default: <prefix>-deploy.json, else ImageNet)")
     pre.add_argument("--input-size", type=int, default=None)
     pre.add_argument("--crop-ratio", type=float, default=None)
@@ -62,6 +69,24 @@ def build_parser(prog=PROG):
     o.add_argument("--batch-size", type=int, default=32)
     o.add_argument("--json", action="store_true", help="one JSON object per image")
     return p
+
+
+def _resolve_onnx(args):
+    """``(onnx file, meta prefix)`` for ``--backend onnxruntime``."""
+    if args.symbol or args.params:
+        raise DeployError("--symbol / --params are MXNet files; with --backend onnxruntime "
+                          "pass --onnx FILE (or --model-prefix PREFIX for PREFIX.onnx)")
+    if args.onnx:
+        if args.model_prefix:
+            raise DeployError("pass --onnx or --model-prefix, not both")
+        return args.onnx, args.onnx
+    if not args.model_prefix:
+        raise DeployError("no model: pass --onnx FILE or --model-prefix PREFIX")
+    prefix = args.model_prefix
+    for suffix in ("-symbol.json", ".onnx"):
+        if prefix.endswith(suffix):
+            prefix = prefix[:-len(suffix)]
+    return prefix + ".onnx", prefix
 
 
 def _resolve_files(args):
@@ -96,6 +121,27 @@ def _class_names(args, meta, num_classes):
     return names
 
 
+def _mxnet_block(symbol_file, params_file, size):
+    symbol, arg_params, aux_params = load_graph(symbol_file, params_file)
+    try:
+        # with the saved shapes, so that an input size the weights do not fit fails here
+        known = {name: value.shape for name, value in dict(arg_params, **aux_params).items()
+                 if name in symbol.list_inputs()}
+        num_classes = symbol.infer_shape(data=(1, 3, size, size), **known)[1][0][1]
+    except mx.base.MXNetError as err:
+        raise DeployError("%s cannot run on %dx%d images (%s); check --input-size"
+                          % (symbol_file, size, size, error_line(err))) from None
+    return graph_block(symbol, arg_params, aux_params), num_classes
+
+
+def _onnx_classes(predictor, model_file, size):
+    try:
+        return int(predictor(mx.nd.zeros((1, 3, size, size))).shape[1])
+    except Exception as err:  # onnxruntime's own error types
+        raise DeployError("%s cannot run on %dx%d images (%s); check --input-size"
+                          % (model_file, size, size, error_line(err))) from None
+
+
 def run(args):
     """Predict and print; returns the list of ``(path, [(class, name, probability), ...])``."""
     if args.topk < 1:
@@ -106,23 +152,24 @@ def run(args):
         raise DeployError("--input-size must be >= 1, got %d" % args.input_size)
     if args.crop_ratio is not None and not 0 < args.crop_ratio <= 1:
         raise DeployError("--crop-ratio must be in (0, 1], got %g" % args.crop_ratio)
-    symbol_file, params_file, meta_prefix = _resolve_files(args)
+    backend = args.backend or ("onnxruntime" if args.onnx else "mxnet")
+    if backend == "mxnet" and args.onnx:
+        raise DeployError("--onnx needs --backend onnxruntime")
+    if backend == "onnxruntime":
+        model_file, meta_prefix = _resolve_onnx(args)
+    else:
+        symbol_file, params_file, meta_prefix = _resolve_files(args)
     meta = read_meta(meta_prefix) or DeployMeta()
     overrides = dict(input_size=args.input_size, crop_ratio=args.crop_ratio, style=args.style,
                      mean=args.mean, std=args.std)
     meta.update({k: v for k, v in overrides.items() if v is not None})
-    symbol, arg_params, aux_params = load_graph(symbol_file, params_file)
     size = int(meta["input_size"])
-    try:
-        # with the saved shapes, so that an input size the weights do not fit fails here
-        known = {name: value.shape for name, value in dict(arg_params, **aux_params).items()
-                 if name in symbol.list_inputs()}
-        num_classes = symbol.infer_shape(data=(1, 3, size, size), **known)[1][0][1]
-    except mx.base.MXNetError as err:
-        raise DeployError("%s cannot run on %dx%d images (%s); check --input-size"
-                          % (symbol_file, size, size, error_line(err))) from None
+    if backend == "onnxruntime":
+        block = OnnxPredictor(model_file)
+        num_classes = _onnx_classes(block, model_file, size)
+    else:
+        block, num_classes = _mxnet_block(symbol_file, params_file, size)
     names = _class_names(args, meta, num_classes)
-    block = graph_block(symbol, arg_params, aux_params)
     paths = collect_images(args.images)
     data = preprocess(paths, meta)
     top = predict_topk(block, data, args.topk, args.batch_size)

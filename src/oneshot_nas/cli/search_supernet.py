@@ -3,6 +3,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 from dataclasses import fields
 
 from ..data.factory import DATASETS, default_input_size
@@ -135,3 +136,7 @@ def main(argv=None):
                  rec["script_command"]))
     print("results: %s" % results["results_path"])
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -194,3 +194,7 @@ def main(argv=None):
     if rank == 0:
         logging.getLogger(__name__).info("best validation top-1: %.4f", summary["best_top1"])
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

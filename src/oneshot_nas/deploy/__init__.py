@@ -9,6 +9,7 @@ Typical use (or ``scripts/quantize_int8.sh`` / ``python -m oneshot_nas.cli.quant
     calib, _ = calibration_iter(train_loader, num_batches=10)
     int8 = quantize_graph(*graph, calib_mode="naive", calib_data=calib)
     save_graph("out/OneShot-S+-quantized-naive", *int8)
+    export_onnx(*graph, "out/OneShot-S+.onnx")             # needs the onnx extra
 """
 from .errors import DeployError
 from .loading import (SUPERNET_MODELS, build_subnet, graph_block, infer_classes, load_graph,
@@ -20,6 +21,8 @@ from .quantize import (CALIB_MODES, FLOAT_OPS, QUANTIZED_DTYPES, calibration_ite
 from .evaluate import (VARIANTS, VariantResult, accuracy, evaluate_variants, float16_block,
                        float16_support, measure_latency, measure_throughput, results_json,
                        results_table)
+from .onnx_export import (DEFAULT_OPSET, ONNX_OPSETS, OnnxPredictor, compare_with_mxnet,
+                          export_onnx, onnx_session)
 from .predict import (DeployMeta, collect_images, load_model, meta_path, predict_topk,
                       preprocess, read_meta, write_meta)
 
@@ -31,4 +34,5 @@ __all__ = ["DeployError", "SUPERNET_MODELS", "build_subnet", "graph_block", "inf
            "evaluate_variants", "float16_block", "float16_support", "measure_latency",
            "measure_throughput", "results_json", "results_table", "DeployMeta",
            "collect_images", "load_model", "meta_path", "predict_topk", "preprocess",
-           "read_meta", "write_meta"]
+           "read_meta", "write_meta", "DEFAULT_OPSET", "ONNX_OPSETS", "OnnxPredictor",
+           "compare_with_mxnet", "export_onnx", "onnx_session"]

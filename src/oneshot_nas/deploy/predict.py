@@ -1,7 +1,7 @@
-"""Inference with an exported (float32 or int8) subnet: load, preprocess as validation does,
-top-k classes.
+"""Inference with an exported (float32 or int8) subnet, or its ONNX model: load, preprocess as
+validation does, top-k classes.
 
-Every model written by the quantization CLI has a ``<prefix>-deploy.json`` beside it with the
+Every model written by the quantization and ONNX export CLIs has a ``<prefix>-deploy.json`` beside it with the
 preprocessing (input size, crop ratio, normalisation, data style) and class names, so that
 prediction uses exactly the validation pipeline of the data it was trained on.
 """
@@ -37,9 +37,10 @@ class DeployMeta(dict):
 
 
 def meta_path(prefix):
-    """``<prefix>-deploy.json``; ``prefix`` may also be a ``-symbol.json`` path."""
-    if prefix.endswith("-symbol.json"):
-        prefix = prefix[:-len("-symbol.json")]
+    """``<prefix>-deploy.json``; ``prefix`` may also be a ``-symbol.json`` or ``.onnx`` path."""
+    for suffix in ("-symbol.json", ".onnx"):
+        if prefix.endswith(suffix):
+            prefix = prefix[:-len(suffix)]
     return prefix + "-deploy.json"
 
 
