@@ -10,6 +10,15 @@ def _seed():
     mx.random.seed(0)
     np.random.seed(0)
     logging.getLogger("oneshot_nas").setLevel(logging.INFO)
+    # a command's main() called in-process installs root handlers on the stream pytest
+    # captured for that test; later tests must not log into that closed stream
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="module")
