@@ -232,8 +232,13 @@ def run_benchmark_check(cfg, evaluator=None):
         "baselines": _size_baselines(rows, cfg.bootstrap, cfg.seed),
     }
     _log_result(results)
-    results["plot"] = plot_ranking(results, os.path.join(cfg.output_dir, "ranking.png"))
-    path = os.path.join(cfg.output_dir, "rank_check.json")
+    return _write_results(results, cfg.output_dir)
+
+
+def _write_results(results, output_dir):
+    """The scatter and ``rank_check.json`` (atomically) into ``output_dir``."""
+    results["plot"] = plot_ranking(results, os.path.join(output_dir, "ranking.png"))
+    path = os.path.join(output_dir, "rank_check.json")
     atomic_write_json(path, results, indent=1)
     logger.info("wrote %s", path)
     results["results_path"] = path
@@ -397,12 +402,7 @@ def run_rank_check(cfg, counter=None, trainer=None, evaluator=None):
         logger.warning("stand-alone accuracies spread over %.1f points only (< %.1f): tau "
                        "measures training noise; lengthen the stand-alone protocol or widen "
                        "the constraints", spread, cfg.min_spread)
-    results["plot"] = plot_ranking(results, os.path.join(cfg.output_dir, "ranking.png"))
-    path = os.path.join(cfg.output_dir, "rank_check.json")
-    atomic_write_json(path, results, indent=1)
-    logger.info("wrote %s", path)
-    results["results_path"] = path
-    return results
+    return _write_results(results, cfg.output_dir)
 
 
 def plot_ranking(results, path):
