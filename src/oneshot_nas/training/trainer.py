@@ -102,8 +102,13 @@ def make_trainer(net, cfg, iters, ctx, hvd=None, size=1):
     if hvd is not None:
         hvd.broadcast_parameters(net.collect_params(), root_rank=0)
         return hvd.DistributedTrainer(net.collect_params(), cfg.optimizer, opt_params)
+    # Several devices: the kvstore sums the gradients and every device applies the update
+    # itself (update_on_kvstore=False). Updated on the kvstore, every parameter would be
+    # pushed at every step, so that the blocks off the sampled path would move with their
+    # stale gradients (and weight decay / momentum) instead of being skipped as on one device.
     trainer = gluon.Trainer(net.collect_params(), cfg.optimizer, opt_params,
-                            kvstore="device" if len(ctx) > 1 else None)
+                            kvstore="device" if len(ctx) > 1 else None,
+                            update_on_kvstore=False if len(ctx) > 1 else None)
     if len(ctx) > 1:
         # mxnet 1.9.1 has no public call for this; step(), save_states() and load_states()
         # run the same two methods lazily
