@@ -6,14 +6,12 @@ import os
 import sys
 from dataclasses import fields
 
-from ..data.factory import DATASETS, default_input_size
+from ..data.factory import DATASETS, DEFAULT_IMAGENET_DIR, default_input_size
 from ..data.fashion_mnist import DEBIAN_DIR
 from ..search_space import CHANNEL_LAYOUTS, Architecture
 from .train_imagenet import setup_logging
 
 __all__ = ["build_parser", "main"]
-
-IMAGENET_DIR = os.path.expanduser("~/.mxnet/datasets/imagenet")
 
 
 def build_parser():
@@ -118,7 +116,7 @@ def main(argv=None):
     if values["input_size"] is None:
         values["input_size"] = default_input_size(args.dataset)
     if values["data_dir"] is None and args.dataset == "imagenet":
-        values["data_dir"] = IMAGENET_DIR
+        values["data_dir"] = os.path.expanduser(DEFAULT_IMAGENET_DIR)
     try:
         for text, what in ((args.fixed_block_choices, "blocks"),
                            (args.fixed_channel_choices, "channels")):

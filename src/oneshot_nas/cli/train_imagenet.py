@@ -7,15 +7,13 @@ import sys
 from dataclasses import fields
 
 from ..models import list_models
-from ..data.factory import DATASETS, default_input_size
+from ..data.factory import DATASETS, DEFAULT_IMAGENET_DIR, default_input_size
 from ..data.fashion_mnist import DEBIAN_DIR
 from ..search_space import CHANNEL_LAYOUTS
 from ..training.config import (DEFAULT_HARD_WEIGHT, DEFAULT_MIXUP_ALPHA, DEFAULT_TEMPERATURE,
                                TrainConfig)
 
 __all__ = ["build_parser", "main", "setup_logging"]
-
-IMAGENET_DIR = os.path.expanduser("~/.mxnet/datasets/imagenet")
 
 
 def build_parser():
@@ -160,7 +158,7 @@ def args_to_config(args):
     if values["input_size"] is None:
         values["input_size"] = default_input_size(args.dataset)
     if values["data_dir"] is None and args.dataset == "imagenet":
-        values["data_dir"] = IMAGENET_DIR
+        values["data_dir"] = os.path.expanduser(DEFAULT_IMAGENET_DIR)
     if args.metrics_file is None and args.logging_file:
         values["metrics_file"] = os.path.splitext(args.logging_file)[0] + ".jsonl"
     return TrainConfig(**values).validate()

@@ -17,11 +17,14 @@ from .transforms import (IMAGENET_MEAN, IMAGENET_STD, digits_shift, folder_trans
                          record_augmentation)
 
 __all__ = ["DataInfo", "Splits", "make_loaders", "make_split_loaders", "scan_image_folder",
-           "reduced_subset", "DATASETS", "SMALL_DATASETS", "default_input_size"]
+           "reduced_subset", "DATASETS", "SMALL_DATASETS", "default_input_size",
+           "DEFAULT_IMAGENET_DIR"]
 
 logger = logging.getLogger(__name__)
 
 DATASETS = ("imagenet", "digits", "fashion-mnist", "synthetic")
+# Where --dataset imagenet looks for its image folder when no --data-dir is given.
+DEFAULT_IMAGENET_DIR = os.path.join("~", ".mxnet", "datasets", "imagenet")
 # The size at which the small bundled / packaged data sets are trained by default.
 SMALL_DATASETS = {"digits": 32, "fashion-mnist": 32}
 # The reduced training subset must not move with --seed: fixed seed of its own.
