@@ -6,10 +6,9 @@ import os
 import sys
 from dataclasses import fields
 
-from ..data.factory import DATASETS, DEFAULT_IMAGENET_DIR, default_input_size
-from ..data.fashion_mnist import DEBIAN_DIR
 from ..search_space import CHANNEL_LAYOUTS, Architecture
 from .train_imagenet import setup_logging
+from .common import add_data_source_arguments, add_input_arguments, fill_data_defaults
 
 __all__ = ["build_parser", "main"]
 
@@ -20,27 +19,10 @@ def build_parser():
         description="Search subnets of a trained SPOS supernet (BN recalibration per candidate).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = p.add_argument_group("data")
-    d.add_argument("--dataset", default="imagenet", choices=DATASETS,
-                   help="imagenet: --use-rec or --data-dir; digits: the bundled scikit-learn "
-                        "digits; fashion-mnist: the IDX files (Debian's dataset-fashion-mnist, "
-                        "or --data-dir); synthetic: random tensors for speed checks")
-    d.add_argument("--data-dir", default=None,
-                   help="ImageNet-style folder with train/ and val/ (default "
-                        "~/.mxnet/datasets/imagenet); fashion-mnist: the folder of its IDX "
-                        "files (default %s, then ~/.mxnet/datasets/fashion-mnist)" % DEBIAN_DIR)
-    d.add_argument("--rec-train", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/train.rec"))
-    d.add_argument("--rec-train-idx", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/train.idx"))
-    d.add_argument("--rec-val", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/val.rec"))
-    d.add_argument("--rec-val-idx", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/val.idx"))
-    d.add_argument("--use-rec", action="store_true")
+    add_data_source_arguments(d)
     d.add_argument("--batch-size", type=int, default=128)
     d.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4)
-    d.add_argument("--input-size", type=int, default=None,
-                   help="default 224 (ImageNet) or 32 (digits, fashion-mnist)")
-    d.add_argument("--crop-ratio", type=float, default=0.875)
-    d.add_argument("--train-subset", type=int, default=0, metavar="N",
-                   help="fashion-mnist: train on a fixed stratified subset of N training images "
-                        "(0: all that the held-out split leaves)")
+    add_input_arguments(d)
     d.add_argument("--num-gpus", type=int, default=0, help="evaluate on gpu(0)")
     d.add_argument("--devices", default=None, metavar="LIST",
                    help="evaluate every candidate on these devices instead, e.g. gpu:0,gpu:1 "
@@ -113,10 +95,7 @@ def main(argv=None):
     except OSError as err:
         return report("search_supernet.py", err)
     values = {f.name: getattr(args, f.name) for f in fields(SearchConfig) if hasattr(args, f.name)}
-    if values["input_size"] is None:
-        values["input_size"] = default_input_size(args.dataset)
-    if values["data_dir"] is None and args.dataset == "imagenet":
-        values["data_dir"] = os.path.expanduser(DEFAULT_IMAGENET_DIR)
+    fill_data_defaults(values)
     try:
         for text, what in ((args.fixed_block_choices, "blocks"),
                            (args.fixed_channel_choices, "channels")):

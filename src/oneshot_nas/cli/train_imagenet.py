@@ -7,11 +7,10 @@ import sys
 from dataclasses import fields
 
 from ..models import list_models
-from ..data.factory import DATASETS, DEFAULT_IMAGENET_DIR, default_input_size
-from ..data.fashion_mnist import DEBIAN_DIR
 from ..search_space import CHANNEL_LAYOUTS
 from ..training.config import (DEFAULT_HARD_WEIGHT, DEFAULT_MIXUP_ALPHA, DEFAULT_TEMPERATURE,
                                TrainConfig)
+from .common import add_data_source_arguments, add_input_arguments, fill_data_defaults
 
 __all__ = ["build_parser", "main", "setup_logging"]
 
@@ -21,19 +20,7 @@ def build_parser():
         description="Train the SPOS supernet (--model ShuffleNas) or a fixed subnet.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d = p.add_argument_group("data")
-    d.add_argument("--dataset", default="imagenet", choices=DATASETS,
-                   help="imagenet: --use-rec or --data-dir; digits: the bundled scikit-learn "
-                        "digits; fashion-mnist: the IDX files (Debian's dataset-fashion-mnist, "
-                        "or --data-dir); synthetic: random tensors for speed checks")
-    d.add_argument("--data-dir", default=None,
-                   help="ImageNet-style folder with train/ and val/ (default "
-                        "~/.mxnet/datasets/imagenet); fashion-mnist: the folder of its IDX "
-                        "files (default %s, then ~/.mxnet/datasets/fashion-mnist)" % DEBIAN_DIR)
-    d.add_argument("--rec-train", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/train.rec"))
-    d.add_argument("--rec-train-idx", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/train.idx"))
-    d.add_argument("--rec-val", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/val.rec"))
-    d.add_argument("--rec-val-idx", default=os.path.expanduser("~/.mxnet/datasets/imagenet/rec/val.idx"))
-    d.add_argument("--use-rec", action="store_true", help="read ImageNet from RecordIO")
+    add_data_source_arguments(d)
     d.add_argument("--batch-size", type=int, default=32, help="per device")
     d.add_argument("--num-gpus", type=int, default=0, help="train on gpu(0) .. gpu(N-1)")
     d.add_argument("--devices", default=None, metavar="LIST",
@@ -41,12 +28,7 @@ def build_parser():
                         "batch is split between them, kvstore device; --batch-size is per "
                         "device)")
     d.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4)
-    d.add_argument("--input-size", type=int, default=None,
-                   help="default 224 (ImageNet) or 32 (digits, fashion-mnist)")
-    d.add_argument("--crop-ratio", type=float, default=0.875)
-    d.add_argument("--train-subset", type=int, default=0, metavar="N",
-                   help="fashion-mnist: train on a fixed stratified subset of N training images "
-                        "(0: all that the held-out split leaves)")
+    add_input_arguments(d)
     d.add_argument("--reduced-dataset-scale", type=int, default=1,
                    help="train on 1/k of the training set")
     d.add_argument("--no-augment", action="store_true", help="no training augmentation")
@@ -155,10 +137,7 @@ def setup_logging(logging_file=None, rank=0):
 def args_to_config(args):
     """Validate flags that need more than argparse and build a :class:`TrainConfig`."""
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    if values["input_size"] is None:
-        values["input_size"] = default_input_size(args.dataset)
-    if values["data_dir"] is None and args.dataset == "imagenet":
-        values["data_dir"] = os.path.expanduser(DEFAULT_IMAGENET_DIR)
+    fill_data_defaults(values)
     if args.metrics_file is None and args.logging_file:
         values["metrics_file"] = os.path.splitext(args.logging_file)[0] + ".jsonl"
     return TrainConfig(**values).validate()
