@@ -29,12 +29,7 @@ def masked_forward(supernet, x):
     arch = supernet.architecture
     for position, choice, active in zip(supernet.blocks, arch.blocks, supernet._active):
         block = position.choices[choice]
-        if block.stride == 1:
-            x = block.shuffle(x)
-            proj = nd.slice_axis(x, axis=1, begin=0, end=block.proj_channels)
-            main = nd.slice_axis(x, axis=1, begin=block.proj_channels, end=None)
-        else:
-            proj, main = block.proj(x), x
+        proj, main = block.split(nd, x)
         mask = None
         if active is not None:
             mask = nd.zeros((1, block.mid_channels, 1, 1))
