@@ -15,9 +15,10 @@ import numpy as np
 import mxnet as mx
 
 from ..accuracy import topk_hits
+from ..errors import error_line
 from .errors import DeployError
 from .folding import fold_batchnorm
-from .loading import _first_line, graph_block
+from .loading import graph_block
 from .quantize import fuse_graph
 
 __all__ = ["VARIANTS", "VariantResult", "accuracy", "float16_support", "float16_block",
@@ -116,8 +117,8 @@ def float16_support(ctx=None):
         w = mx.nd.ones((2, 2, 3, 3), ctx=ctx, dtype="float16")
         mx.nd.Convolution(x, w, kernel=(3, 3), num_filter=2, no_bias=True).asnumpy()
     except mx.base.MXNetError as err:
-        logger.info("float16 convolution not available on %s: %s", ctx, _first_line(err))
-        reason = "needs GPU" if ctx.device_type == "cpu" else _first_line(err)[:60]
+        logger.info("float16 convolution not available on %s: %s", ctx, error_line(err, 300))
+        reason = "needs GPU" if ctx.device_type == "cpu" else error_line(err, 300)[:60]
         return False, "%s (%s)" % (NOT_AVAILABLE, reason)
     return True, ""
 
