@@ -210,8 +210,8 @@ def test_trained_digits_subnet_same_top1_on_real_images(trained_digits, capsys):
     images, labels = _digits_validation()
     assert len(labels) >= 350
     session = onnx_session(out)
-    from oneshot_nas.deploy import load_model
-    block = load_model(symbol, str(folder / "OneShot-S+-0000.params"))
+    from oneshot_nas.deploy import graph_block, load_graph
+    block = graph_block(*load_graph(symbol, str(folder / "OneShot-S+-0000.params")))
     ours = np.concatenate([run_onnx(session, images[i:i + 64]) for i in range(0, len(images), 64)])
     theirs = np.concatenate([block(mx.nd.array(images[i:i + 64])).asnumpy()
                              for i in range(0, len(images), 64)])

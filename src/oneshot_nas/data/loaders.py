@@ -389,10 +389,6 @@ class RecordSubsetLoader(FolderLoader):
     def _dataset(items, transform, seed):
         return _RecordList(items, transform, seed)
 
-    def shard_keys(self, epoch):
-        """Record keys this loader yields in ``epoch`` (for tests and bookkeeping)."""
-        return self.index.keys[self.shard_indices(epoch)]
-
 
 def decode_records(index):
     """Decode every record of a small indexed ``.rec`` file: ``(images, labels)``.
