@@ -22,8 +22,8 @@ from .loading import graph_block
 from .quantize import fuse_graph
 
 __all__ = ["VARIANTS", "VariantResult", "accuracy", "float16_support", "float16_block",
-           "measure_throughput", "measure_latency", "evaluate_variants", "results_table",
-           "results_json"]
+           "seconds_per_call", "measure_throughput", "measure_latency", "evaluate_variants",
+           "results_table", "results_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,21 +134,23 @@ def float16_block(symbol, arg_params, aux_params, ctx=None):
     return block
 
 
+def seconds_per_call(block, data, min_seconds):
+    """Mean seconds per forward pass of ``block`` on ``data``, calling it back to back until
+    ``min_seconds`` have passed (one timed round, no warm-up)."""
+    calls, start = 0, time.perf_counter()
+    while True:
+        block(data).wait_to_read()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return elapsed / calls
+
+
 def _timed_runs(block, data, repeats, min_seconds):
     """Median seconds per forward pass over ``repeats`` timed rounds (after warm-up)."""
     for _ in range(2):
         block(data).wait_to_read()
-    times = []
-    for _ in range(repeats):
-        calls, start = 0, time.perf_counter()
-        while True:
-            block(data).wait_to_read()
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_seconds:
-                break
-        times.append(elapsed / calls)
-    return statistics.median(times)
+    return statistics.median(seconds_per_call(block, data, min_seconds) for _ in range(repeats))
 
 
 def measure_throughput(block, input_size, batch_size=32, ctx=None, dtype="float32", repeats=5,
