@@ -6,7 +6,7 @@ import time
 
 from mxnet import gluon, nd
 
-__all__ = ["median_seconds", "training_setup", "command_line", "write_section"]
+__all__ = ["median_seconds", "training_setup", "command_line", "write_section", "publish"]
 
 
 def median_seconds(fn, warmup, repeats):
@@ -43,3 +43,11 @@ def write_section(path, text):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         f.write(text)
+
+
+def publish(text, output):
+    """Print a report section and, with ``output``, write it there too and say so."""
+    print(text)
+    if output:
+        write_section(output, text)
+        print("wrote %s" % output)

@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import mxnet as mx
 
-from bench_common import command_line, write_section
+from bench_common import command_line, publish
 
 from oneshot_nas.deploy.evaluate import seconds_per_call
 from oneshot_nas.machine import cpu_name
@@ -129,10 +129,7 @@ def main(argv=None):
     speed, loads = run(variants, args.input_size, args.batch_size, args.rounds,
                        args.min_seconds)
     text = markdown(speed, loads, args)
-    print(text)
-    if args.output:
-        write_section(args.output, text)
-        print("wrote %s" % args.output)
+    publish(text, args.output)
     return 0
 
 

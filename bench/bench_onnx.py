@@ -21,7 +21,7 @@ import time
 import numpy as np
 import mxnet as mx
 
-from bench_common import command_line, write_section
+from bench_common import command_line, publish
 
 from oneshot_nas.machine import cpu_name
 
@@ -157,10 +157,7 @@ def main(argv=None):
             results.append((size, run(variants, size, args.batch_size, args.rounds,
                                       args.min_seconds)))
     text = markdown(results, args)
-    print(text)
-    if args.output:
-        write_section(args.output, text)
-        print("wrote %s" % args.output)
+    publish(text, args.output)
     return 0
 
 
