@@ -19,6 +19,7 @@ Both paths compute exactly what ``F.Convolution(..., num_group=channels)`` compu
   graphs built by calling a block on a Symbol are plain convolutions.
 
 :func:`use_fast_depthwise` switches both paths off, for comparisons with the plain layers.
+:class:`GraphPerInputSize` gives a model block one cached graph per input map size.
 """
 import contextlib
 import threading
