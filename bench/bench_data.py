@@ -17,6 +17,8 @@ import cv2
 import mxnet as mx
 import numpy as np
 
+from bench_common import write_section
+
 from oneshot_nas.data import make_loaders, prepare_digits
 
 
@@ -121,9 +123,7 @@ def main(argv=None):
     report = "\n".join(lines) + "\n"
     print(report)
     if args.output:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        with open(args.output, "w") as handle:
-            handle.write(report)
+        write_section(args.output, report)
 
 
 if __name__ == "__main__":

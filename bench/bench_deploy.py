@@ -16,11 +16,13 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 import mxnet as mx
 
+from bench_common import command_line, publish
+
+from oneshot_nas.deploy.evaluate import seconds_per_call
 from oneshot_nas.machine import cpu_name
 
 
@@ -54,16 +56,6 @@ def build_variants(model, input_size, batch_size, calib_mode, shuffle_method, se
     }
 
 
-def _time(block, data, min_seconds):
-    calls, start = 0, time.perf_counter()
-    while True:
-        block(data).wait_to_read()
-        calls += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return elapsed / calls
-
-
 def run(variants, input_size, batch_size, rounds, min_seconds, progress=True):
     """Interleaved timing: {name: (img/s list, ms/image-at-batch-1 list)}."""
     rng = np.random.RandomState(1)
@@ -81,8 +73,8 @@ def run(variants, input_size, batch_size, rounds, min_seconds, progress=True):
     for _ in iterator:
         loads.append(_load_average())
         for name, block in variants.items():
-            speed[name][0].append(batch_size / _time(block, batch, min_seconds))
-            speed[name][1].append(1000.0 * _time(block, single, min_seconds / 2))
+            speed[name][0].append(batch_size / seconds_per_call(block, batch, min_seconds))
+            speed[name][1].append(1000.0 * seconds_per_call(block, single, min_seconds / 2))
     return speed, loads
 
 
@@ -111,9 +103,7 @@ def markdown(speed, loads, args):
                      % (name, med, med / base, ratio, min(tput), max(tput),
                         statistics.median(lat)))
     lines.append("")
-    shown = [a for i, a in enumerate(args.argv)
-             if a != "--output" and (i == 0 or args.argv[i - 1] != "--output")]
-    lines.append("Command: `python bench/bench_deploy.py %s`" % " ".join(shown))
+    lines.append(command_line("bench_deploy.py", args.argv))
     return "\n".join(lines) + "\n"
 
 
@@ -139,11 +129,7 @@ def main(argv=None):
     speed, loads = run(variants, args.input_size, args.batch_size, args.rounds,
                        args.min_seconds)
     text = markdown(speed, loads, args)
-    print(text)
-    if args.output:
-        with open(args.output, "w") as handle:
-            handle.write(text)
-        print("wrote %s" % args.output)
+    publish(text, args.output)
     return 0
 
 

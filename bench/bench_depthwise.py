@@ -16,6 +16,8 @@ import mxnet as mx
 from mxnet import autograd, nd
 from mxnet.gluon import nn
 
+from bench_common import write_section
+
 from oneshot_nas.machine import describe_machine
 from oneshot_nas.nn.depthwise import DepthwiseConv2D
 from oneshot_nas.search_space import CHANNEL_LAYOUTS
@@ -124,16 +126,17 @@ def main(argv=None):
                          % (h, h, channels, k, k, batch, variant, "; ".join(names)))
             print(impls[-1], flush=True)
     if args.output:
-        with open(args.output, "w") as f:
-            f.write("## Depthwise convolution per layer\n\n%s; `python bench/bench_depthwise.py`, "
-                    "medians of %d runs. *plain*: `nn.Conv2D(groups=C)` (today's layer); *fast*: "
-                    "`oneshot_nas.nn.DepthwiseConv2D` (kernel cropped to the map, weight "
-                    "gradient as a depthwise forward convolution).\n\n%s\n\noneDNN "
-                    "implementations (from `DNNL_VERBOSE=1`): the plain layer's weight gradient "
-                    "runs `gemm` on plain NCHW; the fast layer's runs as a `forward_inference` "
-                    "depthwise convolution (batch 1, N*C channels, kernel = output gradient).\n\n"
-                    "%s\n" % (describe_machine(), args.repeats, "\n".join(rows),
-                              "\n".join(impls)))
+        write_section(args.output,
+                      "## Depthwise convolution per layer\n\n%s; "
+                      "`python bench/bench_depthwise.py`, medians of %d runs. *plain*: "
+                      "`nn.Conv2D(groups=C)` (today's layer); *fast*: "
+                      "`oneshot_nas.nn.DepthwiseConv2D` (kernel cropped to the map, weight "
+                      "gradient as a depthwise forward convolution).\n\n%s\n\noneDNN "
+                      "implementations (from `DNNL_VERBOSE=1`): the plain layer's weight gradient "
+                      "runs `gemm` on plain NCHW; the fast layer's runs as a `forward_inference` "
+                      "depthwise convolution (batch 1, N*C channels, kernel = output gradient).\n\n"
+                      "%s\n" % (describe_machine(), args.repeats, "\n".join(rows),
+                                "\n".join(impls)))
 
 
 if __name__ == "__main__":

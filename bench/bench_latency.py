@@ -7,12 +7,13 @@ measured latency (the figure the latency objective relies on: it ranks candidate
 mean absolute error; with ``--output FILE`` writes them as a markdown section.
 """
 import argparse
-import os
 import sys
 import time
 
 import numpy as np
 from scipy.stats import spearmanr
+
+from bench_common import write_section
 
 from oneshot_nas.machine import describe_machine
 from oneshot_nas.search.latency import LatencyTable, check_latency_table
@@ -60,13 +61,12 @@ def main(argv=None):
     print(report)
     print("spearman=%.3f" % rho)
     if args.output:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        with open(args.output, "w") as f:
-            f.write("## Latency lookup table vs measured subnet latency\n\nMachine: %s  \n"
-                    "Command: `python bench/bench_latency.py %s`  \n%d px, batch %d, median of "
-                    "%d runs per figure, in one run.\n\n%s\n"
-                    % (describe_machine(), " ".join(argv if argv is not None else sys.argv[1:]),
-                       args.input_size, args.batch_size, args.repeats, report))
+        write_section(args.output,
+                      "## Latency lookup table vs measured subnet latency\n\nMachine: %s  \n"
+                      "Command: `python bench/bench_latency.py %s`  \n%d px, batch %d, median of "
+                      "%d runs per figure, in one run.\n\n%s\n"
+                      % (describe_machine(), " ".join(argv if argv is not None else sys.argv[1:]),
+                         args.input_size, args.batch_size, args.repeats, report))
     return 0
 
 

@@ -7,14 +7,13 @@ zero (the earlier port's method). Figures of the earlier port (SPEC section 8) a
 beside ours for orientation only: they were measured in another run.
 """
 import argparse
-import os
-import statistics
 import sys
-import time
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, nd
+
+from bench_common import median_seconds, training_setup, write_section
 
 from oneshot_nas import Architecture, get_model
 from oneshot_nas.machine import describe_machine
@@ -29,12 +28,7 @@ def masked_forward(supernet, x):
     arch = supernet.architecture
     for position, choice, active in zip(supernet.blocks, arch.blocks, supernet._active):
         block = position.choices[choice]
-        if block.stride == 1:
-            x = block.shuffle(x)
-            proj = nd.slice_axis(x, axis=1, begin=0, end=block.proj_channels)
-            main = nd.slice_axis(x, axis=1, begin=block.proj_channels, end=None)
-        else:
-            proj, main = block.proj(x), x
+        proj, main = block.split(nd, x)
         mask = None
         if active is not None:
             mask = nd.zeros((1, block.mid_channels, 1, 1))
@@ -49,27 +43,12 @@ def masked_forward(supernet, x):
     return supernet.head(supernet.tail(x))
 
 
-def _time_steps(step, warmup, repeats):
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def bench_supernet(size, batch, warmup, repeats, masked=False, seed=0):
     net = get_model("ShuffleNas", use_se=True, last_conv_after_pooling=True, classes=1000)
     net.initialize(mx.init.Xavier())
     net.hybridize(static_alloc=True)
-    trainer = gluon.Trainer(net.collect_params(), "nag",
-                            {"learning_rate": 0.01, "momentum": 0.9, "wd": 4e-5})
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     rng = np.random.default_rng(seed)
-    x = nd.random.uniform(shape=(batch, 3, size, size))
-    y = nd.array(rng.integers(0, 1000, batch))
+    trainer, loss_fn, x, y = training_setup(net, batch, size, 1000, rng, wd=4e-5)
 
     def step():
         net.set_architecture(Architecture.sample(rng))
@@ -79,7 +58,7 @@ def bench_supernet(size, batch, warmup, repeats, masked=False, seed=0):
         loss.backward()
         trainer.step(batch, ignore_stale_grad=True)
         nd.waitall()
-    return batch / _time_steps(step, warmup, repeats)
+    return batch / median_seconds(step, warmup, repeats)
 
 
 def bench_subnet(size, batch, warmup, repeats):
@@ -98,11 +77,7 @@ def bench_subnet(size, batch, warmup, repeats):
         loss.backward()
         trainer.step(batch)
         nd.waitall()
-    return batch / _time_steps(step, warmup, repeats)
-
-
-def machine_description():
-    return describe_machine()
+    return batch / median_seconds(step, warmup, repeats)
 
 
 def main(argv=None):
@@ -136,13 +111,11 @@ def main(argv=None):
     table = "\n".join(lines)
     print(table)
     if args.output:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        with open(args.output, "w") as f:
-            f.write("## Training steps: supernet, masked reference, OneShot-S+\n\n"
-                    "%s; `python bench/bench_models.py`; median of %d timed training steps "
-                    "after %d warm-up steps; a random architecture per supernet step (the same "
-                    "sequence for the sliced supernet and the masked reference).\n\n%s\n"
-                    % (machine_description(), args.repeats, args.warmup, table))
+        write_section(args.output, "## Training steps: supernet, masked reference, OneShot-S+\n\n"
+                      "%s; `python bench/bench_models.py`; median of %d timed training steps "
+                      "after %d warm-up steps; a random architecture per supernet step (the same "
+                      "sequence for the sliced supernet and the masked reference).\n\n%s\n"
+                      % (describe_machine(), args.repeats, args.warmup, table))
 
 
 if __name__ == "__main__":

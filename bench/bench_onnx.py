@@ -21,6 +21,8 @@ import time
 import numpy as np
 import mxnet as mx
 
+from bench_common import command_line, publish
+
 from oneshot_nas.machine import cpu_name
 
 
@@ -129,9 +131,7 @@ def markdown(results, args):
                          % (size, name, statistics.median(tput), ratio, min(tput), max(tput)))
         load_text.append("%d px %.2f-%.2f" % (size, min(loads), max(loads)))
     lines += ["", "1-minute load average during the run: %s." % ", ".join(load_text)]
-    shown = [a for i, a in enumerate(args.argv)
-             if a != "--output" and (i == 0 or args.argv[i - 1] != "--output")]
-    lines.append("Command: `python bench/bench_onnx.py %s`" % " ".join(shown))
+    lines.append(command_line("bench_onnx.py", args.argv))
     return "\n".join(lines) + "\n"
 
 
@@ -157,11 +157,7 @@ def main(argv=None):
             results.append((size, run(variants, size, args.batch_size, args.rounds,
                                       args.min_seconds)))
     text = markdown(results, args)
-    print(text)
-    if args.output:
-        with open(args.output, "w") as handle:
-            handle.write(text)
-        print("wrote %s" % args.output)
+    publish(text, args.output)
     return 0
 
 

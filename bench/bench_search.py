@@ -23,11 +23,13 @@ import numpy as np
 from mxnet import autograd, nd
 
 from oneshot_nas import Architecture, get_model
+from oneshot_nas.machine import describe_machine
 from oneshot_nas.profiling import LookupTable, count_symbol_file
 from oneshot_nas.search import CandidateEvaluator
 
 # the script's own folder is on sys.path when run as `python bench/bench_search.py`
-from bench_models import machine_description, masked_forward
+from bench_common import write_section
+from bench_models import masked_forward
 
 
 def write_rec(path, n, size, rng):
@@ -123,13 +125,13 @@ def main(argv=None):
     print(table_md)
     print("one-off setup of this search (table load + decoding images once): %.2f s" % setup)
     if args.output:
-        with open(args.output, "w") as f:
-            f.write("## Search: candidates per hour\n\n%s, %d px synthetic JPEG RecordIO, %d "
-                    "candidates, %d BN images and %d validation images per candidate, batch %d "
-                    "(`python bench/bench_search.py`).\n\n%s\n\nOne-off setup of this search "
-                    "(lookup table load, decoding the images once): %.2f s.\n"
-                    % (machine_description(), args.size, args.candidates, args.calib, args.val,
-                       args.batch_size, table_md, setup))
+        write_section(args.output,
+                      "## Search: candidates per hour\n\n%s, %d px synthetic JPEG RecordIO, %d "
+                      "candidates, %d BN images and %d validation images per candidate, batch %d "
+                      "(`python bench/bench_search.py`).\n\n%s\n\nOne-off setup of this search "
+                      "(lookup table load, decoding the images once): %.2f s.\n"
+                      % (describe_machine(), args.size, args.candidates, args.calib, args.val,
+                         args.batch_size, table_md, setup))
 
 
 if __name__ == "__main__":

@@ -16,11 +16,13 @@ import tempfile
 
 import mxnet as mx
 import numpy as np
-from mxnet import autograd, gluon, nd
+from mxnet import autograd, nd
 
-from bench_models import _time_steps, bench_subnet, machine_description
+from bench_common import median_seconds, training_setup, write_section
+from bench_models import bench_subnet
 
 from oneshot_nas import Architecture, get_model
+from oneshot_nas.machine import describe_machine
 from oneshot_nas.nn import use_fast_depthwise
 from oneshot_nas.search_space import NUM_BLOCKS, NUM_CHANNEL_CHOICES
 from oneshot_nas.training import TrainConfig, train
@@ -39,17 +41,16 @@ def step_speed(model, px, batch, widths, fast, warmup, repeats, seed=0):
     """Images per second of a training step (median of ``repeats`` steps)."""
     classes = 10 if px == 32 else 1000
     with use_fast_depthwise(fast):
-        kwargs = (dict(use_se=True, last_conv_after_pooling=True, hybrid_blocks=fast)
+        kwargs = (dict(use_se=True, last_conv_after_pooling=True)
                   if model == "ShuffleNas" else {})
         net = get_model(model, classes=classes, **kwargs)
         net.initialize(mx.init.Xavier())
         net.hybridize(static_alloc=True)
-        trainer = gluon.Trainer(net.collect_params(), "nag",
-                                {"learning_rate": 0.01, "momentum": 0.9, "wd": 4e-5})
-        loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+        if model == "ShuffleNas" and not fast:
+            for position in net.blocks:      # imperative choice blocks, as they were before
+                position.choices.hybridize(False)
         rng = np.random.default_rng(seed)
-        x = nd.random.uniform(shape=(batch, 3, px, px))
-        y = nd.array(rng.integers(0, classes, batch))
+        trainer, loss_fn, x, y = training_setup(net, batch, px, classes, rng, wd=4e-5)
 
         def step():
             if widths is not None:
@@ -61,7 +62,7 @@ def step_speed(model, px, batch, widths, fast, warmup, repeats, seed=0):
             trainer.step(batch, ignore_stale_grad=True)
             nd.waitall()
 
-        return batch / _time_steps(step, warmup, repeats)
+        return batch / median_seconds(step, warmup, repeats)
 
 
 def layer_comparison(warmup, repeats):
@@ -94,8 +95,7 @@ def main(argv=None):
     layers = layer_comparison(args.warmup, args.steps)
     if args.skip_loop:
         if args.output:
-            with open(args.output, "w") as f:
-                f.write(_layers_section(args, layers))
+            write_section(args.output, _layers_section(args, layers))
         return
     bare = bench_subnet(args.size, args.batch_size, warmup=2, repeats=args.batches)
     with tempfile.TemporaryDirectory() as tmp:
@@ -113,11 +113,10 @@ def main(argv=None):
              "| loop / bare step | %.2fx |" % (bare, loop, loop / bare))
     print(table)
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(_layers_section(args, layers) + "\n")
-            f.write("## Training loop vs bare step\n\n%s, OneShot-S+ hybridized, %d px, batch %d, "
-                    "%d batches per epoch (`python bench/bench_training.py`).\n\n%s\n"
-                    % (machine_description(), args.size, args.batch_size, args.batches, table))
+        write_section(args.output, _layers_section(args, layers) + "\n"
+                      "## Training loop vs bare step\n\n%s, OneShot-S+ hybridized, %d px, batch "
+                      "%d, %d batches per epoch (`python bench/bench_training.py`).\n\n%s\n"
+                      % (describe_machine(), args.size, args.batch_size, args.batches, table))
 
 
 def _layers_section(args, table):
@@ -127,7 +126,7 @@ def _layers_section(args, table):
             "weight gradient (the layers before the fast paths); *fast*: kernels cropped to "
             "small maps and the weight gradient as a depthwise forward convolution "
             "(`oneshot_nas.nn.depthwise`; per-layer figures and oneDNN kernels in the next "
-            "section).\n\n%s\n" % (machine_description(), args.steps, max(3, args.steps // 2),
+            "section).\n\n%s\n" % (describe_machine(), args.steps, max(3, args.steps // 2),
                                     args.warmup, table))
 
 

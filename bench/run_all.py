@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 
-from bench_models import machine_description
+from oneshot_nas.machine import describe_machine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHES = [
@@ -53,7 +53,7 @@ def main(argv=None):
         f.write("# Benchmarks\n\nProduced by `make bench` (`python bench/run_all.py`) on %s, "
                 "%s. Every ratio compares figures measured in the same run; figures of the "
                 "earlier MXNet port (SPEC section 8) are for orientation only.\n\n"
-                % (machine_description(), datetime.date.today().isoformat()))
+                % (describe_machine(), datetime.date.today().isoformat()))
         f.write("\n\n".join(sections) + "\n")
     print("wrote %s" % args.output)
 

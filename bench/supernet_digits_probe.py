@@ -12,7 +12,7 @@ import numpy as np, mxnet as mx
 from mxnet import autograd, gluon, nd
 from sklearn.datasets import load_digits
 from oneshot_nas import Architecture, get_model
-from oneshot_nas.data.digits import digits_split, _upscale
+from oneshot_nas.data.digits import digits_split, upscale_digit
 from oneshot_nas.nn import NasBatchNorm, recalibrate_bn
 from oneshot_nas.nn.batchnorm import iter_blocks
 
@@ -54,7 +54,7 @@ p.add_argument("--opt", default="nag"); p.add_argument("--curriculum", type=floa
 p.add_argument("--cs-from", type=float, default=0.5, help="fraction of steps before random widths")
 a = p.parse_args()
 mx.random.seed(a.seed); rng = np.random.default_rng(a.seed)
-d = load_digits(); imgs = np.stack([_upscale(im, 32) for im in d.images]).astype(np.float32)
+d = load_digits(); imgs = np.stack([upscale_digit(im, 32) for im in d.images]).astype(np.float32)
 X = ((imgs / 255.0 - 0.5) / 0.25).transpose(0, 3, 1, 2); Y = d.target.astype(np.float32)
 tr, va = digits_split(Y)
 perm = np.random.RandomState(123).permutation(tr); hold, tr = np.sort(perm[:300]), np.sort(perm[300:])

@@ -10,7 +10,7 @@ set -e
 . "$(dirname "$0")/common.sh"
 if [ "$DATASET" = digits ]; then
     # docs/supernet_digits.md: batch 64, lr 0.1 (NAG, cosine), affine-free choice-block BN,
-    # ~2,000 steps (125 epochs of 1,077 images) reach 90+ % held-out top-1 at full width;
+    # ~2,000 steps (125 epochs of 1,078 images) reach 90+ % held-out top-1 at full width;
     # channel selection over the last 40 % of the run (not measured yet)
     RECIPE="--num-epochs ${NUM_EPOCHS:-125} --lr 0.1 --wd 4e-5 --lr-mode cosine --warmup-epochs 6 \
 --affine-free-bn --epoch-start-cs ${EPOCH_START_CS:-75} --cs-warm-up --update-bn-images 512 \

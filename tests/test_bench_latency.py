@@ -10,7 +10,9 @@ from oneshot_nas import Architecture
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _load_bench():
+def _load_bench(monkeypatch):
+    # as when run as a script: the bench folder is importable (bench_common)
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "bench"))
     path = os.path.join(ROOT, "bench", "bench_latency.py")
     spec = importlib.util.spec_from_file_location("bench_latency_under_test", path)
     module = importlib.util.module_from_spec(spec)
@@ -19,7 +21,7 @@ def _load_bench():
 
 
 def test_a_missed_target_is_reported_not_an_exit_status(monkeypatch, capsys, tmp_path):
-    bench = _load_bench()
+    bench = _load_bench(monkeypatch)
 
     class FakeTable:
         blocks_ms = np.zeros(8)

@@ -57,9 +57,8 @@ def _run(cmd, **kwargs):
     return proc
 
 
-def _kill_after(cmd, seconds):
-    """Start ``cmd``, SIGKILL it after ``seconds`` (or let it finish first); True if killed."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _wait_or_kill(proc, seconds):
+    """Let ``proc`` run ``seconds`` more (or finish first), then SIGKILL it; True if killed."""
     try:
         proc.wait(timeout=seconds)
         return False
@@ -67,6 +66,12 @@ def _kill_after(cmd, seconds):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         return True
+
+
+def _kill_after(cmd, seconds):
+    """Start ``cmd``, SIGKILL it after ``seconds`` (or let it finish first); True if killed."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return _wait_or_kill(proc, seconds)
 
 
 def _kill_after_progress(cmd, path, delay):
@@ -79,13 +84,7 @@ def _kill_after_progress(cmd, path, delay):
         if os.path.exists(path) and os.stat(path).st_mtime_ns != before:
             break
         time.sleep(0.02)
-    try:
-        proc.wait(timeout=delay)
-        return False
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        return True
+    return _wait_or_kill(proc, delay)
 
 
 def _last_rows(save_dir, kind):

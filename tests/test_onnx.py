@@ -18,11 +18,13 @@ from oneshot_nas.cli import export_onnx as export_cli                        # n
 from oneshot_nas.cli import predict as predict_cli                           # noqa: E402
 from oneshot_nas.deploy import (SUPERNET_MODELS, DeployError, build_subnet,  # noqa: E402
                                 calibration_iter, fold_batchnorm, fuse_graph, graph_block,
-                                net_to_graph, quantize_graph, save_graph)
+                                load_graph, net_to_graph, quantize_graph, save_graph)
 from oneshot_nas.deploy.onnx_export import (compare_with_mxnet, export_onnx,  # noqa: E402
                                             onnx_session, relative_difference, reshape_nodes,
                                             run_onnx)
 from oneshot_nas.models import list_models                                   # noqa: E402
+
+from test_deploy import _one_line_exit_2                                     # noqa: E402
 
 TOLERANCE = 1e-4
 FIXED_MODELS = [m for m in list_models() if m not in SUPERNET_MODELS]
@@ -210,8 +212,7 @@ def test_trained_digits_subnet_same_top1_on_real_images(trained_digits, capsys):
     images, labels = _digits_validation()
     assert len(labels) >= 350
     session = onnx_session(out)
-    from oneshot_nas.deploy import load_model
-    block = load_model(symbol, str(folder / "OneShot-S+-0000.params"))
+    block = graph_block(*load_graph(symbol, str(folder / "OneShot-S+-0000.params")))
     ours = np.concatenate([run_onnx(session, images[i:i + 64]) for i in range(0, len(images), 64)])
     theirs = np.concatenate([block(mx.nd.array(images[i:i + 64])).asnumpy()
                              for i in range(0, len(images), 64)])
@@ -254,13 +255,6 @@ def test_export_cli_json_and_predict_with_onnxruntime(trained_digits, capsys, tm
         assert [t["class"] for t in a["top"]] == [t["class"] for t in b["top"]]
         for ta, tb in zip(a["top"], b["top"]):
             assert ta["prob"] == pytest.approx(tb["prob"], abs=1e-4)
-
-
-def _one_line_exit_2(capsys, main, argv):
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    return err
 
 
 def test_export_cli_bad_input_exits_2_with_one_line(capsys, tmp_path):

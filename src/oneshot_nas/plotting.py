@@ -1,7 +1,7 @@
 """The one place that sets up matplotlib (headless) and writes figures."""
 import logging
 
-__all__ = ["pyplot", "save_figure"]
+__all__ = ["pyplot", "label_axes", "save_figure"]
 
 logger = logging.getLogger(__name__)
 
@@ -12,6 +12,16 @@ def pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def label_axes(ax, xlabel, ylabel, title, **legend):
+    """Axis labels, title, the light grid of every figure, and a legend (``legend``: keyword
+    arguments of ``ax.legend``)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(**legend)
 
 
 def save_figure(fig, path, dpi=120):

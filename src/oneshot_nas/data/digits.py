@@ -25,7 +25,8 @@ import numpy as np
 from .errors import DataError
 from .recordio import format_lst_line
 
-__all__ = ["prepare_digits", "cache_root", "digits_split", "DIGITS_VAL_FRACTION"]
+__all__ = ["prepare_digits", "cache_root", "digits_split", "upscale_digit",
+           "DIGITS_VAL_FRACTION"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def digits_split(labels, val_fraction=DIGITS_VAL_FRACTION, seed=_SPLIT_SEED):
     return train, val
 
 
-def _upscale(image8, input_size):
+def upscale_digit(image8, input_size):
     """8x8 grey levels 0..16 -> ``input_size`` square 3-channel uint8 (bilinear)."""
     import cv2
     grey = np.round(image8.astype(np.float32) * (255.0 / 16.0)).astype(np.uint8)
@@ -138,7 +139,7 @@ def _build(folder, input_size):
         for split, members in (("train", train), ("val", val)):
             # Record order: a fixed shuffle, as im2rec's default; keys are sample indices.
             members = rng.permutation(members)
-            images = np.stack([_upscale(digits.images[i], input_size) for i in members])
+            images = np.stack([upscale_digit(digits.images[i], input_size) for i in members])
             _write_split(folder, split, members, images, labels[members], progress)
             meta["num_" + split] = int(len(members))
             meta["per_class_" + split] = np.bincount(labels[members]).tolist()

@@ -1,4 +1,9 @@
-"""``make_loaders``: one entry point from data flags to (train, val, DataInfo)."""
+"""``make_loaders``: one entry point from data flags to (train, val, DataInfo).
+
+:func:`make_split_loaders` checks the arguments and hands them to one builder per source:
+synthetic tensors, Fashion-MNIST in memory, and the digits cache or your ImageNet-style data,
+either of which is read as RecordIO files or as an image folder.
+"""
 import logging
 import os
 from dataclasses import dataclass
@@ -303,109 +308,143 @@ def make_split_loaders(dataset="imagenet", data_dir=None, use_rec=None, rec_trai
     val_batch_size = int(val_batch_size or batch_size)
     dtype = str(np.dtype(dtype))
     shard = dict(num_parts=num_parts, part_index=part_index, seed=seed, dtype=dtype)
-
+    sizes = dict(batch_size=batch_size, val_batch_size=val_batch_size, input_size=input_size,
+                 holdout=holdout, shard=shard)
     if dataset == "synthetic":
-        size = int(synthetic_size or 4 * batch_size)
-        classes = int(num_classes or _SYNTHETIC_CLASSES)
-        # Different random images per shard, as real shards differ.
-        train = SyntheticLoader(size, classes, input_size, batch_size, True,
-                                seed=seed * 1000 + part_index, dtype=dtype)
-        val = SyntheticLoader(max(val_batch_size, size // 4), classes, input_size,
-                              val_batch_size, False, seed=seed * 1000 + part_index, dtype=dtype)
-        held = None
-        if holdout:
-            held = SyntheticLoader(holdout, classes, input_size, val_batch_size, False,
-                                   seed=seed * 1000 + part_index + 500, dtype=dtype)
-        info = DataInfo(classes, size * num_parts, val.num_images * num_parts, input_size,
-                        (0.0,) * 3, (1.0,) * 3, "synthetic", num_holdout=holdout,
-                        holdout_digest=split_digest(range(holdout)) if holdout else "")
-        _log_summary(dataset, info, train, num_parts, part_index)
-        return Splits(train, held, val, info)
-
-    if dataset == "fashion-mnist":
-        return _fashion_mnist_splits(data_dir, batch_size, val_batch_size, input_size, augment,
-                                     holdout, scale, int(train_subset or 0), shard)
-    style = dataset
-    if dataset == "digits":
-        if data_dir:
-            logger.debug("dataset 'digits' reads its cache; data_dir %s is not used", data_dir)
-        paths = prepare_digits(input_size, cache_dir)
-        mean, std = tuple(paths["mean"]), tuple(paths["std"])
-        if use_rec is None:
-            use_rec = True
-        rec_train, rec_train_idx = paths["rec_train"], paths["rec_train_idx"]
-        rec_val, rec_val_idx = paths["rec_val"], paths["rec_val_idx"]
-        data_dir = paths["root"]
-        num_classes = num_classes or paths["num_classes"]
-        classes = tuple(str(c) for c in range(paths["num_classes"]))
+        splits = _synthetic_splits(int(synthetic_size or 4 * batch_size),
+                                   int(num_classes or _SYNTHETIC_CLASSES), **sizes)
+    elif dataset == "fashion-mnist":
+        splits = _fashion_mnist_splits(data_dir, augment, scale, int(train_subset or 0), **sizes)
     else:
-        classes = ()
-        mean, std = IMAGENET_MEAN, IMAGENET_STD
-        if use_rec is None:
-            use_rec = bool(rec_train) and not data_dir
-        if not use_rec and not data_dir:
-            raise DataError("no data given: pass an image folder (data_dir) or RecordIO files "
-                            "(use_rec with rec_train / rec_val)")
-
-    held, digest = None, ""
-    train_tf = folder_transform(style, True, input_size, crop_ratio, augment, mean, std)
-    val_tf = folder_transform(style, False, input_size, crop_ratio, augment, mean, std)
-    if use_rec:
-        train_index = read_index(rec_train, rec_train_idx, "training RecordIO file")
-        val_index = read_index(rec_val, rec_val_idx, "validation RecordIO file")
-        num_classes = int(num_classes or _rec_num_classes(train_index, val_index))
-        if holdout:
-            kept, held_positions = holdout_split(len(train_index), holdout)
-            kept = kept[reduced_subset(len(kept), scale)]
-            if style == "digits":
-                # 1,437 tiny images: decoded once, batches sliced from memory
-                images, labels = decode_records(train_index)
-                memory = dict(mean=mean, std=std, name=train_index.rec_path, **shard)
-                train = MemoryLoader(images, labels, kept, batch_size, True,
-                                     digits_shift(input_size) if augment else 0, **memory)
-                held = MemoryLoader(images, labels, held_positions, val_batch_size, False, 0,
-                                    **memory)
-            else:
-                train = RecordSubsetLoader(train_index, kept, train_tf, batch_size, True,
-                                           num_workers=num_workers, **shard)
-                held = RecordSubsetLoader(train_index, held_positions, val_tf, val_batch_size,
-                                          False, num_workers=num_workers, **shard)
-            digest = split_digest(train_index.keys[held_positions])
+        if dataset == "digits":
+            source = _digits_source(data_dir, use_rec, num_classes, input_size, cache_dir)
         else:
-            train = RecordLoader(train_index, batch_size,
-                                 record_augmentation(style, True, input_size, crop_ratio,
-                                                     augment, mean, std),
-                                 True, subset_parts=scale, num_threads=num_workers, **shard)
-        val = RecordLoader(val_index, val_batch_size,
-                           record_augmentation(style, False, input_size, crop_ratio, augment,
-                                               mean, std),
-                           False, num_threads=num_workers, **shard)
-        info = DataInfo(num_classes, train.num_records, len(val_index), input_size, mean, std,
-                        "recordio", classes, holdout, digest)
-    else:
-        folder = scan_image_folder(data_dir)
-        kept, held_positions = holdout_split(len(folder["train"]), holdout)
-        subset = kept[reduced_subset(len(kept), scale)]
-        train_root = os.path.join(data_dir, "train")
-        train = FolderLoader(folder["train"], subset, train_tf, batch_size, True,
-                             num_workers=num_workers, name=train_root, **shard)
-        if holdout:
-            held = FolderLoader(folder["train"], held_positions, val_tf, val_batch_size, False,
-                                num_workers=num_workers, name=train_root, **shard)
-            digest = split_digest(os.path.relpath(folder["train"][i][0], train_root)
-                                  for i in held_positions)
-        val = FolderLoader(folder["val"], np.arange(len(folder["val"])), val_tf,
-                           val_batch_size, False, num_workers=num_workers,
-                           name=os.path.join(data_dir, "val"), **shard)
-        info = DataInfo(int(num_classes or len(folder["classes"])), len(subset),
-                        len(folder["val"]), input_size, mean, std, "folder", folder["classes"],
-                        holdout, digest)
-    _log_summary(dataset, info, train, num_parts, part_index)
+            source = _imagenet_source(data_dir, use_rec, rec_train, rec_train_idx, rec_val,
+                                      rec_val_idx, num_classes)
+        build = _record_splits if source["use_rec"] else _folder_splits
+        splits = build(dataset, source, crop_ratio, augment, scale, num_workers, **sizes)
+    _log_summary(dataset, splits.info, splits.train, num_parts, part_index)
+    return splits
+
+
+def _synthetic_splits(size, classes, batch_size, val_batch_size, input_size, holdout, shard):
+    """Fixed random tensors: ``size`` training images, a quarter of them (at least one batch)
+    for validation, ``holdout`` more held out."""
+    seed, dtype = shard["seed"] * 1000 + shard["part_index"], shard["dtype"]
+    # Different random images per shard, as real shards differ.
+    train = SyntheticLoader(size, classes, input_size, batch_size, True, seed=seed, dtype=dtype)
+    val = SyntheticLoader(max(val_batch_size, size // 4), classes, input_size, val_batch_size,
+                          False, seed=seed, dtype=dtype)
+    held = None
+    if holdout:
+        held = SyntheticLoader(holdout, classes, input_size, val_batch_size, False,
+                               seed=seed + 500, dtype=dtype)
+    num_parts = shard["num_parts"]
+    info = DataInfo(classes, size * num_parts, val.num_images * num_parts, input_size,
+                    (0.0,) * 3, (1.0,) * 3, "synthetic", num_holdout=holdout,
+                    holdout_digest=split_digest(range(holdout)) if holdout else "")
     return Splits(train, held, val, info)
 
 
-def _fashion_mnist_splits(data_dir, batch_size, val_batch_size, input_size, augment, holdout,
-                          scale, train_subset, shard):
+def _digits_source(data_dir, use_rec, num_classes, input_size, cache_dir):
+    """Where the digits cache (written once by :func:`prepare_digits`) keeps its RecordIO
+    files and image folder, and its normalisation."""
+    if data_dir:
+        logger.debug("dataset 'digits' reads its cache; data_dir %s is not used", data_dir)
+    paths = prepare_digits(input_size, cache_dir)
+    return dict(use_rec=True if use_rec is None else use_rec,
+                rec_train=paths["rec_train"], rec_train_idx=paths["rec_train_idx"],
+                rec_val=paths["rec_val"], rec_val_idx=paths["rec_val_idx"],
+                data_dir=paths["root"], num_classes=num_classes or paths["num_classes"],
+                classes=tuple(str(c) for c in range(paths["num_classes"])),
+                mean=tuple(paths["mean"]), std=tuple(paths["std"]))
+
+
+def _imagenet_source(data_dir, use_rec, rec_train, rec_train_idx, rec_val, rec_val_idx,
+                     num_classes):
+    """The user's ImageNet-style data: RecordIO files or an image folder."""
+    if use_rec is None:
+        use_rec = bool(rec_train) and not data_dir
+    if not use_rec and not data_dir:
+        raise DataError("no data given: pass an image folder (data_dir) or RecordIO files "
+                        "(use_rec with rec_train / rec_val)")
+    return dict(use_rec=use_rec, rec_train=rec_train, rec_train_idx=rec_train_idx,
+                rec_val=rec_val, rec_val_idx=rec_val_idx, data_dir=data_dir,
+                num_classes=num_classes, classes=(), mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+
+def _record_splits(style, source, crop_ratio, augment, scale, num_workers, batch_size,
+                   val_batch_size, input_size, holdout, shard):
+    """RecordIO files: ImageRecordIter loaders, or, with a held-out split, gluon workers
+    reading the kept records (digits: decoded once into memory)."""
+    mean, std = source["mean"], source["std"]
+    train_index = read_index(source["rec_train"], source["rec_train_idx"],
+                             "training RecordIO file")
+    val_index = read_index(source["rec_val"], source["rec_val_idx"], "validation RecordIO file")
+    num_classes = int(source["num_classes"] or _rec_num_classes(train_index, val_index))
+    held, digest = None, ""
+    if holdout:
+        kept, held_positions = holdout_split(len(train_index), holdout)
+        kept = kept[reduced_subset(len(kept), scale)]
+        if style == "digits":
+            # 1,438 tiny images: decoded once, batches sliced from memory
+            images, labels = decode_records(train_index)
+            memory = dict(mean=mean, std=std, name=train_index.rec_path, **shard)
+            train = MemoryLoader(images, labels, kept, batch_size, True,
+                                 digits_shift(input_size) if augment else 0, **memory)
+            held = MemoryLoader(images, labels, held_positions, val_batch_size, False, 0,
+                                **memory)
+        else:
+            train_tf = folder_transform(style, True, input_size, crop_ratio, augment, mean, std)
+            val_tf = folder_transform(style, False, input_size, crop_ratio, augment, mean, std)
+            train = RecordSubsetLoader(train_index, kept, train_tf, batch_size, True,
+                                       num_workers=num_workers, **shard)
+            held = RecordSubsetLoader(train_index, held_positions, val_tf, val_batch_size,
+                                      False, num_workers=num_workers, **shard)
+        digest = split_digest(train_index.keys[held_positions])
+    else:
+        train = RecordLoader(train_index, batch_size,
+                             record_augmentation(style, True, input_size, crop_ratio, augment,
+                                                 mean, std),
+                             True, subset_parts=scale, num_threads=num_workers, **shard)
+    val = RecordLoader(val_index, val_batch_size,
+                       record_augmentation(style, False, input_size, crop_ratio, augment, mean,
+                                           std),
+                       False, num_threads=num_workers, **shard)
+    info = DataInfo(num_classes, train.num_records, len(val_index), input_size, mean, std,
+                    "recordio", source["classes"], holdout, digest)
+    return Splits(train, held, val, info)
+
+
+def _folder_splits(style, source, crop_ratio, augment, scale, num_workers, batch_size,
+                   val_batch_size, input_size, holdout, shard):
+    """An image folder with ``train/`` and ``val/``, decoded by gluon workers."""
+    data_dir, mean, std = source["data_dir"], source["mean"], source["std"]
+    train_tf = folder_transform(style, True, input_size, crop_ratio, augment, mean, std)
+    val_tf = folder_transform(style, False, input_size, crop_ratio, augment, mean, std)
+    folder = scan_image_folder(data_dir)
+    kept, held_positions = holdout_split(len(folder["train"]), holdout)
+    subset = kept[reduced_subset(len(kept), scale)]
+    train_root = os.path.join(data_dir, "train")
+    train = FolderLoader(folder["train"], subset, train_tf, batch_size, True,
+                         num_workers=num_workers, name=train_root, **shard)
+    held, digest = None, ""
+    if holdout:
+        held = FolderLoader(folder["train"], held_positions, val_tf, val_batch_size, False,
+                            num_workers=num_workers, name=train_root, **shard)
+        digest = split_digest(os.path.relpath(folder["train"][i][0], train_root)
+                              for i in held_positions)
+    val = FolderLoader(folder["val"], np.arange(len(folder["val"])), val_tf, val_batch_size,
+                       False, num_workers=num_workers, name=os.path.join(data_dir, "val"),
+                       **shard)
+    info = DataInfo(int(source["num_classes"] or len(folder["classes"])), len(subset),
+                    len(folder["val"]), input_size, mean, std, "folder", folder["classes"],
+                    holdout, digest)
+    return Splits(train, held, val, info)
+
+
+def _fashion_mnist_splits(data_dir, augment, scale, train_subset, batch_size, val_batch_size,
+                          input_size, holdout, shard):
     """Fashion-MNIST in memory: training (minus the held-out split, optionally a stratified
     subset), held-out and test loaders."""
     data = load_fashion_mnist(data_dir)
@@ -433,7 +472,6 @@ def _fashion_mnist_splits(data_dir, batch_size, val_batch_size, input_size, augm
         else ""
     info = DataInfo(len(FASHION_MNIST_CLASSES), len(kept), len(data["test_labels"]), input_size,
                     mean, std, "idx", FASHION_MNIST_CLASSES, holdout, digest)
-    _log_summary("fashion-mnist", info, train, shard["num_parts"], shard["part_index"])
     return Splits(train, held, val, info)
 
 

@@ -208,8 +208,9 @@ class RecordLoader(EpochLoader):
                             ) from None
 
 
-class _ImageList:
-    """Gluon dataset over ``(path, label)`` items: decode, transform, float32 label."""
+class _WorkerDataset:
+    """Gluon dataset over ``items`` decoded in loader workers: ``(transformed image, float32
+    label)``; each forked worker reseeds its augmentation on its first item."""
 
     def __init__(self, items, transform, seed):
         self._items = items
@@ -220,20 +221,32 @@ class _ImageList:
     def __len__(self):
         return len(self._items)
 
-    def __getitem__(self, i):
+    def _first_item_in_process(self):
+        """True on this process's first item (after reseeding it if it is a forked worker)."""
         import os
+        if self._pid == os.getpid():
+            return False
+        if self._pid is not None:
+            reseed_worker(self._seed)
+        self._pid = os.getpid()
+        return True
 
+    def __getitem__(self, i):
+        image, label = self._decode(i)
+        return self._transform(image), np.float32(label)
+
+
+class _ImageList(_WorkerDataset):
+    """Gluon dataset over ``(path, label)`` items."""
+
+    def _decode(self, i):
         import mxnet as mx
-        if self._pid != os.getpid():
-            if self._pid is not None:
-                reseed_worker(self._seed)
-            self._pid = os.getpid()
+        self._first_item_in_process()
         path, label = self._items[i]
         try:
-            image = mx.image.imread(path, flag=1)
+            return mx.image.imread(path, flag=1), label
         except mx.base.MXNetError:
             raise DataError("cannot decode image %s" % path) from None
-        return self._transform(image), np.float32(label)
 
 
 class _ShardBatchSampler:
@@ -314,51 +327,39 @@ class FolderLoader(EpochLoader):
             yield _finish(data, label, self._dtype, self._to_cpu)
 
 
-class _RecordList:
-    """Gluon dataset over the records of an indexed ``.rec`` file, read by byte offset.
+class _RecordList(_WorkerDataset):
+    """Gluon dataset over the records of an indexed ``.rec`` file (a :class:`RecordIndex` as
+    ``items``), read by byte offset.
 
     Each process opens the file once (forked loader workers reopen it: a shared file position
     would interleave their reads).
     """
 
-    def __init__(self, index, transform, seed):
-        self._index = index
-        self._transform = transform
-        self._seed = seed
-        self._pid = None
-        self._handle = None
-
-    def __len__(self):
-        return len(self._index)
+    _handle = None
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state.update(_pid=None, _handle=None)
         return state
 
-    def __getitem__(self, i):
-        import os
-
+    def _decode(self, i):
         import mxnet as mx
 
         from .recordio import _read_record
-        if self._pid != os.getpid():
-            if self._pid is not None:
-                reseed_worker(self._seed)
-            self._pid = os.getpid()
-            self._handle = open(self._index.rec_path, "rb")
-        payload, _ = _read_record(self._handle, int(self._index.offsets[i]),
-                                  self._index.rec_path, self._index.idx_path)
+        index = self._items
+        if self._first_item_in_process():
+            self._handle = open(index.rec_path, "rb")
+        payload, _ = _read_record(self._handle, int(index.offsets[i]), index.rec_path,
+                                  index.idx_path)
         header, encoded = mx.recordio.unpack(payload)
         label = header.label
         if not np.isscalar(label):
             label = label[0]
         try:
-            image = mx.image.imdecode(encoded, flag=1)
+            return mx.image.imdecode(encoded, flag=1), label
         except mx.base.MXNetError:
             raise DataError("%s: record %d holds no decodable image"
-                            % (self._index.rec_path, int(self._index.keys[i]))) from None
-        return self._transform(image), np.float32(label)
+                            % (index.rec_path, int(index.keys[i]))) from None
 
 
 class RecordSubsetLoader(FolderLoader):
@@ -388,10 +389,6 @@ class RecordSubsetLoader(FolderLoader):
     @staticmethod
     def _dataset(items, transform, seed):
         return _RecordList(items, transform, seed)
-
-    def shard_keys(self, epoch):
-        """Record keys this loader yields in ``epoch`` (for tests and bookkeeping)."""
-        return self.index.keys[self.shard_indices(epoch)]
 
 
 def decode_records(index):

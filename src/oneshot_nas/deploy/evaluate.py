@@ -14,14 +14,16 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import mxnet as mx
 
+from ..accuracy import topk_hits
+from ..errors import error_line
 from .errors import DeployError
 from .folding import fold_batchnorm
-from .loading import _first_line, graph_block
+from .loading import graph_block
 from .quantize import fuse_graph
 
 __all__ = ["VARIANTS", "VariantResult", "accuracy", "float16_support", "float16_block",
-           "measure_throughput", "measure_latency", "evaluate_variants", "results_table",
-           "results_json"]
+           "seconds_per_call", "measure_throughput", "measure_latency", "evaluate_variants",
+           "results_table", "results_json"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +91,10 @@ def accuracy(block, batches, ctx=None, dtype="float32", progress=False, desc="ev
         data = data.as_in_context(ctx).astype(dtype, copy=False)
         scores = block(data).astype("float32").asnumpy()
         label = label.asnumpy().astype(np.int64).reshape(-1)
-        top = np.argsort(-scores, axis=1)[:, :5]
-        predictions.extend(top[:, 0].tolist())
-        hits1 += int((top[:, 0] == label).sum())
-        hits5 += int((top == label[:, None]).any(axis=1).sum())
+        predicted, hit1, hit5 = topk_hits(scores, label)
+        predictions.extend(predicted.tolist())
+        hits1 += int(hit1.sum())
+        hits5 += int(hit5.sum())
         seen += label.shape[0]
     if seen == 0:
         raise DeployError("the validation data yielded no image")
@@ -115,8 +117,8 @@ def float16_support(ctx=None):
         w = mx.nd.ones((2, 2, 3, 3), ctx=ctx, dtype="float16")
         mx.nd.Convolution(x, w, kernel=(3, 3), num_filter=2, no_bias=True).asnumpy()
     except mx.base.MXNetError as err:
-        logger.info("float16 convolution not available on %s: %s", ctx, _first_line(err))
-        reason = "needs GPU" if ctx.device_type == "cpu" else _first_line(err)[:60]
+        logger.info("float16 convolution not available on %s: %s", ctx, error_line(err, 300))
+        reason = "needs GPU" if ctx.device_type == "cpu" else error_line(err, 300)[:60]
         return False, "%s (%s)" % (NOT_AVAILABLE, reason)
     return True, ""
 
@@ -132,21 +134,23 @@ def float16_block(symbol, arg_params, aux_params, ctx=None):
     return block
 
 
+def seconds_per_call(block, data, min_seconds):
+    """Mean seconds per forward pass of ``block`` on ``data``, calling it back to back until
+    ``min_seconds`` have passed (one timed round, no warm-up)."""
+    calls, start = 0, time.perf_counter()
+    while True:
+        block(data).wait_to_read()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return elapsed / calls
+
+
 def _timed_runs(block, data, repeats, min_seconds):
     """Median seconds per forward pass over ``repeats`` timed rounds (after warm-up)."""
     for _ in range(2):
         block(data).wait_to_read()
-    times = []
-    for _ in range(repeats):
-        calls, start = 0, time.perf_counter()
-        while True:
-            block(data).wait_to_read()
-            calls += 1
-            elapsed = time.perf_counter() - start
-            if elapsed >= min_seconds:
-                break
-        times.append(elapsed / calls)
-    return statistics.median(times)
+    return statistics.median(seconds_per_call(block, data, min_seconds) for _ in range(repeats))
 
 
 def measure_throughput(block, input_size, batch_size=32, ctx=None, dtype="float32", repeats=5,

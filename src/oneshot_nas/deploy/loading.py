@@ -9,7 +9,9 @@ import warnings
 import mxnet as mx
 from mxnet.gluon import nn
 
+from ..errors import error_line
 from ..models import ShuffleNasOneShotFix, get_model, list_models
+from ..models.params import load_params_checked
 from ..models.zoo import PRESETS
 from .errors import DeployError
 
@@ -53,13 +55,7 @@ def _load_nd(path):
     try:
         return mx.nd.load(path)
     except mx.base.MXNetError as err:
-        raise DeployError("cannot read params file %s: %s" % (path, _first_line(err))) from None
-
-
-def _first_line(err):
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    checks = [line for line in lines if "Check failed" in line or "Error" in line]
-    return (checks or lines or [type(err).__name__])[-1][:300]
+        raise DeployError("cannot read params file %s: %s" % (path, error_line(err, 300))) from None
 
 
 def build_subnet(model=None, block_choices=None, channel_choices=None, params_file=None,
@@ -133,28 +129,16 @@ def build_subnet(model=None, block_choices=None, channel_choices=None, params_fi
 
 
 def _load_parameters(net, params_file, ctx):
-    saved = _load_nd(params_file)
-    params = net._collect_params_with_prefix()
-    # A shuffle-by-conv subnet holds constant permutation weights that a net trained with
-    # the reshape shuffle never saved; they are rebuilt from their initialiser.
-    constants = {name for name, p in params.items() if name not in saved
-                 and isinstance(p, mx.gluon.Constant)}
-    missing = sorted(name for name in params if name not in saved and name not in constants)
-    extra = sorted(name for name in saved if name not in params)
-    if missing or extra:
-        what = ("missing %s" % ", ".join(missing[:3])) if missing else \
-            ("unexpected %s" % ", ".join(extra[:3]))
-        raise DeployError("params file %s does not match the subnet (%d missing, %d unexpected "
-                          "parameters: %s); check the model, choices and flags it was trained "
-                          "with" % (params_file, len(missing), len(extra), what))
+    _load_nd(params_file)           # a missing or unreadable file: DeployError naming it
     try:
-        net.load_parameters(params_file, ctx=ctx, allow_missing=bool(constants),
-                            cast_dtype=True, dtype_source="current")
+        load_params_checked(net, params_file, "params file", ctx=ctx, what="the subnet",
+                            hint="check the model, choices and flags it was trained with",
+                            rebuild_constants=True)
     except (AssertionError, mx.base.MXNetError) as err:
         raise DeployError("cannot load %s into the subnet: %s"
-                          % (params_file, _first_line(err))) from None
-    for name in constants:
-        params[name].initialize(ctx=ctx)
+                          % (params_file, error_line(err, 300))) from None
+    except ValueError as err:
+        raise DeployError(str(err)) from None
     logger.info("loaded %s", params_file)
 
 
@@ -214,7 +198,7 @@ def load_graph(symbol_file, params_file):
         symbol = mx.sym.load(symbol_file)
     except mx.base.MXNetError as err:
         raise DeployError("cannot read symbol file %s: %s"
-                          % (symbol_file, _first_line(err))) from None
+                          % (symbol_file, error_line(err, 300))) from None
     arg_params, aux_params = split_params(symbol, _load_nd(params_file))
     missing = [name for name in symbol.list_arguments() + symbol.list_auxiliary_states()
                if name != "data" and name not in arg_params and name not in aux_params]

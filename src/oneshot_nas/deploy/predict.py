@@ -13,10 +13,9 @@ import numpy as np
 import mxnet as mx
 
 from .errors import DeployError
-from .loading import graph_block, load_graph
 
 __all__ = ["IMAGE_EXTENSIONS", "DeployMeta", "meta_path", "write_meta", "read_meta",
-           "load_model", "collect_images", "preprocess", "predict_topk"]
+           "collect_images", "preprocess", "predict_topk"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +61,6 @@ def read_meta(prefix):
             return DeployMeta(**json.load(handle))
     except (OSError, ValueError) as err:
         raise DeployError("cannot read %s: %s" % (path, err)) from None
-
-
-def load_model(symbol_file, params_file, ctx=None):
-    """A hybridized ``SymbolBlock`` of an exported float32 or quantized graph."""
-    return graph_block(*load_graph(symbol_file, params_file), ctx=ctx)
 
 
 def collect_images(paths):

@@ -28,8 +28,9 @@ import numpy as np
 import mxnet as mx
 from mxnet.contrib import quantization as mxq
 
+from ..errors import error_line
 from .errors import DeployError
-from .loading import _first_line, graph_block
+from .loading import graph_block
 
 __all__ = ["CALIB_MODES", "QUANTIZED_DTYPES", "FLOAT_OPS", "fuse_graph", "first_conv_name",
            "quantize_graph", "calibration_iter", "quantized_prefix", "fix_zero_variance"]
@@ -211,7 +212,7 @@ def _smoke_test(qsym, qarg, qaux, sample, quantized_dtype, ctx):
                 "uint8": "; use --quantized-dtype int8 (uint8 cannot hold the negative "
                          "activations of this network)"}.get(quantized_dtype, "")
         raise DeployError("the %s quantized graph fails at inference: %s%s"
-                          % (quantized_dtype, _first_line(err), hint)) from None
+                          % (quantized_dtype, error_line(err, 300), hint)) from None
     if not np.isfinite(values).all():
         raise DeployError("the quantized graph produces non-finite outputs; check the BN "
                           "statistics of the model and the calibration data")

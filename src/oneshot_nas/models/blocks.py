@@ -11,7 +11,7 @@ from mxnet import nd
 from mxnet.gluon import nn
 
 from ..nn import DepthwiseConv2D, ElasticConv2D, NasBatchNorm, SE, make_activation, make_shuffle
-from ..nn.depthwise import specialized_graph
+from ..nn.depthwise import GraphPerInputSize
 from ..search_space import BLOCK_TYPES, LAST_CONV_CHANNELS, SE_TAIL_CHANNELS, STEM_CHANNELS
 
 __all__ = ["StaticLayers", "ElasticLayers", "ShuffleNetV2Block", "ShuffleXceptionBlock",
@@ -67,7 +67,7 @@ def stage_activation(stage, use_se):
     return "hswish" if use_se and stage > 0 else "relu"
 
 
-class _ShuffleBlock(nn.HybridBlock):
+class _ShuffleBlock(GraphPerInputSize, nn.HybridBlock):
     """Shared skeleton: shuffle + split (stride 1) or projection branch (stride 2), a main
     branch built by the subclass, optional SE, concat."""
 
@@ -81,7 +81,6 @@ class _ShuffleBlock(nn.HybridBlock):
                                                                   mid_channels)
         self.proj_channels = in_channels // 2 if stride == 1 else in_channels
         self.elastic = layers.elastic
-        self._graph_input_size = None
         main_in = self.proj_channels
         main_out = out_channels - self.proj_channels
         self._sliced = []
@@ -125,25 +124,22 @@ class _ShuffleBlock(nn.HybridBlock):
             return super().forward(x, active)
         if active is not None:                       # a sliced width: imperatively
             return self.hybrid_forward(nd, x, active)
-        size = tuple(x.shape[2:])
-        if size != self._graph_input_size:
-            self._clear_cached_op()
-            self.set_input_size(size)
-            self._graph_input_size = size
-        with specialized_graph():
-            return super().forward(x)
+        return self._forward_for_input_size(x)
 
     def _add(self, layer, sliced=False):
         self.main.add(layer)
         self._sliced.append(sliced)
 
-    def hybrid_forward(self, F, x, active=None):
+    def split(self, F, x):
+        """The block's two branch inputs: ``(projection branch output, main branch input)``."""
         if self.stride == 1:
             x = self.shuffle(x)
-            proj = F.slice_axis(x, axis=1, begin=0, end=self.proj_channels)
-            main = F.slice_axis(x, axis=1, begin=self.proj_channels, end=None)
-        else:
-            proj, main = self.proj(x), x
+            return (F.slice_axis(x, axis=1, begin=0, end=self.proj_channels),
+                    F.slice_axis(x, axis=1, begin=self.proj_channels, end=None))
+        return self.proj(x), x
+
+    def hybrid_forward(self, F, x, active=None):
+        proj, main = self.split(F, x)
         for layer, sliced in zip(self.main, self._sliced):
             main = layer(main, active) if sliced and active is not None else layer(main)
         if self.se is not None:

@@ -6,7 +6,8 @@ import mxnet as mx
 __all__ = ["load_params_checked"]
 
 
-def load_params_checked(net, path, flag, ctx=None, hint="", cast_dtype=True):
+def load_params_checked(net, path, flag, ctx=None, hint="", cast_dtype=True, what="the model",
+                        rebuild_constants=False):
     """Load ``path`` (written by ``net.save_parameters``) into ``net``.
 
     Parameters
@@ -20,6 +21,12 @@ def load_params_checked(net, path, flag, ctx=None, hint="", cast_dtype=True):
         What to check when the file does not fit (appended to the message).
     cast_dtype : bool
         Cast the saved values to the parameters' dtype (float16 training).
+    what : str
+        What the file should fit, in messages (``'the model'``, ``'the subnet'``).
+    rebuild_constants : bool
+        Constant parameters the file does not hold (the permutation weights of the 1x1-conv
+        shuffle, which a net trained with the reshape shuffle never saved) are initialised
+        from their initialiser instead of refused.
 
     Raises
     ------
@@ -37,20 +44,33 @@ def load_params_checked(net, path, flag, ctx=None, hint="", cast_dtype=True):
     if not isinstance(saved, dict):
         raise ValueError("%s file %s holds unnamed arrays, not a model's parameters"
                          % (flag, path))
-    hint = " (%s)" % hint if hint else ""
     expected = net._collect_params_with_prefix()
+    constants = {name for name, param in expected.items() if rebuild_constants
+                 and name not in saved and isinstance(param, mx.gluon.Constant)}
+    mismatch = _first_mismatch(expected, saved, constants)
+    if mismatch:
+        raise ValueError("%s %s does not fit %s: %s%s"
+                         % (flag, path, what, mismatch, " (%s)" % hint if hint else ""))
+    net.load_parameters(path, ctx=ctx, allow_missing=bool(constants), cast_dtype=cast_dtype)
+    for name in constants:
+        expected[name].initialize(ctx=ctx)
+    return net
+
+
+def _first_mismatch(expected, saved, skip):
+    """The first parameter of ``expected`` (name -> Parameter) that ``saved`` (name ->
+    NDArray) lacks or holds in another shape, else the first one it holds in excess; None when
+    they fit."""
     for name, param in expected.items():
+        if name in skip:
+            continue
         if name not in saved:
-            raise ValueError("%s %s does not fit the model: parameter %s is missing%s"
-                             % (flag, path, name, hint))
+            return "parameter %s is missing" % name
         have, want = tuple(saved[name].shape), param.shape
         if want is not None and (len(have) != len(want)
                                  or any(w > 0 and w != h for h, w in zip(have, want))):
-            raise ValueError("%s %s does not fit the model: parameter %s has shape %s, "
-                             "expected %s%s" % (flag, path, name, have, want, hint))
+            return "parameter %s has shape %s, expected %s" % (name, have, want)
     for name in saved:
         if name not in expected:
-            raise ValueError("%s %s does not fit the model: unexpected parameter %s%s"
-                             % (flag, path, name, hint))
-    net.load_parameters(path, ctx=ctx, cast_dtype=cast_dtype)
-    return net
+            return "unexpected parameter %s" % name
+    return None

@@ -2,7 +2,7 @@
 import mxnet as mx
 from mxnet.gluon import nn
 
-from ..nn.depthwise import conv_output_size, specialized_graph
+from ..nn.depthwise import GraphPerInputSize, conv_output_size
 
 from ..search_space import Architecture, block_layout, mid_channels, SE_FIRST_BLOCK
 from .blocks import StaticLayers, make_choice_block, make_head, make_stem, make_tail, \
@@ -11,7 +11,7 @@ from .blocks import StaticLayers, make_choice_block, make_head, make_stem, make_
 __all__ = ["ShuffleNasOneShotFix"]
 
 
-class ShuffleNasOneShotFix(nn.HybridBlock):
+class ShuffleNasOneShotFix(GraphPerInputSize, nn.HybridBlock):
     """One subnet of the search space with plain layers.
 
     Parameters
@@ -55,7 +55,6 @@ class ShuffleNasOneShotFix(nn.HybridBlock):
                         layers, shuffle_method))
             self.tail = make_tail(layers, layout[-1][2], use_se, last_conv_after_pooling)
             self.head = make_head(classes, use_se)
-        self._graph_input_size = None
 
     def set_input_size(self, size):
         """Give every depthwise convolution its input map size for an ``size`` (H, W) input."""
@@ -70,13 +69,7 @@ class ShuffleNasOneShotFix(nn.HybridBlock):
         (:mod:`oneshot_nas.nn.depthwise`); a new map size rebuilds it."""
         if not (self._active and isinstance(x, mx.nd.NDArray)):
             return super().forward(x, *args)
-        size = tuple(x.shape[2:])
-        if size != self._graph_input_size:
-            self._clear_cached_op()
-            self.set_input_size(size)
-            self._graph_input_size = size
-        with specialized_graph():
-            return super().forward(x, *args)
+        return self._forward_for_input_size(x, *args)
 
     def export(self, path, epoch=0, remove_amp_cast=True):
         """Export the plain graph (full kernels, no custom operator), valid at every input size,

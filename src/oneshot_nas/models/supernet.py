@@ -13,8 +13,7 @@ from mxnet import nd
 from mxnet.gluon import nn
 
 from ..nn import NasBatchNorm, iter_blocks, sync_bn_statistics
-from ..search_space import (NUM_BLOCK_CHOICES, SE_FIRST_BLOCK, Architecture, block_layout,
-                            mid_channels)
+from ..search_space import NUM_BLOCK_CHOICES, SE_FIRST_BLOCK, Architecture, block_layout
 from .blocks import ElasticLayers, make_choice_block, make_head, make_stem, make_tail, \
     stage_activation
 from .subnet import ShuffleNasOneShotFix
@@ -55,22 +54,18 @@ class ShuffleNasOneShot(nn.Block):
     affine_free_bn : bool
         BatchNorm without trainable gamma / beta in the choice blocks (the official SPOS supernet):
         they stay 1 / 0, so extracted subnets normalise the same way.
-    hybrid_blocks : bool
-        ``hybridize()`` gives every choice block a cached graph for full-width passes (default);
-        False keeps them imperative, as the supernet was before (benchmark baseline).
     norm_kwargs : dict, optional
         Extra keyword arguments of every NasBatchNorm.
     """
 
     def __init__(self, channels_layout="OneShot", use_se=False, last_conv_after_pooling=False,
                  classes=1000, input_size=224, use_all_blocks=False, shuffle_method="reshape",
-                 norm_kwargs=None, affine_free_bn=False, hybrid_blocks=True, **kwargs):
+                 norm_kwargs=None, affine_free_bn=False, **kwargs):
         super().__init__(**kwargs)
         self.config = dict(channels_layout=channels_layout, use_se=use_se,
                            last_conv_after_pooling=last_conv_after_pooling, classes=classes,
                            input_size=input_size, shuffle_method=shuffle_method)
         self.use_all_blocks = use_all_blocks
-        self.hybrid_blocks = hybrid_blocks
         self.norm_kwargs = norm_kwargs
         layers = ElasticLayers(norm_kwargs)
         self._layout = block_layout(channels_layout)
@@ -118,11 +113,10 @@ class ShuffleNasOneShot(nn.Block):
         chosen in Python at every batch."""
         for part in (self.stem, self.tail, self.head):
             part.hybridize(active, **kwargs)
-        if self.hybrid_blocks:
-            # no static memory per block graph: 80 graphs would each keep their own buffers
-            flags = {k: v for k, v in kwargs.items() if k not in ("static_alloc", "static_shape")}
-            for position in self.blocks:
-                position.choices.hybridize(active, **flags)
+        # no static memory per block graph: 80 graphs would each keep their own buffers
+        flags = {k: v for k, v in kwargs.items() if k not in ("static_alloc", "static_shape")}
+        for position in self.blocks:
+            position.choices.hybridize(active, **flags)
 
     # -- weights ---------------------------------------------------------------------------------
     def sync_bn_statistics(self):
@@ -167,8 +161,3 @@ class ShuffleNasOneShot(nn.Block):
             param._load_init(nd.array(src[tuple(slice(0, n) for n in param.shape)],
                                       dtype=src.dtype), ctx)
         return subnet
-
-    def path_mid_channels(self):
-        """Mid widths of the current path (for logs)."""
-        return [mid_channels(out_c, c) for (_, _, out_c, _), c
-                in zip(self._layout, self.architecture.channels)]

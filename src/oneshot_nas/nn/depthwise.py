@@ -19,6 +19,7 @@ Both paths compute exactly what ``F.Convolution(..., num_group=channels)`` compu
   graphs built by calling a block on a Symbol are plain convolutions.
 
 :func:`use_fast_depthwise` switches both paths off, for comparisons with the plain layers.
+:class:`GraphPerInputSize` gives a model block one cached graph per input map size.
 """
 import contextlib
 import threading
@@ -28,16 +29,12 @@ from mxnet import autograd, nd
 from mxnet.gluon import nn
 
 __all__ = ["DepthwiseConv2D", "depthwise_conv", "crop_plan", "conv_output_size",
-           "use_fast_depthwise", "fast_depthwise_enabled", "specialized_graph"]
+           "use_fast_depthwise", "specialized_graph", "GraphPerInputSize"]
 
 _OP_NAME = "oneshot_nas_depthwise_wgrad"
 
 _state = threading.local()
 _FAST = {"enabled": True}
-
-
-def fast_depthwise_enabled():
-    return _FAST["enabled"]
 
 
 @contextlib.contextmanager
@@ -66,6 +63,24 @@ def specialized_graph():
         yield
     finally:
         _state.specialized = before
+
+
+class GraphPerInputSize:
+    """Mixin of a model HybridBlock with ``set_input_size(size)``: its cached graph is built for
+    one input map size (cropped depthwise kernels, fast depthwise weight gradient); a new map
+    size rebuilds it."""
+
+    _graph_input_size = None
+
+    def _forward_for_input_size(self, x, *args):
+        """The hybridized forward of NDArray ``x``, through the graph built for its map size."""
+        size = tuple(x.shape[2:])
+        if size != self._graph_input_size:
+            self._clear_cached_op()
+            self.set_input_size(size)
+            self._graph_input_size = size
+        with specialized_graph():
+            return nn.HybridBlock.forward(self, x, *args)
 
 
 def conv_output_size(size, kernel, stride, pad):

@@ -4,7 +4,7 @@ import logging
 import numpy as np
 
 from ..files import atomic_write_json
-from ..plotting import pyplot, save_figure
+from ..plotting import label_axes, pyplot, save_figure
 
 __all__ = ["plot_history", "plot_candidates", "pareto_front", "best_so_far", "compare_searches"]
 
@@ -29,11 +29,7 @@ def plot_history(history, path, title="genetic search"):
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(gens, [h["best"] for h in history], "o-", label="best fitness")
     ax.plot(gens, [h["mean"] for h in history], "s--", label="mean fitness")
-    ax.set_xlabel("generation")
-    ax.set_ylabel("fitness")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    label_axes(ax, "generation", "fitness", title)
     return save_figure(fig, path)
 
 
@@ -48,11 +44,8 @@ def plot_candidates(records, path, max_flops=None, title="evaluated candidates")
     ax.plot(flops[front], acc[front], "r.-", label="Pareto front")
     if max_flops and np.isfinite(max_flops):
         ax.axvline(max_flops, color="k", ls=":", label="FLOPs limit")
-    ax.set_xlabel("MFLOPs (224 px, 1000 classes)")
-    ax.set_ylabel("top-1 after BN recalibration (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    label_axes(ax, "MFLOPs (224 px, 1000 classes)", "top-1 after BN recalibration (%)", title,
+               loc="lower right")
     return save_figure(fig, path)
 
 
@@ -111,12 +104,10 @@ def compare_searches(genetic_paths, random_paths, path):
                       "random_seed": r["seed"], "genetic_path": g["path"],
                       "random_path": r["path"]})
     split = (genetic[0].get("split") or {}).get("name", "val")
-    ax.set_xlabel("evaluated candidates")
-    ax.set_ylabel("best fitness so far (%%, %s split)" % ("held-out" if split == "holdout"
-                                                         else "validation"))
-    ax.set_title("genetic vs random search, %d seed(s)" % len(pairs))
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    label_axes(ax, "evaluated candidates",
+               "best fitness so far (%%, %s split)" % ("held-out" if split == "holdout"
+                                                       else "validation"),
+               "genetic vs random search, %d seed(s)" % len(pairs), loc="lower right")
     plot = save_figure(fig, path)
     wins = sum(p["genetic_best"] >= p["random_best"] for p in pairs)
     result = {"pairs": pairs, "genetic_wins": int(wins), "plot": plot}

@@ -7,7 +7,6 @@ import os
 import shlex
 from dataclasses import asdict, dataclass
 
-import mxnet as mx
 import numpy as np
 from mxnet import nd
 from tqdm import tqdm
@@ -15,6 +14,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..files import atomic_write_json, atomic_write_text
 from ..models import get_model
+from ..models.params import load_params_checked
 from ..search_space import Architecture
 from .algorithms import (Constraints, Objective, SearchState, genetic_search, random_search,
                          top_k)
@@ -103,23 +103,10 @@ def load_supernet(path, classes, ctx, **model_config):
     net = get_model("ShuffleNas", classes=classes, **model_config)
     if not path:
         raise ValueError("--supernet-params is required")
-    if not os.path.isfile(path):
-        raise ValueError("--supernet-params file %s does not exist" % path)
-    try:
-        saved = nd.load(path)
-    except mx.base.MXNetError:
-        raise ValueError("--supernet-params file %s is not an MXNet params file" % path) from None
-    expected = {name: p.shape for name, p in net._collect_params_with_prefix().items()}
-    for name, shape in expected.items():
-        if name not in saved:
-            raise ValueError("%s does not fit this supernet configuration: parameter %s is "
-                             "missing (check --use-se / --last-conv-after-pooling / "
-                             "--channels-layout)" % (path, name))
-        if tuple(saved[name].shape) != tuple(shape):
-            raise ValueError("%s does not fit this supernet configuration: parameter %s has "
-                             "shape %s, expected %s" % (path, name, saved[name].shape, shape))
-    net.load_parameters(path, ctx=ctx)
-    return net
+    return load_params_checked(net, path, "--supernet-params", ctx=ctx, cast_dtype=False,
+                               what="this supernet configuration",
+                               hint="check --use-se / --last-conv-after-pooling / "
+                                    "--channels-layout")
 
 
 def _file_digest(path):

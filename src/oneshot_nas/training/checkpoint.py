@@ -25,6 +25,7 @@ import tempfile
 
 import numpy as np
 
+from ..errors import error_line
 from ..files import TMP_PREFIX, atomic_write
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_meta", "latest_checkpoint",
@@ -153,9 +154,7 @@ def _reason(err):
     """The meaningful last line of an MXNet error (its first line is 'Traceback ...')."""
     if isinstance(err, OSError) and err.strerror:
         return err.strerror
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    checks = [line for line in lines if "Check failed" in line or "Error" in line]
-    return (checks or lines or [type(err).__name__])[-1][:300]
+    return error_line(err, 300)
 
 
 def check_writable_dir(path, what="--save-dir"):

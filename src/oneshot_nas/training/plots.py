@@ -4,7 +4,7 @@ import logging
 
 import numpy as np
 
-from ..plotting import pyplot, save_figure
+from ..plotting import label_axes, pyplot, save_figure
 
 __all__ = ["read_metrics", "plot_curves", "plot_coverage"]
 
@@ -75,9 +75,5 @@ def plot_coverage(rows, path, box=None, title="sampled paths"):
         ax.add_patch(plt.Rectangle((box.flops_min, box.params_min), box.flops_max - box.flops_min,
                                    box.params_max - box.params_min, fill=False, color="r",
                                    lw=1.5, label="constraint box"))
-    ax.set_xlabel("MFLOPs (224 px, 1000 classes)")
-    ax.set_ylabel("M params")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    label_axes(ax, "MFLOPs (224 px, 1000 classes)", "M params", title)
     return save_figure(fig, path)
