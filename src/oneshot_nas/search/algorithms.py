@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..search_space import NUM_BLOCK_CHOICES, NUM_BLOCKS, NUM_CHANNEL_CHOICES, Architecture
+from ..config import ConstraintConfig, piece_values
 from ..files import atomic_write_text
 
 __all__ = ["COMPARISON_MODELS", "Constraints", "Objective", "SearchState", "random_search",
@@ -39,6 +40,12 @@ class Constraints:
     max_params: float = math.inf
     reference: tuple = None          # (MFLOPs, M params) of the comparison model
     max_score: float = math.inf
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The limits of a :class:`~oneshot_nas.config.ConstraintConfig` (a search's, a
+        ranking check's), or of the ``config`` dict of a saved ``search_results.json``."""
+        return cls.build(**piece_values(cfg, ConstraintConfig))
 
     @classmethod
     def build(cls, comparison_model=None, flop_max=None, param_max=None, max_flops=None,

@@ -126,11 +126,9 @@ def constraint_counter(cfg, method=None):
     """
     from ..profiling import LookupTable, count_flops_params
     method = method or cfg.flop_param_method
-    model_cfg = dict(channels_layout=cfg.channels_layout, use_se=cfg.use_se,
-                     last_conv_after_pooling=cfg.last_conv_after_pooling)
+    model_cfg = cfg.model_settings()
     if method == "lookup_table":
-        table = LookupTable.load_or_build(input_size=224, classes=1000, **model_cfg)
-        return table.flops_params_many
+        return LookupTable.from_config(cfg).flops_params_many
     if method == "symbol":
         def by_symbol(blocks, channels):
             out = [count_flops_params(Architecture(b, c), method="symbol", input_size=224,
@@ -250,7 +248,6 @@ def train(cfg):
     ----------
     cfg : TrainConfig or dict
     """
-    from ..data import make_split_loaders
     if isinstance(cfg, dict):
         cfg = TrainConfig.from_dict(cfg)
     cfg.validate()
@@ -267,14 +264,10 @@ def train(cfg):
     metrics = _Metrics(metrics_path)
 
     total_batch = cfg.batch_size * len(ctx)
-    splits = make_split_loaders(
-        dataset=cfg.dataset, data_dir=cfg.data_dir, use_rec=cfg.use_rec or None,
-        rec_train=cfg.rec_train, rec_train_idx=cfg.rec_train_idx, rec_val=cfg.rec_val,
-        rec_val_idx=cfg.rec_val_idx, batch_size=total_batch, num_workers=cfg.num_workers,
-        input_size=cfg.input_size, crop_ratio=cfg.crop_ratio, augment=not cfg.no_augment,
+    splits = cfg.split_loaders(
+        batch_size=total_batch, augment=not cfg.no_augment,
         reduced_dataset_scale=cfg.reduced_dataset_scale, num_parts=size, part_index=rank,
-        seed=cfg.seed, synthetic_size=cfg.synthetic_size, holdout=cfg.holdout_search,
-        train_subset=cfg.train_subset)
+        seed=cfg.seed, synthetic_size=cfg.synthetic_size, holdout=cfg.holdout_search)
     train_data, val_data, info = splits.train, splits.val, splits.info
     # A supernet with a held-out search split is validated on it: the validation split stays
     # unseen until the final report. Fixed subnets are always validated on the validation split.
