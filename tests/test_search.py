@@ -165,3 +165,16 @@ def test_latency_table_predicts_subnet_latency(tmp_path, monkeypatch):
     small = latency.LatencyTable(table.config, 0.0, 0.0, np.zeros((20, 4, 10)), "zeros")
     rows = latency.check_latency_table(small, n=2, warmup=1, repeats=2)
     assert [r[1] for r in rows] == [0.0, 0.0] and all(r[2] > 0 for r in rows)
+
+
+def test_topk_hits_and_cross_entropy_count_as_the_definitions_say():
+    from oneshot_nas.accuracy import cross_entropy, topk_hits
+    scores = np.array([[0.1, 0.9, 0.0, 0.0, 0.0, 0.0, -1.0],      # top-1: class 1
+                       [6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0],       # label 4 is 5th: top-5 only
+                       [6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0]])      # label 6 is last: no hit
+    labels = np.array([1, 4, 6])
+    predicted, hit1, hit5 = topk_hits(scores, labels)
+    assert predicted.tolist() == [1, 0, 0]
+    assert hit1.tolist() == [True, False, False] and hit5.tolist() == [True, True, False]
+    expected = [np.log(np.exp(row).sum()) - row[y] for row, y in zip(scores, labels)]
+    np.testing.assert_allclose(cross_entropy(scores, labels), expected, rtol=1e-12)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import mxnet as mx
 
+from ..accuracy import topk_hits
 from .errors import DeployError
 from .folding import fold_batchnorm
 from .loading import _first_line, graph_block
@@ -89,10 +90,10 @@ def accuracy(block, batches, ctx=None, dtype="float32", progress=False, desc="ev
         data = data.as_in_context(ctx).astype(dtype, copy=False)
         scores = block(data).astype("float32").asnumpy()
         label = label.asnumpy().astype(np.int64).reshape(-1)
-        top = np.argsort(-scores, axis=1)[:, :5]
-        predictions.extend(top[:, 0].tolist())
-        hits1 += int((top[:, 0] == label).sum())
-        hits5 += int((top == label[:, None]).any(axis=1).sum())
+        predicted, hit1, hit5 = topk_hits(scores, label)
+        predictions.extend(predicted.tolist())
+        hits1 += int(hit1.sum())
+        hits5 += int(hit5.sum())
         seen += label.shape[0]
     if seen == 0:
         raise DeployError("the validation data yielded no image")

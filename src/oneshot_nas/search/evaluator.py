@@ -12,6 +12,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon, nd
 
+from ..accuracy import cross_entropy, topk_hits
 from ..nn import recalibrate_bn
 
 __all__ = ["CandidateEvaluator", "collect_images", "collect_batches"]
@@ -105,13 +106,10 @@ class CandidateEvaluator:
         for data, label in self._val_iter():
             out = self._forward(net, data)
             y = label.asnumpy().astype(np.int64)
-            top = np.argsort(-out, axis=1)[:, :5]
-            hit1.append(top[:, 0] == y)
-            hit5.append((top == y[:, None]).any(axis=1))
-            # log-softmax in float64: stable for confident, wrong outputs
-            z = out.astype(np.float64) - out.max(axis=1, keepdims=True)
-            log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-            losses.append(-log_p[np.arange(len(y)), y])
+            _, right1, right5 = topk_hits(out, y)
+            hit1.append(right1)
+            hit5.append(right5)
+            losses.append(cross_entropy(out, y))
         if not hit1:
             raise ValueError("the scoring image set is empty")
         return np.concatenate(hit1), np.concatenate(hit5), np.concatenate(losses)
