@@ -122,3 +122,45 @@ def test_old_search_results_feed_the_winner_check(tmp_path):
     shutil.copy(os.path.join(FIXTURES, "search_results.json"), tmp_path / "r.json")
     search, scfg, winner = read_search_results(str(tmp_path / "r.json"))
     assert scfg["dataset"] == "digits" and len(winner.blocks) == 20
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda m: m["split"].update(holdout="lots"), "field 'split.holdout' is 'lots'"),
+    (lambda m: m.update(split=[100]), "field 'split' is [100]"),
+    (lambda m: (m.pop("split"), m["config"].update(holdout_search=-5)),
+     "field 'config.holdout_search' is -5"),
+])
+def test_a_corrupted_supernet_split_is_named_in_one_line(tmp_path, change, needle):
+    from oneshot_nas.search.runner import resolve_holdout
+    meta = _fixture("ShuffleNas-supernet-final.json")
+    change(meta)
+    params = _supernet_beside(tmp_path, meta)
+    with pytest.raises(ValueError) as err:
+        resolve_holdout(None, params)
+    assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_old_supernet_json_without_a_split_record_gives_its_config_count(tmp_path):
+    """Older trainers wrote only the settings: the held-out count comes from them."""
+    from oneshot_nas.search.runner import resolve_holdout
+    meta = _fixture("ShuffleNas-supernet-final.json")
+    del meta["split"]
+    holdout, known = resolve_holdout(None, _supernet_beside(tmp_path, meta))
+    assert holdout == 100 and known["digest"] is None
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda s: s.update(step="one"), "field 'step' is 'one', not an integer"),
+    (lambda s: s.pop("results"), "field 'results' is missing"),
+    (lambda s: s.update(history=3), "field 'history' is 3, not a list"),
+])
+def test_a_corrupted_search_checkpoint_structure_is_named_in_one_line(tmp_path, change, needle):
+    from oneshot_nas.search.runner import start_or_resume
+    path = _old_checkpoint(tmp_path)
+    state = json.loads(open(path).read())
+    change(state)
+    with open(path, "w") as f:
+        json.dump(state, f)
+    with pytest.raises(ValueError) as err:
+        start_or_resume(_search_cfg(tmp_path), path)
+    assert needle in str(err.value) and path in str(err.value) and "\n" not in str(err.value)

@@ -204,6 +204,15 @@ class SearchState:
     @classmethod
     def from_json(cls, text):
         obj = json.loads(text)
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        for name, kind, what in (("mode", str, "a search mode"), ("seed", int, "an integer"),
+                                 ("step", int, "an integer"), ("rng", dict, "a generator state"),
+                                 ("history", list, "a list"), ("results", list, "a list")):
+            if name not in obj:
+                raise ValueError("field %r is missing" % name)
+            if not isinstance(obj[name], kind):
+                raise ValueError("field %r is %r, not %s" % (name, obj[name], what))
         state = cls(obj["mode"], obj["seed"], obj.get("settings"))
         state.step = obj["step"]
         if obj["population"] is not None:
@@ -223,7 +232,7 @@ class SearchState:
         try:
             with open(path) as f:
                 return cls.from_json(f.read())
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, TypeError) as err:
             raise ValueError("search checkpoint %s cannot be read: %s" % (path, err)) from None
 
 

@@ -180,12 +180,23 @@ def supernet_split(params_path):
     except (OSError, ValueError):
         logger.warning("cannot read %s; the supernet's held-out split is unknown", path)
         return None
+    if not isinstance(meta, dict):
+        raise ValueError("%s is not a supernet's settings JSON (not a JSON object)" % path)
     split = meta.get("split")
     if split is None and isinstance(meta.get("config"), dict):
-        split = {"holdout": int(meta["config"].get("holdout_search") or 0), "digest": None}
-    if split is not None:
-        split = dict(split, path=path)
-    return split
+        split = {"holdout": meta["config"].get("holdout_search") or 0, "digest": None}
+        field = "config.holdout_search"
+    else:
+        field = "split.holdout"
+    if split is None:
+        return None
+    if not isinstance(split, dict):
+        raise ValueError("%s: field 'split' is %r, not a split record" % (path, split))
+    holdout = split.get("holdout") or 0
+    if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
+        raise ValueError("%s: field %r is %r, not a count of held-out images"
+                         % (path, field, holdout))
+    return dict(split, holdout=holdout, path=path)
 
 
 def resolve_holdout(requested, params_path):
