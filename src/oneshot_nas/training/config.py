@@ -1,4 +1,6 @@
-"""The trainer's configuration: one dataclass, filled from flags by the CLI or from code."""
+"""The trainer's configuration: one dataclass, made of the shared pieces of
+:mod:`oneshot_nas.config` and the training's own fields, filled from flags by the CLI or from
+code."""
 import os
 from dataclasses import asdict, dataclass
 
