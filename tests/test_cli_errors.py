@@ -345,3 +345,31 @@ def test_error_line_picks_the_informative_line_of_an_mxnet_error():
     assert error_line(FileNotFoundError(2, "No such file or directory", "/x/y")) == \
         "/x/y: No such file or directory"
     assert error_line(ValueError("first\nsecond")) == "first"
+
+
+# ---- the kit's main wrapper (cli.common.command) --------------------------------------------
+def test_the_ranking_commands_report_an_unwritable_log_in_one_line(capsys, tmp_path):
+    """The log is set up inside the wrapper: an OSError there is one line too (rank_check and
+    winner_check set it up outside their try blocks before the kit)."""
+    from oneshot_nas.cli import rank_check, winner_check
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    log = str(blocker / "sub" / "x.log")
+    line = _exit_2(capsys, rank_check.main, ["--supernet-params", "x", "--logging-file", log])
+    assert line.startswith("rank_check: error: ") and str(blocker) in line
+    line = _exit_2(capsys, winner_check.main, ["--search-results", "x", "--logging-file", log])
+    assert line.startswith("winner_check: error: ") and str(blocker) in line
+
+
+def test_compare_searches_reports_an_unwritable_output_in_one_line(capsys, tmp_path):
+    """It caught ValueError only before the kit: an unwritable plot was a traceback."""
+    import shutil
+    from oneshot_nas.cli import compare_searches
+    results = str(tmp_path / "search_results.json")
+    shutil.copy(os.path.join(ROOT, "tests", "fixtures", "beae4ed", "search_results.json"),
+                results)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    line = _exit_2(capsys, compare_searches.main, ["--genetic", results, "--random", results,
+                                                  "--output", str(blocker / "sub" / "c.png")])
+    assert line.startswith("compare_searches: error: ") and str(blocker) in line

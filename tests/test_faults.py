@@ -19,11 +19,11 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from oneshot_nas import get_model
+from oneshot_nas import Architecture, get_model
 from oneshot_nas.training.checkpoint import latest_checkpoint, load_meta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALLEST = ",".join(["0"] * 20)
+SMALLEST = Architecture.smallest().block_string()     # also the smallest channel choices
 
 # Runs the trainer CLI and SIGKILLs itself half-way through the KILL_AT_SAVE-th parameter file
 # it writes (the file is left truncated at half its size): a kill while a checkpoint is written.

@@ -21,7 +21,7 @@ from oneshot_nas.training import TrainConfig, train
 from oneshot_nas.training.checkpoint import load_meta, save_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALLEST = ",".join(["0"] * 20)
+SMALLEST = Architecture.smallest().block_string()     # also the smallest channel choices
 
 
 # ---- file modes follow the umask ------------------------------------------------------------

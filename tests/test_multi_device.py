@@ -94,9 +94,10 @@ def _train_steps(net, ctx, batches, sampler, metrics_path=None):
     cfg = TrainConfig(dataset="digits", progress=False, log_interval=0, num_epochs=1,
                       optimizer="nag", lr=0.1, wd=1e-4, momentum=0.9)
     trainer = trainer_module.make_trainer(net, cfg, 1, ctx)
-    trainer_module._train_epoch(cfg, 0, net, trainer, batches, len(batches), ctx,
-                                gluon.loss.SoftmaxCrossEntropyLoss(), None, 10, sampler, None,
-                                trainer_module._Metrics(metrics_path), 0)
+    run = trainer_module.TrainingRun(cfg, net, ctx, batches, len(batches), 10,
+                                     trainer_module._Metrics(metrics_path), trainer=trainer,
+                                     loss_fn=gluon.loss.SoftmaxCrossEntropyLoss(), sampler=sampler)
+    trainer_module._train_epoch(run, 0)
     return trainer
 
 

@@ -315,7 +315,8 @@ def test_rank_check_cli_on_a_tiny_trained_supernet(tmp_path):
                                 holdout_search=100, save_dir=str(tmp_path / "supernet"),
                                 metrics_file=None, progress=False, lr=0.05))
     out = tmp_path / "rank"
-    args = ["--supernet-params", summary["final_params"], "-k", "3", "--output-dir", str(out),
+    args = ["--supernet-params", summary["final_params"], "--use-se", "-k", "3",
+            "--output-dir", str(out),
             "--standalone-epochs", "1", "--standalone-warmup-epochs", "0",
             "--standalone-seeds", "0", "--max-batches-per-epoch", "2",
             "--update-bn-images", "64", "--bootstrap", "200", "--max-flops", "300"]

@@ -11,11 +11,12 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from oneshot_nas import Architecture
 from oneshot_nas.data import make_loaders
 from oneshot_nas.training import TrainConfig, train
 from oneshot_nas.training import trainer as trainer_module
 
-SMALLEST = ",".join(["0"] * 20)
+SMALLEST = Architecture.smallest().block_string()     # also the smallest channel choices
 BATCH = 32
 
 

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from .train_imagenet import setup_logging
+from .common import add_protocol_arguments, command, new_parser, setup_logging
 
 __all__ = ["build_parser", "main", "DEFAULT_TABLE"]
 
@@ -25,10 +25,8 @@ def build_parser():
     from ..ranking.protocol import StandaloneProtocol
     from ..search_space import CHANNEL_LAYOUTS
     d = StandaloneProtocol.fashion_mnist()
-    p = argparse.ArgumentParser(
-        prog="python -m oneshot_nas.cli.build_table",
-        description="Build, resume or audit a ground-truth table of stand-alone accuracies.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = new_parser("Build, resume or audit a ground-truth table of stand-alone accuracies.",
+                   prog="python -m oneshot_nas.cli.build_table")
     t = p.add_argument_group("table")
     t.add_argument("--output", default=DEFAULT_TABLE, help="table JSON (resumed if present)")
     t.add_argument("--cache-file", default=None, help="runs cache (default <output>.runs.json)")
@@ -53,12 +51,7 @@ def build_parser():
     g = p.add_argument_group("stand-alone protocol")
     g.add_argument("--dataset", default=d.dataset, choices=DATASETS)
     g.add_argument("--train-subset", type=int, default=d.train_subset)
-    g.add_argument("--epochs", type=int, default=d.epochs)
-    g.add_argument("--lr", type=float, default=d.lr)
-    g.add_argument("--batch-size", type=int, default=d.batch_size)
-    g.add_argument("--warmup-epochs", type=int, default=d.warmup_epochs)
-    g.add_argument("--wd", type=float, default=d.wd)
-    g.add_argument("--optimizer", default=d.optimizer, choices=["nag", "sgd", "adam"])
+    add_protocol_arguments(g, d)
     g.add_argument("--val-interval", type=int, default=d.val_interval,
                    help="also test every N epochs (the curve stored with each run)")
     g.add_argument("--no-augment", action="store_true")
@@ -121,40 +114,36 @@ def print_summary(table):
                                                100 * noise["range"]))
 
 
+@command("build_table")
 def main(argv=None):
-    from .errors import report, user_errors
     from ..ranking.table import build_table, rebuild_rows
     args = build_parser().parse_args(argv)
     log = args.logging_file or os.path.splitext(args.output)[0] + ".log"
-    try:
-        setup_logging(log if args.shard is None else None)
-        if args.rebuild_rows:
-            res = rebuild_rows(args.table, _int_list(args.rebuild_rows, "--rebuild-rows"),
-                               args.output)
-            sd = res["seed_sd"]
-            for c in res["comparison"]:
-                print("row %d seed %d: stored %.2f %%, rebuilt %.2f %%, difference %+.2f points"
-                      "%s" % (c["row"], c["seed"], 100 * c["stored_top1"], 100 * c["new_top1"],
-                              100 * c["difference"],
-                              "" if not sd else " (%.1f seed sd)" % (abs(c["difference"]) / sd)))
-            print("rebuilt rows: %s" % args.output)
-            return 0
-        spec = spec_from_args(args)
-        shard = None
-        if args.shard:
-            index, count = _int_list(args.shard.replace("/", ","), "--shard")
-            shard = (index, count)
-        rows = set(_int_list(args.rows, "--rows")) if args.rows else None
-        logging.getLogger(__name__).info("settings: %s", json.dumps(vars(args), sort_keys=True))
-        table = build_table(spec, args.output, args.cache_file, workers=args.workers,
-                            shard=shard, rows=rows, train=not args.status)
-    except user_errors() as err:
-        return report("build_table", err)
+    setup_logging(log if args.shard is None else None)
+    if args.rebuild_rows:
+        res = rebuild_rows(args.table, _int_list(args.rebuild_rows, "--rebuild-rows"),
+                           args.output)
+        sd = res["seed_sd"]
+        for c in res["comparison"]:
+            print("row %d seed %d: stored %.2f %%, rebuilt %.2f %%, difference %+.2f points%s"
+                  % (c["row"], c["seed"], 100 * c["stored_top1"], 100 * c["new_top1"],
+                     100 * c["difference"],
+                     "" if not sd else " (%.1f seed sd)" % (abs(c["difference"]) / sd)))
+        print("rebuilt rows: %s" % args.output)
+        return 0
+    spec = spec_from_args(args)
+    shard = None
+    if args.shard:
+        index, count = _int_list(args.shard.replace("/", ","), "--shard")
+        shard = (index, count)
+    rows = set(_int_list(args.rows, "--rows")) if args.rows else None
+    logging.getLogger(__name__).info("settings: %s", json.dumps(vars(args), sort_keys=True))
+    table = build_table(spec, args.output, args.cache_file, workers=args.workers,
+                        shard=shard, rows=rows, train=not args.status)
     if shard is None:
         print_summary(table)
         print("table: %s" % args.output)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,14 +7,12 @@ Examples::
     python calculate_flops.py --block-choices 0,0,3,... --channel-choices 6,5,3,... --use-se
     python calculate_flops.py --model OneShot-S+ --micronet --micronet-csv profile.csv
 """
-import argparse
 import json
-import logging
 import os
 import sys
 import tempfile
 
-from .errors import report, user_errors
+from .common import OneLineParser, command, run_parsed
 
 __all__ = ["main", "build_parser"]
 
@@ -22,23 +20,12 @@ PROG = "calculate_flops.py"
 DEFAULT_MODEL = "OneShot-S+"
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error in one line (exit code 2) instead of usage + error."""
-
-    def error(self, message):
-        raise _UsageError(message)
-
-
 def build_parser():
     """The argument parser (flags of SPEC section 7 and issue 3)."""
     from ..models.zoo import PRESETS
     from ..search_space import CHANNEL_LAYOUTS
 
-    parser = _Parser(prog=PROG, description="FLOPs and parameters of a subnet symbol graph, "
+    parser = OneLineParser(prog=PROG, description="FLOPs and parameters of a subnet symbol graph, "
                      "counted by the rules of the project's SPEC (section 6); optionally its "
                      "MicroNet-challenge profile and scores.")
     graph = parser.add_argument_group("graph to count (an exported symbol, or a model built "
@@ -185,6 +172,7 @@ def _run(args):
         print(json.dumps(result, sort_keys=True))
 
 
+@command(PROG)
 def main(argv=None):
     """Run the command line; returns the exit code (0, or 2 for bad input).
 
@@ -193,20 +181,7 @@ def main(argv=None):
     argv : list of str, optional
         Arguments without the program name (default ``sys.argv[1:]``).
     """
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        _run(args)
-    except SystemExit as done:          # --help
-        return done.code or 0
-    except _UsageError as err:
-        print("%s: error: %s" % (PROG, err), file=sys.stderr)
-        return 2
-    except user_errors() as err:
-        return report(PROG, err)
-    return 0
-
+    return run_parsed(build_parser(), argv, _run)[0]
 
 if __name__ == "__main__":
     sys.exit(main())

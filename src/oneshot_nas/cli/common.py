@@ -1,12 +1,141 @@
-"""Argument pieces the training and search commands share (commands import this, never each
-other): where the data comes from, and the input it is turned into."""
+"""The command-line kit every command imports (commands import this, never each other).
+
+* parsers: :func:`new_parser` (flat GluonCV flags, defaults shown), :class:`OneLineParser`
+  (a usage error in one line) and :func:`parse_args` (exit codes instead of ``SystemExit``);
+* argument groups built from the library's own lists: where the data comes from and the input
+  it is turned into (``data.factory.DATASETS``), the supernet's shape (``CHANNEL_LAYOUTS``), a
+  fixed subnet (``list_models()``), the stand-alone protocol (``StandaloneProtocol``);
+* one logging set-up: :func:`setup_logging` (for the whole process) and :func:`cli_logging`
+  (for one ``main()`` call), both with :func:`_handlers`;
+* one ``main`` wrapper, :func:`command`: every error a user can cause (bad flags or files, data
+  MXNet cannot decode, a full disk, a diverging run, see :func:`.errors.user_errors`) becomes
+  one line on stderr and exit status 2.
+"""
+import argparse
+import contextlib
+import functools
+import json
+import logging
 import os
+import sys
 
 from ..data.factory import DATASETS, DEFAULT_IMAGENET_DIR, default_input_size
 from ..data.fashion_mnist import DEBIAN_DIR
+from ..search_space import CHANNEL_LAYOUTS
+from .errors import report, user_errors
 
-__all__ = ["add_data_source_arguments", "add_input_arguments", "fill_data_defaults"]
+__all__ = ["new_parser", "OneLineParser", "parse_args", "start", "run_parsed", "setup_logging",
+           "cli_logging",
+           "command", "OPTIMIZERS", "add_data_source_arguments", "add_input_arguments",
+           "fill_data_defaults", "data_group", "add_model_arguments", "add_subnet_arguments",
+           "add_protocol_arguments", "add_standalone_arguments", "protocol_from_args"]
 
+OPTIMIZERS = ("nag", "sgd", "adam")
+_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+# -- parsers ----------------------------------------------------------------------------------
+def new_parser(description, prog=None, parser_class=argparse.ArgumentParser):
+    """A parser that shows every flag's default in ``--help``."""
+    return parser_class(prog=prog, description=description,
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse reporting a usage error in one line (exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, "%s: error: %s\n" % (self.prog, message))
+
+
+def parse_args(parser, argv):
+    """``parser.parse_args`` returning ``(args, None)`` or ``(None, exit code)`` instead of
+    exiting (``--help``: 0, usage errors: 2, already reported in one line)."""
+    try:
+        return parser.parse_args(argv), None
+    except SystemExit as exc:
+        return None, exc.code if isinstance(exc.code, int) else 2
+
+
+def start(parser, argv, log_name=None):
+    """``parser``'s arguments, with logging set up for the rest of the process: to
+    ``--logging-file``, else with ``log_name`` to that file in ``--output-dir`` (and then the
+    settings are logged first), else to the console only."""
+    args = parser.parse_args(argv)
+    logging_file = getattr(args, "logging_file", None)
+    if log_name and not logging_file:
+        logging_file = os.path.join(args.output_dir, log_name)
+    setup_logging(logging_file)
+    if log_name:
+        logging.getLogger(__name__).info("settings: %s", json.dumps(vars(args), sort_keys=True))
+    return args
+
+
+def run_parsed(parser, argv, run, level=logging.WARNING):
+    """``run(args)`` on ``parser``'s arguments, with console logging at ``level`` for the call;
+    returns ``(0, run's result)``, or ``(exit code, None)`` when parsing ended the command
+    (``--help``: 0; a usage error, already reported in one line: 2)."""
+    args, code = parse_args(parser, argv)
+    if args is None:
+        return code, None
+    with cli_logging(level=level):
+        return 0, run(args)
+
+
+# -- logging ----------------------------------------------------------------------------------
+def _handlers(logging_file):
+    """A console (stderr) handler, and a file handler when ``logging_file`` is given."""
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if logging_file:
+        os.makedirs(os.path.dirname(os.path.abspath(logging_file)), exist_ok=True)
+        handlers.append(logging.FileHandler(logging_file))
+    return handlers
+
+
+def setup_logging(logging_file=None, rank=0):
+    """Console + file handlers on the root logger for the rest of the process (configured
+    once, in ``main``; Horovod workers other than rank 0 log to the console only)."""
+    logging.basicConfig(level=logging.INFO, handlers=_handlers(logging_file if rank == 0
+                                                               else None),
+                        force=True, format=_FORMAT)
+
+
+@contextlib.contextmanager
+def cli_logging(logging_file=None, level=logging.INFO):
+    """Console (stderr) and optional file handlers on the root logger for the duration of a
+    ``main()`` call; removed afterwards, so that ``main`` can be called from other code."""
+    root = logging.getLogger()
+    handlers = _handlers(logging_file)
+    old_level = root.level
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(_FORMAT))
+        root.addHandler(handler)
+    root.setLevel(level)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(old_level)
+
+
+# -- the main wrapper -------------------------------------------------------------------------
+def command(prog):
+    """Decorator of a command's ``main(argv=None)``: an error a user can cause, raised
+    anywhere in it, is printed as ``prog: error: <one line>`` and ``main`` returns 2."""
+    def wrap(main):
+        @functools.wraps(main)
+        def guarded(argv=None):
+            try:
+                return main(argv)
+            except user_errors() as err:
+                return report(prog, err)
+        return guarded
+    return wrap
+
+
+# -- argument groups --------------------------------------------------------------------------
 _REC = os.path.join("~", ".mxnet", "datasets", "imagenet", "rec")
 
 
@@ -44,3 +173,100 @@ def fill_data_defaults(values):
     if values.get("data_dir") is None and values["dataset"] == "imagenet":
         values["data_dir"] = os.path.expanduser(DEFAULT_IMAGENET_DIR)
     return values
+
+
+def data_group(parser):
+    """The ``data`` group of a parser, opened with :func:`add_data_source_arguments`."""
+    group = parser.add_argument_group("data")
+    add_data_source_arguments(group)
+    return group
+
+
+def add_model_arguments(group):
+    """The supernet's shape: ``--channels-layout``, ``--use-se``, ``--last-conv-after-pooling``
+    (the fields of :class:`oneshot_nas.config.ModelConfig`)."""
+    group.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS))
+    group.add_argument("--use-se", action="store_true")
+    group.add_argument("--last-conv-after-pooling", action="store_true")
+
+
+def add_subnet_arguments(group, shuffle_help):
+    """A fixed subnet to deploy: ``--model`` (a preset or ShuffleNas_fixArch) and its choices,
+    the model flags (default: the preset's or the params file's), ``--classes``,
+    ``--shuffle-method`` and ``--params``."""
+    from ..models import list_models
+    group.add_argument("--model", default=None,
+                       help="preset or ShuffleNas_fixArch; one of: %s" % ", ".join(list_models()))
+    group.add_argument("--block-choices", default=None, help="20 comma-separated block choices")
+    group.add_argument("--channel-choices", default=None,
+                       help="20 comma-separated channel choices")
+    group.add_argument("--channels-layout", default=None, choices=sorted(CHANNEL_LAYOUTS))
+    group.add_argument("--use-se", action="store_true", default=None)
+    group.add_argument("--last-conv-after-pooling", action="store_true", default=None)
+    group.add_argument("--classes", type=int, default=None,
+                       help="default: read from the classifier in --params, else 1000")
+    group.add_argument("--shuffle-method", default="reshape", choices=["reshape", "conv"],
+                       help=shuffle_help)
+    group.add_argument("--params", default=None,
+                       help="trained weights (net.save_parameters), or with --symbol the "
+                            "exported -0000.params")
+
+
+def add_protocol_arguments(group, defaults, prefix="--"):
+    """The stand-alone recipe's flags (``<prefix>epochs``, ``lr``, ``batch-size``,
+    ``warmup-epochs``, ``wd``, ``optimizer``), their defaults from the protocol ``defaults``."""
+    for name, kind in (("epochs", int), ("lr", float), ("batch-size", int),
+                       ("warmup-epochs", int), ("wd", float)):
+        group.add_argument(prefix + name, type=kind,
+                           default=getattr(defaults, name.replace("-", "_")))
+    group.add_argument(prefix + "optimizer", default=defaults.optimizer, choices=OPTIMIZERS)
+
+
+def add_standalone_arguments(parser):
+    """The stand-alone protocol's flag group of the ranking and winner checks."""
+    from ..ranking import StandaloneProtocol
+    d = StandaloneProtocol()
+    g = parser.add_argument_group("stand-alone protocol (default: digits, 32 px; the ranking's "
+                                  "ground truth: validation top-1 after the last epoch)")
+    g.add_argument("--protocol-from", default=None, metavar="TABLE",
+                   help="train with the protocol of this stored table (its data set, images, "
+                        "epochs, lr, ...); the --standalone-* flags below are then ignored "
+                        "except --standalone-seeds")
+    add_protocol_arguments(g, d, prefix="--standalone-")
+    g.add_argument("--standalone-no-augment", action="store_true",
+                   help="train without the digits shift augmentation")
+    g.add_argument("--standalone-seeds", default=",".join(str(s) for s in d.seeds),
+                   help="comma-separated seeds; the accuracy is their mean")
+    g.add_argument("--cache-file", default=None,
+                   help="finished stand-alone runs (default: output-dir/standalone_cache.json)")
+    g.add_argument("--max-batches-per-epoch", type=int, default=0, help=argparse.SUPPRESS)
+    return g
+
+
+def protocol_from_args(args):
+    """:class:`~oneshot_nas.ranking.StandaloneProtocol` from the flags of
+    :func:`add_standalone_arguments`; ValueError naming a bad flag."""
+    from ..ranking import StandaloneProtocol, load_table
+    try:
+        seeds = tuple(int(s) for s in str(args.standalone_seeds).split(",") if s.strip())
+    except ValueError:
+        raise ValueError("--standalone-seeds must be comma-separated integers, got %r"
+                         % args.standalone_seeds) from None
+    if not seeds:
+        raise ValueError("--standalone-seeds is empty")
+    if getattr(args, "protocol_from", None):
+        table = load_table(args.protocol_from)
+        return StandaloneProtocol.from_dict(dict(table["protocol"], seeds=list(seeds)))
+    if args.standalone_epochs < 1:
+        raise ValueError("--standalone-epochs must be >= 1, got %d" % args.standalone_epochs)
+    if args.standalone_batch_size < 1:
+        raise ValueError("--standalone-batch-size must be >= 1, got %d"
+                         % args.standalone_batch_size)
+    if not args.standalone_lr > 0:
+        raise ValueError("--standalone-lr must be > 0, got %r" % args.standalone_lr)
+    return StandaloneProtocol(
+        epochs=args.standalone_epochs, lr=args.standalone_lr,
+        batch_size=args.standalone_batch_size, warmup_epochs=args.standalone_warmup_epochs,
+        wd=args.standalone_wd, optimizer=args.standalone_optimizer,
+        augment=not args.standalone_no_augment, seeds=seeds,
+        max_batches_per_epoch=args.max_batches_per_epoch)

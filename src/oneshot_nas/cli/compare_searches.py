@@ -6,36 +6,28 @@ supernet and constraints). Candidates are counted in the order the searches eval
 each method's best fitness is compared at the same number of evaluated candidates (the smaller
 of the two counts of each seed pair, pairs taken in the order given). Writes a PNG and a JSON.
 """
-import argparse
 import logging
 import sys
 
-from .train_imagenet import setup_logging
+from .common import command, new_parser, start
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        prog="python -m oneshot_nas.cli.compare_searches",
-        description="Best fitness per evaluated candidate: genetic vs random search.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = new_parser("Best fitness per evaluated candidate: genetic vs random search.",
+                   prog="python -m oneshot_nas.cli.compare_searches")
     p.add_argument("--genetic", nargs="+", required=True, help="search_results.json files")
     p.add_argument("--random", nargs="+", required=True, help="search_results.json files")
     p.add_argument("--output", default="search_comparison.png", help="PNG (JSON beside it)")
     return p
 
 
+@command("compare_searches")
 def main(argv=None):
     from ..search.plots import compare_searches
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    setup_logging(None)
-    try:
-        res = compare_searches(args.genetic, args.random, args.output)
-    except ValueError as err:
-        print("compare_searches: error: %s" % str(err).splitlines()[0], file=sys.stderr)
-        return 2
+    args = start(build_parser(), argv)
+    res = compare_searches(args.genetic, args.random, args.output)
     print("%-6s %-10s %-28s %-28s" % ("pair", "candidates", "genetic best (seed)",
                                       "random best (seed)"))
     for i, pair in enumerate(res["pairs"]):

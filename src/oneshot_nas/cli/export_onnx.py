@@ -20,10 +20,7 @@ import sys
 from ..deploy import (DeployError, DeployMeta, build_subnet, fold_batchnorm, graph_block,
                       load_graph, net_to_graph, read_meta, write_meta)
 from ..deploy.onnx_export import DEFAULT_OPSET, compare_with_mxnet, export_onnx, onnx_session
-from ..models import list_models
-from ..search_space import CHANNEL_LAYOUTS
-from .errors import report, user_errors
-from .quantize import OneLineParser, cli_logging, parse_args
+from .common import OneLineParser, add_subnet_arguments, command, new_parser, run_parsed
 
 __all__ = ["build_parser", "run", "main"]
 
@@ -43,27 +40,13 @@ def _ints(text):
 
 
 def build_parser(prog=PROG):
-    p = OneLineParser(prog=prog, description="Export a fixed subnet (or an exported symbol) to "
-                      "ONNX and check it against MXNet with onnxruntime.",
-                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = new_parser("Export a fixed subnet (or an exported symbol) to ONNX and check it against "
+                   "MXNet with onnxruntime.", prog, OneLineParser)
     m = p.add_argument_group("subnet (as for quantize)")
     m.add_argument("--symbol", default=None,
                    help="an exported float32 -symbol.json (its -0000.params beside it, or "
                         "--params)")
-    m.add_argument("--model", default=None,
-                   help="preset or ShuffleNas_fixArch; one of: %s" % ", ".join(list_models()))
-    m.add_argument("--block-choices", default=None, help="20 comma-separated block choices")
-    m.add_argument("--channel-choices", default=None, help="20 comma-separated channel choices")
-    m.add_argument("--channels-layout", default=None, choices=sorted(CHANNEL_LAYOUTS))
-    m.add_argument("--use-se", action="store_true", default=None)
-    m.add_argument("--last-conv-after-pooling", action="store_true", default=None)
-    m.add_argument("--classes", type=int, default=None,
-                   help="default: read from the classifier in --params, else 1000")
-    m.add_argument("--shuffle-method", default="reshape", choices=["reshape", "conv"],
-                   help="channel shuffle of a --model graph")
-    m.add_argument("--params", default=None,
-                   help="trained weights (net.save_parameters), or with --symbol the "
-                        "exported -0000.params")
+    add_subnet_arguments(m, "channel shuffle of a --model graph")
     m.add_argument("--random-weights", action="store_true",
                    help="--model without --params: random weights (tests, speed)")
     e = p.add_argument_group("export")
@@ -146,17 +129,14 @@ def run(args):
     return output, rows
 
 
+@command(PROG)
 def main(argv=None):
     """Run the command line; returns the exit code (0; 1 when the check fails; 2 for bad
     input)."""
-    args, code = parse_args(build_parser(), argv)
-    if args is None:
+    code, done = run_parsed(build_parser(), argv, lambda args: (args,) + run(args))
+    if done is None:
         return code
-    with cli_logging(level=logging.WARNING):
-        try:
-            output, rows = run(args)
-        except user_errors() as err:        # DeployError is a ValueError
-            return report(PROG, err)
+    args, output, rows = done
     worst = max((row["relative"] for row in rows), default=0.0)
     passed = worst <= args.tolerance
     if rows:

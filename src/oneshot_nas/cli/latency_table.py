@@ -2,22 +2,17 @@
 
 ``python -m oneshot_nas.cli.latency_table --output latency.json [--use-se ...]``
 """
-import argparse
 import sys
 
 import numpy as np
 
-from ..search_space import CHANNEL_LAYOUTS
-from .train_imagenet import setup_logging
+from .common import add_model_arguments, command, new_parser, setup_logging
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="latency_table", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = new_parser(__doc__.splitlines()[0], prog="latency_table")
     g = p.add_argument_group("model")
-    g.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS))
-    g.add_argument("--use-se", action="store_true")
-    g.add_argument("--last-conv-after-pooling", action="store_true")
+    add_model_arguments(g)
     g.add_argument("--input-size", type=int, default=224)
     g.add_argument("--classes", type=int, default=1000)
     t = p.add_argument_group("timing")
@@ -29,9 +24,9 @@ def build_parser():
     return p
 
 
+@command("latency_table")
 def main(argv=None):
     from ..search.latency import LatencyTable, check_latency_table
-    from .errors import report, user_errors
     parser = build_parser()
     args = parser.parse_args(argv)
     for flag, value, low in (("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0),
@@ -41,10 +36,7 @@ def main(argv=None):
             parser.exit(2, "%s: error: %s must be >= %d, got %d\n" % (parser.prog, flag, low,
                                                                      value))
     setup_logging(None)
-    try:
-        return _run(args, LatencyTable, check_latency_table)
-    except user_errors() as err:
-        return report(parser.prog, err)
+    return _run(args, LatencyTable, check_latency_table)
 
 
 def _run(args, LatencyTable, check_latency_table):

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from .train_imagenet import setup_logging
+from .common import command, start
 
 
 def build_parser():
@@ -20,31 +20,26 @@ def build_parser():
     return p
 
 
+@command("plot_training")
 def main(argv=None):
     from ..training.plots import plot_coverage, plot_curves, read_metrics
     from ..training.samplers import ConstraintBox
-    from .errors import report, user_errors
-    args = build_parser().parse_args(argv)
-    setup_logging(None)
-    try:
-        rows = read_metrics(args.metrics)
-        if not any(r.get("kind") == "train" for r in rows):
-            raise ValueError("metrics file %s has no training records (kind 'train') to plot"
-                             % args.metrics)
-        os.makedirs(args.output_dir, exist_ok=True)
-        stem = os.path.splitext(os.path.basename(args.metrics))[0]
-        title = args.title or stem
-        print(plot_curves(rows, os.path.join(args.output_dir, stem + "_curves.png"), title))
-        if any(r.get("kind") == "sample" and "flops" in r for r in rows):
-            box = (ConstraintBox.from_strings(args.train_upper_constraints,
-                                              args.train_bottom_constraints)
-                   if args.train_upper_constraints else None)
-            print(plot_coverage(rows, os.path.join(args.output_dir, stem + "_coverage.png"),
-                                box, title))
-    except user_errors() as err:
-        return report("plot_training", err)
+    args = start(build_parser(), argv)
+    rows = read_metrics(args.metrics)
+    if not any(r.get("kind") == "train" for r in rows):
+        raise ValueError("metrics file %s has no training records (kind 'train') to plot"
+                         % args.metrics)
+    os.makedirs(args.output_dir, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(args.metrics))[0]
+    title = args.title or stem
+    print(plot_curves(rows, os.path.join(args.output_dir, stem + "_curves.png"), title))
+    if any(r.get("kind") == "sample" and "flops" in r for r in rows):
+        box = (ConstraintBox.from_strings(args.train_upper_constraints,
+                                          args.train_bottom_constraints)
+               if args.train_upper_constraints else None)
+        print(plot_coverage(rows, os.path.join(args.output_dir, stem + "_coverage.png"),
+                            box, title))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,8 +19,8 @@ import mxnet as mx
 
 from ..deploy import (DeployError, DeployMeta, OnnxPredictor, collect_images, graph_block,
                       load_graph, predict_topk, preprocess, read_meta)
-from .errors import error_line, report, user_errors
-from .quantize import OneLineParser, cli_logging, parse_args
+from .common import OneLineParser, command, new_parser, run_parsed
+from .errors import error_line
 
 __all__ = ["build_parser", "main"]
 
@@ -41,9 +41,8 @@ def _floats(text):
 
 
 def build_parser(prog=PROG):
-    p = OneLineParser(prog=prog, description="Top-k classes of images with an exported "
-                      "float32 or int8 subnet, or its ONNX model (onnxruntime).",
-                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = new_parser("Top-k classes of images with an exported float32 or int8 subnet, or its "
+                   "ONNX model (onnxruntime).", prog, OneLineParser)
     p.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     m = p.add_argument_group("model")
     m.add_argument("--model-prefix", default=None,
@@ -185,17 +184,10 @@ def run(args):
     return rows
 
 
+@command(PROG)
 def main(argv=None):
     """Run the command line; returns the exit code (0, or 2 for bad input)."""
-    args, code = parse_args(build_parser(), argv)
-    if args is None:
-        return code
-    with cli_logging(level=logging.WARNING):
-        try:
-            run(args)
-        except user_errors() as err:        # DeployError is a ValueError
-            return report(PROG, err)
-    return 0
+    return run_parsed(build_parser(), argv, run)[0]
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ params), all with a ``<prefix>-deploy.json`` of the preprocessing for ``predict`
     <prefix>-quantized-<calib mode>-symbol.json / -0000.params
     <prefix>-quantized-<calib mode>-eval.json                with --eval / --speed
 """
-import argparse
-import contextlib
 import json
 import logging
 import os
@@ -24,42 +22,21 @@ from ..deploy import (CALIB_MODES, FLOAT_OPS, QUANTIZED_DTYPES, SUPERNET_MODELS,
                       fold_batchnorm, fuse_graph, load_graph, net_to_graph, quantize_graph,
                       quantized_prefix, results_json, results_table, save_graph, write_meta)
 from ..data.factory import DATASETS, SMALL_DATASETS, default_input_size
-from ..models import list_models
-from ..search_space import CHANNEL_LAYOUTS
+from .common import (OneLineParser, add_subnet_arguments, cli_logging, command, new_parser,
+                     parse_args)
 
-__all__ = ["OneLineParser", "build_parser", "cli_logging", "parse_args", "main"]
+__all__ = ["build_parser", "main"]
 
 PROG = "quantize"
 logger = logging.getLogger(__name__)
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse reporting a usage error in one line (exit status 2)."""
-
-    def error(self, message):
-        self.exit(2, "%s: error: %s\n" % (self.prog, message))
-
-
 def build_parser(prog=PROG):
-    p = OneLineParser(prog=prog, description="Export, fuse, BN-fold and int8-quantize a trained "
-                      "fixed subnet (MKLDNN), and evaluate the deployed variants.",
-                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = new_parser("Export, fuse, BN-fold and int8-quantize a trained fixed subnet (MKLDNN), "
+                   "and evaluate the deployed variants.", prog, OneLineParser)
     m = p.add_argument_group("subnet")
-    m.add_argument("--model", default=None,
-                   help="preset or ShuffleNas_fixArch; one of: %s" % ", ".join(list_models()))
-    m.add_argument("--block-choices", default=None, help="20 comma-separated block choices")
-    m.add_argument("--channel-choices", default=None, help="20 comma-separated channel choices")
-    m.add_argument("--channels-layout", default=None, choices=sorted(CHANNEL_LAYOUTS))
-    m.add_argument("--use-se", action="store_true", default=None)
-    m.add_argument("--last-conv-after-pooling", action="store_true", default=None)
-    m.add_argument("--classes", type=int, default=None,
-                   help="default: read from the classifier in --params, else 1000")
-    m.add_argument("--shuffle-method", default="reshape", choices=["reshape", "conv"],
-                   help="channel shuffle of the exported graph; 'conv' (a constant 1x1 "
-                        "permutation convolution) quantizes with the convolutions")
-    m.add_argument("--params", default=None,
-                   help="trained weights (net.save_parameters), or with --symbol the "
-                        "exported -0000.params")
+    add_subnet_arguments(m, "channel shuffle of the exported graph; 'conv' (a constant 1x1 "
+                            "permutation convolution) quantizes with the convolutions")
     m.add_argument("--symbol", default=None, help="an exported -symbol.json instead of --model")
     m.add_argument("--random-weights", action="store_true",
                    help="no --params: random weights (speed measurements only)")
@@ -269,59 +246,19 @@ def run(args):
     return results
 
 
-def parse_args(parser, argv):
-    """``parser.parse_args`` returning ``(args, None)`` or ``(None, exit code)`` instead of
-    exiting (``--help``: 0, usage errors: 2, already reported in one line)."""
-    try:
-        return parser.parse_args(argv), None
-    except SystemExit as exc:
-        return None, exc.code if isinstance(exc.code, int) else 2
-
-
-@contextlib.contextmanager
-def cli_logging(logging_file=None, level=logging.INFO):
-    """Console (stderr) and optional file handlers on the root logger for the duration of a
-    ``main()`` call; removed afterwards, so that ``main`` can be called from other code."""
-    root = logging.getLogger()
-    handlers = [logging.StreamHandler(sys.stderr)]
-    if logging_file:
-        os.makedirs(os.path.dirname(os.path.abspath(logging_file)), exist_ok=True)
-        handlers.append(logging.FileHandler(logging_file))
-    old_level = root.level
-    for handler in handlers:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(level)
-    try:
-        yield
-    finally:
-        for handler in handlers:
-            root.removeHandler(handler)
-            handler.close()
-        root.setLevel(old_level)
-
-
-def _report(err):
-    from .errors import report
-    return report(PROG, err)
-
-
+@command(PROG)
 def main(argv=None):
-    """Run the command line; returns the exit code (0, or 2 for bad input)."""
-    from .errors import user_errors
+    """Run the command line; returns the exit code (0, or 2 for bad input: DeployError,
+    DataError, invalid architecture strings, unreadable or unwritable files, data MXNet cannot
+    decode)."""
     args, code = parse_args(build_parser(), argv)
     if args is None:
         return code
-    try:
-        # Bad flags and files are reported before any logging starts: one line on stderr.
-        _check_args(args)
-        with cli_logging(args.logging_file):
-            logger.info("settings: %s", json.dumps(vars(args), sort_keys=True))
-            run(args)
-    except user_errors() as err:
-        # DeployError, DataError (ValueErrors), invalid architecture strings, unreadable or
-        # unwritable files, data MXNet cannot decode
-        return _report(err)
+    # Bad flags and files are reported before any logging starts: one line on stderr.
+    _check_args(args)
+    with cli_logging(args.logging_file):
+        logger.info("settings: %s", json.dumps(vars(args), sort_keys=True))
+        run(args)
     return 0
 
 

@@ -15,80 +15,20 @@ rerun (e.g. with a larger K or another supernet) trains only what is new. See
 :mod:`oneshot_nas.ranking` for the design; ``--protocol-from TABLE`` trains them with a
 stored table's protocol instead of the digits one.
 """
-import argparse
-import json
-import logging
-import os
 import sys
 
-from .train_imagenet import setup_logging
+from .common import add_standalone_arguments, command, new_parser, protocol_from_args, start
 
-__all__ = ["build_parser", "main", "add_standalone_arguments", "protocol_from_args"]
-
-
-def add_standalone_arguments(parser):
-    """The stand-alone protocol's flag group (shared with ``winner_check``)."""
-    from ..ranking import StandaloneProtocol
-    d = StandaloneProtocol()
-    g = parser.add_argument_group("stand-alone protocol (default: digits, 32 px; the ranking's "
-                                  "ground truth: validation top-1 after the last epoch)")
-    g.add_argument("--protocol-from", default=None, metavar="TABLE",
-                   help="train with the protocol of this stored table (its data set, images, "
-                        "epochs, lr, ...); the --standalone-* flags below are then ignored "
-                        "except --standalone-seeds")
-    g.add_argument("--standalone-epochs", type=int, default=d.epochs)
-    g.add_argument("--standalone-lr", type=float, default=d.lr)
-    g.add_argument("--standalone-batch-size", type=int, default=d.batch_size)
-    g.add_argument("--standalone-warmup-epochs", type=int, default=d.warmup_epochs)
-    g.add_argument("--standalone-wd", type=float, default=d.wd)
-    g.add_argument("--standalone-optimizer", default=d.optimizer, choices=["nag", "sgd", "adam"])
-    g.add_argument("--standalone-no-augment", action="store_true",
-                   help="train without the digits shift augmentation")
-    g.add_argument("--standalone-seeds", default=",".join(str(s) for s in d.seeds),
-                   help="comma-separated seeds; the accuracy is their mean")
-    g.add_argument("--cache-file", default=None,
-                   help="finished stand-alone runs (default: output-dir/standalone_cache.json)")
-    g.add_argument("--max-batches-per-epoch", type=int, default=0, help=argparse.SUPPRESS)
-    return g
-
-
-def protocol_from_args(args):
-    """:class:`StandaloneProtocol` from the flags; ValueError naming a bad flag."""
-    from ..ranking import StandaloneProtocol, load_table
-    try:
-        seeds = tuple(int(s) for s in str(args.standalone_seeds).split(",") if s.strip())
-    except ValueError:
-        raise ValueError("--standalone-seeds must be comma-separated integers, got %r"
-                         % args.standalone_seeds) from None
-    if not seeds:
-        raise ValueError("--standalone-seeds is empty")
-    if getattr(args, "protocol_from", None):
-        table = load_table(args.protocol_from)
-        return StandaloneProtocol.from_dict(dict(table["protocol"], seeds=list(seeds)))
-    if args.standalone_epochs < 1:
-        raise ValueError("--standalone-epochs must be >= 1, got %d" % args.standalone_epochs)
-    if args.standalone_batch_size < 1:
-        raise ValueError("--standalone-batch-size must be >= 1, got %d"
-                         % args.standalone_batch_size)
-    if not args.standalone_lr > 0:
-        raise ValueError("--standalone-lr must be > 0, got %r" % args.standalone_lr)
-    return StandaloneProtocol(
-        epochs=args.standalone_epochs, lr=args.standalone_lr,
-        batch_size=args.standalone_batch_size, warmup_epochs=args.standalone_warmup_epochs,
-        wd=args.standalone_wd, optimizer=args.standalone_optimizer,
-        augment=not args.standalone_no_augment, seeds=seeds,
-        max_batches_per_epoch=args.max_batches_per_epoch)
+__all__ = ["build_parser", "main"]
 
 
 def build_parser():
     from ..search.algorithms import COMPARISON_MODELS
     from ..search_space import CHANNEL_LAYOUTS
-    p = argparse.ArgumentParser(
-        prog="python -m oneshot_nas.cli.rank_check",
-        description="Ranking check: supernet score vs stand-alone accuracy (Kendall tau, "
-                    "Spearman rho, bootstrap intervals): against a stored table "
-                    "(--benchmark), or training K new architectures.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = new_parser("Ranking check: supernet score vs stand-alone accuracy (Kendall tau, "
+                   "Spearman rho, bootstrap intervals): against a stored table "
+                   "(--benchmark), or training K new architectures.",
+                   prog="python -m oneshot_nas.cli.rank_check")
     m = p.add_argument_group("supernet")
     m.add_argument("--supernet-params", required=True, help="trained supernet .params")
     m.add_argument("--benchmark", default=None, metavar="TABLE",
@@ -98,8 +38,8 @@ def build_parser():
                    help="--benchmark: also score rows whose stand-alone runs are not finished "
                         "(cached in output-dir/supernet_scores.npz for a later rerun)")
     m.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS))
-    m.add_argument("--no-se", dest="use_se", action="store_false",
-                   help="the supernet has no SE modules (default: --use-se, as the scripts)")
+    m.add_argument("--use-se", action="store_true",
+                   help="the supernet has SE modules (trained with --use-se)")
     m.add_argument("--no-last-conv-after-pooling", dest="last_conv_after_pooling",
                    action="store_false")
     m.add_argument("--holdout-search", type=int, default=None, metavar="N",
@@ -170,36 +110,25 @@ def print_benchmark(res):
     print("results: %s\nplot: %s" % (res["results_path"], res["plot"]))
 
 
+@command("rank_check")
 def main(argv=None):
     from ..ranking import RankCheckConfig, run_rank_check
-    from .errors import report, user_errors
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    setup_logging(args.logging_file or os.path.join(args.output_dir, "rank_check.log"))
-    logging.getLogger(__name__).info("settings: %s", json.dumps(vars(args), sort_keys=True))
+    args = start(build_parser(), argv, "rank_check.log")
     if args.benchmark:
-        try:
-            res = _run_benchmark(args)
-        except user_errors() as err:
-            return report("rank_check", err)
-        print_benchmark(res)
+        print_benchmark(_run_benchmark(args))
         return 0
-    try:
-        protocol = protocol_from_args(args)
-        cfg = RankCheckConfig(
-            supernet_params=args.supernet_params, channels_layout=args.channels_layout,
-            use_se=args.use_se, last_conv_after_pooling=args.last_conv_after_pooling,
-            num_archs=args.num_archs, seed=args.seed, max_flops=args.max_flops,
-            max_params=args.max_params, comparison_model=args.comparison_model,
-            flop_max=args.flop_max, param_max=args.param_max,
-            normalised_score_max=args.normalised_score_max,
-            holdout_search=args.holdout_search, update_bn_images=args.update_bn_images,
-            batch_size=args.batch_size, score=args.score, bootstrap=args.bootstrap,
-            protocol=protocol, min_spread=args.min_spread, output_dir=args.output_dir,
-            cache_file=args.cache_file)
-        res = run_rank_check(cfg)
-    except user_errors() as err:
-        return report("rank_check", err)
+    cfg = RankCheckConfig(
+        supernet_params=args.supernet_params, channels_layout=args.channels_layout,
+        use_se=args.use_se, last_conv_after_pooling=args.last_conv_after_pooling,
+        num_archs=args.num_archs, seed=args.seed, max_flops=args.max_flops,
+        max_params=args.max_params, comparison_model=args.comparison_model,
+        flop_max=args.flop_max, param_max=args.param_max,
+        normalised_score_max=args.normalised_score_max,
+        holdout_search=args.holdout_search, update_bn_images=args.update_bn_images,
+        batch_size=args.batch_size, score=args.score, bootstrap=args.bootstrap,
+        protocol=protocol_from_args(args), min_spread=args.min_spread,
+        output_dir=args.output_dir, cache_file=args.cache_file)
+    res = run_rank_check(cfg)
     tau, rho = res["kendall_tau"], res["spearman_rho"]
     print("supernet score: %s (reliability: accuracy %.2f, loss %.2f)"
           % (res["primary_score_name"], res["reliability"]["acc"], res["reliability"]["loss"]))

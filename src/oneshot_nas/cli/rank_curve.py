@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from .train_imagenet import setup_logging
+from .common import command, start
 
 __all__ = ["build_parser", "main", "rank_curve"]
 
@@ -91,21 +91,17 @@ def build_parser():
     return p
 
 
+@command("rank_curve")
 def main(argv=None):
-    from .errors import report, user_errors
-    args = build_parser().parse_args(argv)
-    setup_logging(None)
-    try:
-        steps = None
-        if args.steps:
-            try:
-                steps = [int(v) for v in args.steps.split(",")]
-            except ValueError:
-                raise ValueError("--steps must be comma-separated integers, got %r"
-                                 % args.steps) from None
-        out = rank_curve(args.results, args.output, steps)
-    except user_errors() as err:
-        return report("rank_curve", err)
+    args = start(build_parser(), argv)
+    steps = None
+    if args.steps:
+        try:
+            steps = [int(v) for v in args.steps.split(",")]
+        except ValueError:
+            raise ValueError("--steps must be comma-separated integers, got %r"
+                             % args.steps) from None
+    out = rank_curve(args.results, args.output, steps)
     for p in out["points"]:
         tau = p["kendall_tau"]
         print("%6d steps: Kendall tau %.3f [%.3f, %.3f]%s" % (

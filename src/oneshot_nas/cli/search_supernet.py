@@ -1,25 +1,18 @@
 """``search_supernet.py``: random / genetic subnet search in a trained supernet (SPEC 5, 7)."""
-import argparse
-import json
-import logging
-import os
 import sys
 from dataclasses import fields
 
-from ..search_space import CHANNEL_LAYOUTS, Architecture
-from .train_imagenet import setup_logging
-from .common import add_data_source_arguments, add_input_arguments, fill_data_defaults
+from ..search_space import Architecture
+from .common import (add_input_arguments, add_model_arguments, command, data_group,
+                     fill_data_defaults, new_parser, start)
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser():
     from ..search.algorithms import COMPARISON_MODELS
-    p = argparse.ArgumentParser(
-        description="Search subnets of a trained SPOS supernet (BN recalibration per candidate).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    d = p.add_argument_group("data")
-    add_data_source_arguments(d)
+    p = new_parser("Search subnets of a trained SPOS supernet (BN recalibration per candidate).")
+    d = data_group(p)
     d.add_argument("--batch-size", type=int, default=128)
     d.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4)
     add_input_arguments(d)
@@ -30,9 +23,7 @@ def build_parser():
 
     m = p.add_argument_group("supernet")
     m.add_argument("--supernet-params", required=True, help="trained supernet .params file")
-    m.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS))
-    m.add_argument("--use-se", action="store_true")
-    m.add_argument("--last-conv-after-pooling", action="store_true")
+    add_model_arguments(m)
 
     s = p.add_argument_group("search")
     s.add_argument("--search-mode", default="genetic", choices=["random", "genetic"])
@@ -85,35 +76,24 @@ def build_parser():
     return p
 
 
+@command("search_supernet.py")
 def main(argv=None):
     from ..search.runner import SearchConfig, run_search
-    from .errors import report, user_errors
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        setup_logging(args.logging_file or os.path.join(args.output_dir, "search.log"))
-    except OSError as err:
-        return report("search_supernet.py", err)
+    args = start(build_parser(), argv, "search.log")
     values = {f.name: getattr(args, f.name) for f in fields(SearchConfig) if hasattr(args, f.name)}
     fill_data_defaults(values)
-    try:
-        for text, what in ((args.fixed_block_choices, "blocks"),
-                           (args.fixed_channel_choices, "channels")):
-            if text:
-                Architecture.parse(text if what == "blocks" else ",".join(["0"] * 20),
-                                   text if what == "channels" else None)
-        cfg = SearchConfig(**values)
-        logging.getLogger(__name__).info("settings: %s", json.dumps(vars(args), sort_keys=True))
-        results = run_search(cfg)
-    except user_errors() as err:
-        return report("search_supernet.py", err)
+    if args.fixed_block_choices:
+        Architecture.parse(args.fixed_block_choices)
+    if args.fixed_channel_choices:
+        Architecture.parse_channels(args.fixed_channel_choices)
+    cfg = SearchConfig(**values)
+    results = run_search(cfg)
     for rank, rec in enumerate(results["topk"], 1):
         print("#%d top-1 %.4f  FLOPs %.2f M  params %.3f M  fitness %.4f\n   %s"
               % (rank, rec["top1"], rec["symbol_flops"], rec["symbol_params"], rec["fitness"],
                  rec["script_command"]))
     print("results: %s" % results["results_path"])
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

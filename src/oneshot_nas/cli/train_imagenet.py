@@ -7,20 +7,17 @@ import sys
 from dataclasses import fields
 
 from ..models import list_models
-from ..search_space import CHANNEL_LAYOUTS
 from ..training.config import (DEFAULT_HARD_WEIGHT, DEFAULT_MIXUP_ALPHA, DEFAULT_TEMPERATURE,
                                TrainConfig)
-from .common import add_data_source_arguments, add_input_arguments, fill_data_defaults
+from .common import (OPTIMIZERS, add_input_arguments, add_model_arguments, command, data_group,
+                     fill_data_defaults, new_parser, setup_logging)
 
-__all__ = ["build_parser", "main", "setup_logging"]
+__all__ = ["build_parser", "main"]
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        description="Train the SPOS supernet (--model ShuffleNas) or a fixed subnet.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    d = p.add_argument_group("data")
-    add_data_source_arguments(d)
+    p = new_parser("Train the SPOS supernet (--model ShuffleNas) or a fixed subnet.")
+    d = data_group(p)
     d.add_argument("--batch-size", type=int, default=32, help="per device")
     d.add_argument("--num-gpus", type=int, default=0, help="train on gpu(0) .. gpu(N-1)")
     d.add_argument("--devices", default=None, metavar="LIST",
@@ -43,9 +40,7 @@ def build_parser():
     m.add_argument("--block-choices", default=None, help="20 comma-separated block choices 0..3")
     m.add_argument("--channel-choices", default=None,
                    help="20 comma-separated channel choices 0..9")
-    m.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS))
-    m.add_argument("--use-se", action="store_true")
-    m.add_argument("--last-conv-after-pooling", action="store_true")
+    add_model_arguments(m)
     m.add_argument("--mode", default="hybrid", choices=["hybrid", "imperative"])
     m.add_argument("--dtype", default="float32", choices=["float32", "float16"])
 
@@ -73,7 +68,7 @@ def build_parser():
     o = p.add_argument_group("optimisation")
     o.add_argument("--num-epochs", type=int, default=120)
     o.add_argument("--lr", type=float, default=0.1, help="per worker; scaled by Horovod size")
-    o.add_argument("--optimizer", default="nag", choices=["nag", "sgd", "adam"])
+    o.add_argument("--optimizer", default="nag", choices=OPTIMIZERS)
     o.add_argument("--lr-mode", default="cosine", choices=["step", "poly", "cosine"])
     o.add_argument("--lr-decay", type=float, default=0.1)
     o.add_argument("--lr-decay-period", type=int, default=0)
@@ -124,16 +119,6 @@ def build_parser():
     return p
 
 
-def setup_logging(logging_file=None, rank=0):
-    """Console + file handlers on the root logger (configured once, in main)."""
-    handlers = [logging.StreamHandler(sys.stderr)]
-    if logging_file and rank == 0:
-        os.makedirs(os.path.dirname(os.path.abspath(logging_file)), exist_ok=True)
-        handlers.append(logging.FileHandler(logging_file))
-    logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(message)s")
-
-
 def args_to_config(args):
     """Validate flags that need more than argparse and build a :class:`TrainConfig`."""
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
@@ -143,6 +128,7 @@ def args_to_config(args):
     return TrainConfig(**values).validate()
 
 
+@command("train_imagenet.py")
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -155,23 +141,15 @@ def main(argv=None):
         except ImportError:
             parser.exit(2, "train_imagenet.py: error: --horovod needs horovod with MXNet "
                            "support (make install)\n")
-    from .errors import report, user_errors
-    try:
-        setup_logging(args.logging_file, rank)
-        cfg = args_to_config(args)
-    except user_errors() as err:
-        return report("train_imagenet.py", err)
+    setup_logging(args.logging_file, rank)
+    cfg = args_to_config(args)
     logging.getLogger(__name__).info("settings: %s", json.dumps(cfg.to_dict(), sort_keys=True))
     from ..training import train
-    try:
-        summary = train(cfg)
-    except user_errors() as err:
-        # bad data files, impossible constraints, a full disk, ...: one line, exit code 2
-        return report("train_imagenet.py", err)
+    # bad data files, impossible constraints, a full disk, ...: one line, exit code 2
+    summary = train(cfg)
     if rank == 0:
         logging.getLogger(__name__).info("best validation top-1: %.4f", summary["best_top1"])
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,24 +7,17 @@ them and the search's best with the ranking check's stand-alone protocol (same f
 cache format) and reports the winner's accuracy, the random median / best / worst and the
 winner's rank; writes ``winner_check.json`` and ``winner_vs_random.png`` to ``--output-dir``.
 """
-import argparse
-import json
-import logging
-import os
 import sys
 
-from .rank_check import add_standalone_arguments, protocol_from_args
-from .train_imagenet import setup_logging
+from .common import add_standalone_arguments, command, new_parser, protocol_from_args, start
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        prog="python -m oneshot_nas.cli.winner_check",
-        description="Train the search's winner and random architectures under the same "
-                    "constraints stand-alone (digits) and compare.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = new_parser("Train the search's winner and random architectures under the same "
+                   "constraints stand-alone (digits) and compare.",
+                   prog="python -m oneshot_nas.cli.winner_check")
     g = p.add_argument_group("inputs")
     g.add_argument("--search-results", required=True, help="search_results.json of a search")
     g.add_argument("--num-random", type=int, default=10,
@@ -41,22 +34,16 @@ def build_parser():
     return p
 
 
+@command("winner_check")
 def main(argv=None):
     from ..ranking import WinnerCheckConfig, run_winner_check
-    from .errors import report, user_errors
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    setup_logging(args.logging_file or os.path.join(args.output_dir, "winner_check.log"))
-    logging.getLogger(__name__).info("settings: %s", json.dumps(vars(args), sort_keys=True))
-    try:
-        cfg = WinnerCheckConfig(search_results=args.search_results, num_random=args.num_random,
-                                seed=args.seed, protocol=protocol_from_args(args),
-                                output_dir=args.output_dir, cache_file=args.cache_file,
-                                benchmark=args.benchmark,
-                                seeds=protocol_from_args(args).seeds)
-        res = run_winner_check(cfg)
-    except user_errors() as err:
-        return report("winner_check", err)
+    args = start(build_parser(), argv, "winner_check.log")
+    protocol = protocol_from_args(args)
+    cfg = WinnerCheckConfig(search_results=args.search_results, num_random=args.num_random,
+                            seed=args.seed, protocol=protocol, output_dir=args.output_dir,
+                            cache_file=args.cache_file, benchmark=args.benchmark,
+                            seeds=protocol.seeds)
+    res = run_winner_check(cfg)
     accs = sorted(r["standalone_top1"] for r in res["random"])
     print("winner stand-alone top-1 %.2f %%  (%s / %s, %.1f MFLOPs)"
           % (100 * res["winner"]["standalone_top1"], res["winner"]["block_choices"],

@@ -18,6 +18,7 @@ from mxnet.gluon import nn
 from tqdm import tqdm
 
 from .. import __version__
+from ..config import ModelConfig, piece_values
 from ..files import atomic_write_json
 from ..search_space import (Architecture, BLOCK_TYPES, CHANNEL_SCALES, LAST_CONV_CHANNELS, NUM_BLOCKS,
                             NUM_BLOCK_CHOICES, NUM_CHANNEL_CHOICES, SE_FIRST_BLOCK,
@@ -319,6 +320,14 @@ class LookupTable:
             config["last_conv_after_pooling"], config["input_size"], config["classes"],
             digest.hexdigest()[:10])
         return os.path.join(cache_dir or default_cache_dir(), "lookup_tables", name)
+
+    @classmethod
+    def from_config(cls, cfg, **options):
+        """The table of a configuration's supernet shape (a
+        :class:`~oneshot_nas.config.ModelConfig`, or a saved configuration dict) in ImageNet
+        units (224 px, 1000 classes) unless ``options`` say otherwise; ``options`` go to
+        :meth:`load_or_build`."""
+        return cls.load_or_build(**piece_values(cfg, ModelConfig), **options)
 
     @classmethod
     def load_or_build(cls, channels_layout="OneShot", use_se=False,

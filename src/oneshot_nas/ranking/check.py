@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..config import ConstraintConfig, ModelConfig
 from ..files import atomic_write_json
 from ..search.algorithms import Constraints
 from ..search_space import Architecture
@@ -33,8 +34,8 @@ from .sampling import flops_params, sample_spread
 from .stats import rank_correlations, score_reliability, tau_null_sd
 from .table import load_table, seed_tau
 
-__all__ = ["RankCheckConfig", "run_rank_check", "BenchmarkCheckConfig", "run_benchmark_check",
-           "plot_ranking", "supernet_evaluator", "jsonable"]
+__all__ = ["SupernetScoring", "RankCheckConfig", "run_rank_check", "BenchmarkCheckConfig",
+           "run_benchmark_check", "plot_ranking", "supernet_evaluator", "jsonable"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,50 +43,40 @@ _SCORE_NAMES = {"acc": "held-out top-1", "loss": "held-out cross-entropy (lower 
 
 
 @dataclass
-class RankCheckConfig:
-    """Settings of :func:`run_rank_check` (names follow the flags of ``rank_check``)."""
+class SupernetScoring:
+    """How both checks score architectures inside the supernet, and where they write."""
 
     supernet_params: str = None
-    channels_layout: str = "OneShot"
-    use_se: bool = True
-    last_conv_after_pooling: bool = True
-    num_archs: int = 12
-    seed: int = 0
-    # constraints (MFLOPs / M params at 224 px, 1000 classes), as in the search
-    max_flops: float = None
-    max_params: float = None
-    comparison_model: str = None
-    flop_max: float = None
-    param_max: float = None
-    normalised_score_max: float = None
-    # supernet scoring
-    holdout_search: int = None
+    holdout_search: int = None          # None: the supernet's held-out split (its JSON)
     update_bn_images: int = 1024
     bn_group_size: int = 32
     batch_size: int = 128
     score: str = "auto"                 # auto | acc | loss
     bootstrap: int = 2000
+    seed: int = 0
+    output_dir: str = "rank_check"
+
+
+@dataclass
+class RankCheckConfig(SupernetScoring, ModelConfig, ConstraintConfig):
+    """Settings of :func:`run_rank_check` (names follow the flags of ``rank_check``).
+
+    The model flags and the constraints (MFLOPs / M params at 224 px, 1000 classes, as in the
+    search) are the shared pieces of :mod:`oneshot_nas.config`.
+    """
+
+    num_archs: int = 12
     # stand-alone protocol
     protocol: StandaloneProtocol = field(default_factory=StandaloneProtocol)
     min_spread: float = 5.0             # points
-    output_dir: str = "rank_check"
     cache_file: str = None              # default output_dir/standalone_cache.json
 
 
 @dataclass
-class BenchmarkCheckConfig:
+class BenchmarkCheckConfig(SupernetScoring):
     """Settings of :func:`run_benchmark_check` (flags of ``rank_check --benchmark``)."""
 
     benchmark: str = None               # the table JSON
-    supernet_params: str = None
-    holdout_search: int = None
-    update_bn_images: int = 1024
-    bn_group_size: int = 32
-    batch_size: int = 128
-    score: str = "auto"
-    bootstrap: int = 2000
-    seed: int = 0
-    output_dir: str = "rank_check"
     progress: bool = True
     score_all: bool = False             # also score rows without finished runs (for later)
 
@@ -95,27 +86,36 @@ def jsonable(value):
                                  else str(o)))
 
 
-def supernet_evaluator(supernet_params, dataset, model_flags, holdout_search, update_bn_images,
-                       bn_group_size, batch_size, seed=0, train_subset=0, progress=False):
-    """Supernet + scoring data + evaluator; returns ``(evaluator, split, holdout)``."""
+def supernet_evaluator(cfg, dataset, model, train_subset=0, progress=False):
+    """Supernet + scoring data + evaluator; returns ``(evaluator, split, holdout)``.
+
+    Parameters
+    ----------
+    cfg : SupernetScoring
+        The supernet's file, its held-out split, the recalibration and the batch size.
+    dataset : str
+        The data set the supernet was trained on (the protocol's, the table's).
+    model : ModelConfig
+        The supernet's shape.
+    """
     import mxnet as mx
 
     from ..data import default_input_size
     from ..search.evaluator import CandidateEvaluator
     from ..search.runner import SearchConfig, load_search_data, load_supernet, resolve_holdout
-    if not (supernet_params and os.path.isfile(supernet_params)):
-        raise ValueError("--supernet-params file %s does not exist" % supernet_params)
+    if not (cfg.supernet_params and os.path.isfile(cfg.supernet_params)):
+        raise ValueError("--supernet-params file %s does not exist" % cfg.supernet_params)
     ctx = mx.cpu()
-    holdout, known = resolve_holdout(holdout_search, supernet_params)
+    holdout, known = resolve_holdout(cfg.holdout_search, cfg.supernet_params)
     data_cfg = SearchConfig(dataset=dataset, input_size=default_input_size(dataset),
-                            batch_size=batch_size, num_workers=0,
-                            update_bn_images=update_bn_images, seed=seed,
-                            train_subset=train_subset)
-    data_cfg.progress = progress
+                            batch_size=cfg.batch_size, num_workers=0,
+                            update_bn_images=cfg.update_bn_images, seed=cfg.seed,
+                            train_subset=train_subset, progress=progress)
     data = load_search_data(data_cfg, ctx, holdout, known)
-    supernet = load_supernet(supernet_params, data.info.num_classes, ctx, **model_flags)
-    evaluator = CandidateEvaluator(supernet, data.calib, data.scoring, ctx, bn_group_size,
-                                   batch_size)
+    supernet = load_supernet(cfg.supernet_params, data.info.num_classes, ctx,
+                             **model.model_settings())
+    evaluator = CandidateEvaluator(supernet, data.calib, data.scoring, ctx, cfg.bn_group_size,
+                                   cfg.batch_size)
     return evaluator, data.split, holdout
 
 
@@ -175,14 +175,10 @@ def run_benchmark_check(cfg, evaluator=None):
         raise ValueError("%s has %d architectures with finished runs; at least 3 are needed"
                          % (cfg.benchmark, len(rows_in)))
     protocol = StandaloneProtocol.from_dict(dict(table["protocol"], seeds=[0]))
-    model_flags = dict(channels_layout=protocol.channels_layout, use_se=protocol.use_se,
-                       last_conv_after_pooling=protocol.last_conv_after_pooling)
-    _check_supernet_matches(cfg.supernet_params, table, model_flags)
+    _check_supernet_matches(cfg.supernet_params, table, protocol.model_settings())
     os.makedirs(cfg.output_dir, exist_ok=True)
-    evaluator, split, _ = evaluator or supernet_evaluator(
-        cfg.supernet_params, table["dataset"], model_flags, cfg.holdout_search,
-        cfg.update_bn_images, cfg.bn_group_size, cfg.batch_size, cfg.seed,
-        progress=cfg.progress)
+    evaluator, split, _ = evaluator or supernet_evaluator(cfg, table["dataset"], protocol,
+                                                          progress=cfg.progress)
     logger.info("ranking check against %s: %d architectures, stand-alone %s test top-1 (%s); "
                 "supernet scores on the %s split (%d images)", cfg.benchmark, len(rows_in),
                 table["dataset"], "complete table" if table["complete"] else "incomplete table",
@@ -341,25 +337,18 @@ def run_rank_check(cfg, counter=None, trainer=None, evaluator=None):
     if evaluator is None and not (cfg.supernet_params and os.path.isfile(cfg.supernet_params)):
         raise ValueError("--supernet-params file %s does not exist" % cfg.supernet_params)
     os.makedirs(cfg.output_dir, exist_ok=True)
-    model_flags = dict(channels_layout=cfg.channels_layout, use_se=cfg.use_se,
-                       last_conv_after_pooling=cfg.last_conv_after_pooling)
     if counter is None:
         from ..profiling import LookupTable
-        counter = LookupTable.load_or_build(input_size=224, classes=1000,
-                                            **model_flags).flops_params_many
-    constraints = Constraints.build(cfg.comparison_model, cfg.flop_max, cfg.param_max,
-                                    cfg.max_flops, cfg.max_params, cfg.normalised_score_max)
+        counter = LookupTable.from_config(cfg).flops_params_many
+    constraints = Constraints.from_config(cfg)
     evaluator, split, holdout = evaluator or supernet_evaluator(
-        cfg.supernet_params, cfg.protocol.dataset, model_flags, cfg.holdout_search,
-        cfg.update_bn_images, cfg.bn_group_size, cfg.batch_size, cfg.seed,
-        train_subset=cfg.protocol.train_subset)
+        cfg, cfg.protocol.dataset, cfg, train_subset=cfg.protocol.train_subset)
     protocol = cfg.protocol
     if protocol.dataset == "digits":
         # the digits protocol trains on the supernet's training images (its held-out split
         # left out); a table protocol keeps its own training subset
         protocol.holdout = holdout
-    protocol.channels_layout = cfg.channels_layout
-    protocol.use_se, protocol.last_conv_after_pooling = cfg.use_se, cfg.last_conv_after_pooling
+    protocol.set_model(cfg)             # stand-alone nets of the supernet's shape
     cache = StandaloneCache(cfg.cache_file or os.path.join(cfg.output_dir,
                                                           "standalone_cache.json"))
 

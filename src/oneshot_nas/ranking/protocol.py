@@ -14,10 +14,11 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..config import ModelConfig, checked_fields
 from ..files import atomic_write_text
 
 __all__ = ["StandaloneProtocol", "StandaloneCache", "train_standalone", "run_record"]
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class StandaloneProtocol:
+class StandaloneProtocol(ModelConfig):
     """One fixed stand-alone recipe: the ranking's ground truth.
 
     Accuracy = top-1 on the validation split (the official test file for Fashion-MNIST) after
@@ -40,6 +41,11 @@ class StandaloneProtocol:
     four architectures from all-0.2x to all-2.0x within 3 points: digits cannot rank
     architectures. The Fashion-MNIST protocol of the stored table is
     :meth:`fashion_mnist`; ``docs/ranking.md`` says how it was chosen.
+
+    The model fields (``channels_layout``, ``use_se``, ``last_conv_after_pooling``) are those
+    of :class:`~oneshot_nas.config.ModelConfig`, with its defaults; the ranking and winner
+    checks set them to the supernet's (:meth:`~oneshot_nas.config.ModelConfig.set_model`), the
+    Fashion-MNIST protocol has SE and the last conv after pooling.
     """
 
     epochs: int = 6
@@ -51,9 +57,6 @@ class StandaloneProtocol:
     augment: bool = True
     seeds: tuple = (0, 1)
     holdout: int = 0
-    channels_layout: str = "OneShot"
-    use_se: bool = True
-    last_conv_after_pooling: bool = True
     max_batches_per_epoch: int = 0       # tests only
     dataset: str = "digits"
     train_subset: int = 0                # fashion-mnist: stratified training images (0: all)
@@ -65,18 +68,14 @@ class StandaloneProtocol:
         """The protocol of the stored Fashion-MNIST table (``docs/ranking.md``)."""
         values = dict(dataset="fashion-mnist", train_subset=10000, epochs=8, batch_size=64,
                       lr=0.1, wd=4e-5, warmup_epochs=1, optimizer="nag", augment=True,
-                      seeds=(0,), val_interval=4)
+                      seeds=(0,), val_interval=4, use_se=True, last_conv_after_pooling=True)
         values.update(overrides)
         return cls(**values)
 
     @classmethod
     def from_dict(cls, values):
         """Inverse of :meth:`to_dict`; unknown fields are refused in one line."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError("unknown stand-alone protocol field(s): %s" % ", ".join(unknown))
-        values = dict(values)
+        values = checked_fields(cls, values, "stand-alone protocol field")
         if "seeds" in values:
             values["seeds"] = tuple(int(s) for s in values["seeds"])
         return cls(**values)
@@ -103,8 +102,7 @@ class StandaloneProtocol:
             dataset=self.dataset, input_size=default_input_size(self.dataset),
             batch_size=self.batch_size, num_workers=num_workers,
             model="ShuffleNas_fixArch", block_choices=arch.block_string(),
-            channel_choices=arch.channel_string(), channels_layout=self.channels_layout,
-            use_se=self.use_se, last_conv_after_pooling=self.last_conv_after_pooling,
+            channel_choices=arch.channel_string(), **self.model_settings(),
             num_epochs=self.epochs, lr=self.lr, wd=self.wd, optimizer=self.optimizer,
             lr_mode="cosine", warmup_epochs=self.warmup_epochs, no_wd=True,
             no_augment=not self.augment, holdout_search=self.holdout, seed=int(seed),

@@ -76,10 +76,7 @@ class TableSpec:
 def table_counter(protocol):
     """The vectorised FLOPs / params counter of the protocol's model flags (ImageNet units)."""
     from ..profiling import LookupTable
-    return LookupTable.load_or_build(
-        input_size=224, classes=1000, channels_layout=protocol.channels_layout,
-        use_se=protocol.use_se, last_conv_after_pooling=protocol.last_conv_after_pooling,
-        progress=False).flops_params_many
+    return LookupTable.from_config(protocol, progress=False).flops_params_many
 
 
 def table_architectures(spec, counter):

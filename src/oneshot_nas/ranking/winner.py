@@ -48,23 +48,17 @@ def run_winner_check(cfg, counter=None, trainer=None):
     if cfg.num_random < 1:
         raise ValueError("--num-random must be at least 1, got %d" % cfg.num_random)
     os.makedirs(cfg.output_dir, exist_ok=True)
-    model_cfg = dict(channels_layout=scfg.get("channels_layout", "OneShot"),
-                     use_se=scfg.get("use_se", False),
-                     last_conv_after_pooling=scfg.get("last_conv_after_pooling", False))
     if counter is None:
         from ..profiling import LookupTable
-        counter = LookupTable.load_or_build(input_size=224, classes=1000,
-                                            **model_cfg).flops_params_many
-    constraints = _search_constraints(scfg)
+        counter = LookupTable.from_config(scfg).flops_params_many
+    constraints = Constraints.from_config(scfg)
     split = search.get("split") or {}
     holdout = split.get("holdout")
     if holdout is None:
         holdout, _ = resolve_holdout(None, scfg.get("supernet_params"))
     protocol = cfg.protocol
     protocol.holdout = int(holdout or 0)
-    protocol.channels_layout = model_cfg["channels_layout"]
-    protocol.use_se = model_cfg["use_se"]
-    protocol.last_conv_after_pooling = model_cfg["last_conv_after_pooling"]
+    protocol.set_model(scfg)            # stand-alone nets of the searched supernet's shape
     cache = StandaloneCache(cfg.cache_file or os.path.join(cfg.output_dir,
                                                           "standalone_cache.json"))
     rng = np.random.default_rng([cfg.seed, 4242])
@@ -125,12 +119,6 @@ def read_search_results(path):
     return search, scfg, winner
 
 
-def _search_constraints(scfg):
-    return Constraints.build(scfg.get("comparison_model"), scfg.get("flop_max"),
-                             scfg.get("param_max"), scfg.get("max_flops"),
-                             scfg.get("max_params"), scfg.get("normalised_score_max"))
-
-
 def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
     """The winner trained with the table's protocol, placed among the table's architectures
     that satisfy the search's constraints."""
@@ -145,7 +133,7 @@ def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
     if counter is None:
         from .table import table_counter
         counter = table_counter(protocol)
-    constraints = _search_constraints(scfg)
+    constraints = Constraints.from_config(scfg)
     peers = [r for r in table["architectures"] if r["runs"] and
              bool(constraints.satisfied(np.array([r["flops"]]), np.array([r["params"]]))[0])]
     if not peers:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..search_space import NUM_BLOCK_CHOICES, NUM_BLOCKS, NUM_CHANNEL_CHOICES, Architecture
+from ..config import ConstraintConfig, piece_values
 from ..files import atomic_write_text
 
 __all__ = ["COMPARISON_MODELS", "Constraints", "Objective", "SearchState", "random_search",
@@ -39,6 +40,12 @@ class Constraints:
     max_params: float = math.inf
     reference: tuple = None          # (MFLOPs, M params) of the comparison model
     max_score: float = math.inf
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The limits of a :class:`~oneshot_nas.config.ConstraintConfig` (a search's, a
+        ranking check's), or of the ``config`` dict of a saved ``search_results.json``."""
+        return cls.build(**piece_values(cfg, ConstraintConfig))
 
     @classmethod
     def build(cls, comparison_model=None, flop_max=None, param_max=None, max_flops=None,
@@ -197,6 +204,15 @@ class SearchState:
     @classmethod
     def from_json(cls, text):
         obj = json.loads(text)
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        for name, kind, what in (("mode", str, "a search mode"), ("seed", int, "an integer"),
+                                 ("step", int, "an integer"), ("rng", dict, "a generator state"),
+                                 ("history", list, "a list"), ("results", list, "a list")):
+            if name not in obj:
+                raise ValueError("field %r is missing" % name)
+            if not isinstance(obj[name], kind):
+                raise ValueError("field %r is %r, not %s" % (name, obj[name], what))
         state = cls(obj["mode"], obj["seed"], obj.get("settings"))
         state.step = obj["step"]
         if obj["population"] is not None:
@@ -216,7 +232,7 @@ class SearchState:
         try:
             with open(path) as f:
                 return cls.from_json(f.read())
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, TypeError) as err:
             raise ValueError("search checkpoint %s cannot be read: %s" % (path, err)) from None
 
 

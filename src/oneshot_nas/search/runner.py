@@ -12,6 +12,7 @@ from mxnet import nd
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from ..config import ConstraintConfig, DataConfig, DeviceConfig, ModelConfig
 from ..files import atomic_write_json, atomic_write_text
 from ..models import get_model
 from ..models.params import load_params_checked
@@ -27,28 +28,15 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class SearchConfig:
-    """Settings of :func:`run_search` (names follow the flags of ``search_supernet.py``)."""
+class SearchConfig(DataConfig, DeviceConfig, ModelConfig, ConstraintConfig):
+    """Settings of :func:`run_search` (names follow the flags of ``search_supernet.py``).
 
-    # data
-    dataset: str = "imagenet"
-    data_dir: str = None
-    use_rec: bool = False
-    rec_train: str = None
-    rec_train_idx: str = None
-    rec_val: str = None
-    rec_val_idx: str = None
+    The data, device, model and constraint fields come from the shared pieces of
+    :mod:`oneshot_nas.config`; ``train_subset`` (fashion-mnist) picks the calibration images.
+    """
+
     batch_size: int = 128
-    num_workers: int = 4
-    input_size: int = 224
-    crop_ratio: float = 0.875
-    num_gpus: int = 0
-    devices: str = None                 # e.g. "gpu:0,gpu:1" or "cpu:0,cpu:1" (replaces num_gpus)
-    train_subset: int = 0               # fashion-mnist: calibration images from this subset
     supernet_params: str = None
-    channels_layout: str = "OneShot"
-    use_se: bool = False
-    last_conv_after_pooling: bool = False
     # search
     search_mode: str = "genetic"
     search_iters: int = 20              # generations (genetic) / candidates (random)
@@ -65,12 +53,6 @@ class SearchConfig:
     cache_mb: int = 2048
     holdout_search: int = None          # None: the supernet's held-out split (its JSON), else 0
     search_target: str = "acc"
-    comparison_model: str = None
-    flop_max: float = None
-    param_max: float = None
-    normalised_score_max: float = None
-    max_flops: float = None
-    max_params: float = None
     score_acc_ratio: float = None       # DEFAULT_SCORE_ACC_RATIO with balanced_flop_acc
     latency_table: str = None
     target_latency: float = None
@@ -185,12 +167,23 @@ def supernet_split(params_path):
     except (OSError, ValueError):
         logger.warning("cannot read %s; the supernet's held-out split is unknown", path)
         return None
+    if not isinstance(meta, dict):
+        raise ValueError("%s is not a supernet's settings JSON (not a JSON object)" % path)
     split = meta.get("split")
     if split is None and isinstance(meta.get("config"), dict):
-        split = {"holdout": int(meta["config"].get("holdout_search") or 0), "digest": None}
-    if split is not None:
-        split = dict(split, path=path)
-    return split
+        split = {"holdout": meta["config"].get("holdout_search") or 0, "digest": None}
+        field = "config.holdout_search"
+    else:
+        field = "split.holdout"
+    if split is None:
+        return None
+    if not isinstance(split, dict):
+        raise ValueError("%s: field 'split' is %r, not a split record" % (path, split))
+    holdout = split.get("holdout") or 0
+    if isinstance(holdout, bool) or not isinstance(holdout, int) or holdout < 0:
+        raise ValueError("%s: field %r is %r, not a count of held-out images"
+                         % (path, field, holdout))
+    return dict(split, holdout=holdout, path=path)
 
 
 def resolve_holdout(requested, params_path):
@@ -228,20 +221,15 @@ def load_search_data(cfg, ctx, holdout, known_split=None):
 
     Parameters
     ----------
-    cfg : SearchConfig (or any object with its data fields)
+    cfg : SearchConfig
     ctx : Context
     holdout : int
         Held-out images (0: score on the validation split).
     known_split : dict, optional
         The supernet's split record; its digest must match the images held out here.
     """
-    from ..data import make_split_loaders
-    splits = make_split_loaders(
-        dataset=cfg.dataset, data_dir=cfg.data_dir, use_rec=cfg.use_rec or None,
-        rec_train=cfg.rec_train, rec_train_idx=cfg.rec_train_idx, rec_val=cfg.rec_val,
-        rec_val_idx=cfg.rec_val_idx, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-        input_size=cfg.input_size, crop_ratio=cfg.crop_ratio, augment=False, seed=cfg.seed,
-        holdout=holdout, train_subset=getattr(cfg, "train_subset", 0))
+    splits = cfg.split_loaders(batch_size=cfg.batch_size, augment=False, seed=cfg.seed,
+                               holdout=holdout)
     info = splits.info
     if holdout and known_split and known_split.get("digest") and \
             known_split["digest"] != info.holdout_digest:
@@ -259,7 +247,7 @@ def load_search_data(cfg, ctx, holdout, known_split=None):
                        "report the final subnet on other images")
     logger.info("decoding %d calibration images and the scoring images once",
                 cfg.update_bn_images)
-    show = getattr(cfg, "progress", False)
+    show = cfg.progress
     needed = math.ceil(cfg.update_bn_images / cfg.batch_size)
     total = min(len(splits.train), needed) if hasattr(splits.train, "__len__") else needed
     reading = tqdm(splits.train, desc="calibration images", unit="batch", leave=False,
@@ -284,8 +272,7 @@ def _fixed_genes(cfg):
     if cfg.fixed_block_choices:
         blocks = np.array(Architecture.parse(cfg.fixed_block_choices).blocks)
     if cfg.fixed_channel_choices:
-        channels = np.array(Architecture.parse(",".join(["0"] * 20),
-                                               cfg.fixed_channel_choices).channels)
+        channels = np.array(Architecture.parse_channels(cfg.fixed_channel_choices))
     return blocks, channels
 
 
@@ -323,8 +310,7 @@ def run_search(cfg, counter=None):
         Vectorised FLOPs / params counter; default the lookup table in ImageNet units.
     """
     from ..profiling import LookupTable, count_flops_params
-    from ..machine import resolve_contexts
-    contexts = resolve_contexts(cfg.devices, cfg.num_gpus)
+    contexts = cfg.contexts()
     if cfg.num_gpus > 1:
         logger.warning("the search evaluates on one GPU; --num-gpus %d uses gpu(0) only "
                        "(--devices gpu:0,gpu:1,... evaluates on several)", cfg.num_gpus)
@@ -347,14 +333,11 @@ def run_search(cfg, counter=None):
     os.makedirs(cfg.output_dir, exist_ok=True)
     ctx = contexts[0]            # images are cached here; candidates run on all contexts
     logger.info("evaluating candidates on %s", ",".join(str(c) for c in contexts))
-    model_cfg = dict(channels_layout=cfg.channels_layout, use_se=cfg.use_se,
-                     last_conv_after_pooling=cfg.last_conv_after_pooling)
-    constraints = Constraints.build(cfg.comparison_model, cfg.flop_max, cfg.param_max,
-                                    cfg.max_flops, cfg.max_params, cfg.normalised_score_max)
+    model_cfg = cfg.model_settings()
+    constraints = Constraints.from_config(cfg)
     fixed_blocks, fixed_channels = _fixed_genes(cfg)
     if counter is None:
-        counter = LookupTable.load_or_build(input_size=224, classes=1000,
-                                            **model_cfg).flops_params_many
+        counter = LookupTable.from_config(cfg).flops_params_many
     latency_fn = None
     if cfg.latency_table:
         from .latency import LatencyTable

@@ -1,6 +1,10 @@
-"""The trainer's configuration: one dataclass, filled from flags by the CLI or from code."""
+"""The trainer's configuration: one dataclass, made of the shared pieces of
+:mod:`oneshot_nas.config` and the training's own fields, filled from flags by the CLI or from
+code."""
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
+
+from ..config import DataConfig, DeviceConfig, ModelConfig, checked_fields
 
 __all__ = ["TrainConfig", "DEFAULT_MIXUP_ALPHA", "DEFAULT_TEMPERATURE", "DEFAULT_HARD_WEIGHT"]
 
@@ -12,35 +16,22 @@ DEFAULT_HARD_WEIGHT = 0.5
 
 
 @dataclass
-class TrainConfig:
-    """All settings of :func:`oneshot_nas.training.train` (names follow the CLI flags)."""
+class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
+    """All settings of :func:`oneshot_nas.training.train` (names follow the CLI flags).
+
+    The data, device and model fields come from the shared pieces of :mod:`oneshot_nas.config`.
+    """
 
     # data
-    dataset: str = "imagenet"            # imagenet | digits | fashion-mnist | synthetic
-    data_dir: str = None
-    use_rec: bool = False
-    rec_train: str = None
-    rec_train_idx: str = None
-    rec_val: str = None
-    rec_val_idx: str = None
     batch_size: int = 32                 # per device
-    num_gpus: int = 0
-    devices: str = None                  # e.g. "cpu:0,cpu:1" or "gpu:2,gpu:3" (replaces num_gpus)
-    num_workers: int = 4
-    input_size: int = 224
-    crop_ratio: float = 0.875
     reduced_dataset_scale: int = 1
     no_augment: bool = False
     synthetic_size: int = None           # dataset=synthetic: training images
     holdout_search: int = 0              # training images held out for the search (data.splits)
-    train_subset: int = 0                # fashion-mnist: stratified training subset (0 = all)
     # model
     model: str = "ShuffleNas"
     block_choices: str = None
     channel_choices: str = None
-    channels_layout: str = "OneShot"
-    use_se: bool = False
-    last_conv_after_pooling: bool = False
     mode: str = "hybrid"
     dtype: str = "float32"
     # supernet
@@ -98,11 +89,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values):
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError("unknown training setting(s): %s" % ", ".join(unknown))
-        return cls(**values)
+        """Inverse of :meth:`to_dict` (also the ``config`` of a supernet's JSON); unknown
+        fields are refused in one line."""
+        return cls(**checked_fields(cls, values, "training setting"))
 
     @property
     def is_supernet(self):
@@ -119,11 +108,6 @@ class TrainConfig:
         return (DEFAULT_TEMPERATURE if self.temperature is None else self.temperature,
                 DEFAULT_HARD_WEIGHT if self.hard_weight is None else self.hard_weight)
 
-    def contexts(self):
-        """The MXNet contexts of this machine's devices (``devices``, else ``num_gpus``)."""
-        from ..machine import resolve_contexts
-        return resolve_contexts(self.devices, self.num_gpus)
-
     def validate(self):
         """Refuse settings that would be ignored or cannot run, before anything is built.
 
@@ -134,14 +118,14 @@ class TrainConfig:
         """
         from ..machine import check_num_gpus
         from ..models import PRESETS, list_models
-        from ..search_space import Architecture
+        from ..search_space import NUM_BLOCKS, Architecture
         from .samplers import ConstraintBox
         if self.model not in list_models():
             raise ValueError("unknown --model %r; known models: %s"
                              % (self.model, ", ".join(list_models())))
         if self.block_choices or self.channel_choices:
             # the values first, so that a typo is reported as such whatever the model
-            Architecture.parse(self.block_choices or ",".join("0" * 20), self.channel_choices)
+            Architecture.parse(self.block_choices or (0,) * NUM_BLOCKS, self.channel_choices)
             if self.model in PRESETS:
                 raise ValueError("--block-choices / --channel-choices cannot change the preset "
                                  "--model %s; use --model ShuffleNas_fixArch with them"

@@ -4,12 +4,14 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon, nd
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from ..accuracy import cross_entropy, topk_hits
 from ..files import atomic_write_json
 from ..models import PRESETS, get_model
 from ..models.params import load_params_checked
@@ -21,8 +23,8 @@ from .checkpoint import (CheckpointError, check_writable_dir, latest_checkpoint,
 from .config import TrainConfig
 from .samplers import ConstraintBox, Prefetcher, make_sampler
 
-__all__ = ["train", "build_model", "make_lr_scheduler", "make_trainer", "evaluate",
-           "constraint_counter"]
+__all__ = ["train", "TrainingRun", "build_model", "make_lr_scheduler", "make_trainer",
+           "evaluate", "constraint_counter"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,11 +128,9 @@ def constraint_counter(cfg, method=None):
     """
     from ..profiling import LookupTable, count_flops_params
     method = method or cfg.flop_param_method
-    model_cfg = dict(channels_layout=cfg.channels_layout, use_se=cfg.use_se,
-                     last_conv_after_pooling=cfg.last_conv_after_pooling)
+    model_cfg = cfg.model_settings()
     if method == "lookup_table":
-        table = LookupTable.load_or_build(input_size=224, classes=1000, **model_cfg)
-        return table.flops_params_many
+        return LookupTable.from_config(cfg).flops_params_many
     if method == "symbol":
         def by_symbol(blocks, channels):
             out = [count_flops_params(Architecture(b, c), method="symbol", input_size=224,
@@ -178,11 +178,8 @@ def evaluate(net, val_data, ctx, dtype="float32", max_batches=0, hvd=None, with_
         for x, y in zip(datas, labels):
             out = net(x.astype(dtype, copy=False)).astype("float32").asnumpy()
             y = y.asnumpy().astype(np.int64)
-            top = np.argsort(-out, axis=1)[:, :5]
-            shifted = out.astype(np.float64) - out.max(axis=1, keepdims=True)
-            log_prob = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-            counts += (int((top[:, 0] == y).sum()), int((top == y[:, None]).any(axis=1).sum()),
-                       len(y), float(-log_prob[np.arange(len(y)), y].sum()))
+            _, hit1, hit5 = topk_hits(out, y)
+            counts += (int(hit1.sum()), int(hit5.sum()), len(y), float(cross_entropy(out, y).sum()))
     if hvd is not None:
         counts = hvd.allreduce(nd.array(counts), average=False, name="val_counts").asnumpy()
     if counts[2] == 0:
@@ -243,17 +240,70 @@ def _setup_distribution(cfg):
     return None, cfg.contexts(), 0, 1
 
 
+@dataclass
+class TrainingRun:
+    """What the steps of one training run share, built once by :func:`train` and passed to
+    each step as one value (the trainer, loss and sampler are set by their own steps)."""
+
+    cfg: TrainConfig
+    net: object
+    ctx: list
+    train_data: object
+    iters: int                  # training batches per epoch
+    classes: int
+    metrics: "_Metrics"
+    rank: int = 0               # Horovod worker (0 without Horovod)
+    size: int = 1               # Horovod workers
+    hvd: object = None          # horovod.mxnet, or None
+    val_data: object = None     # the per-epoch validation batches
+    eval_split: str = "val"     # 'holdout' (a supernet with a held-out split) or 'val'
+    info: object = None         # DataInfo
+    trainer: object = None      # gluon (or Horovod) Trainer: :func:`_optimizer`
+    loss_fn: object = None      # :func:`_loss`
+    teacher: object = None      # distillation teacher, or None
+    sampler: object = None      # architecture sampler of the supernet: :func:`_sampling`
+    counter: object = None      # FLOPs / params of sampled paths (supernet)
+
+    @property
+    def prefix(self):
+        """File prefix of checkpoints and final weights."""
+        return self.cfg.model if not self.cfg.is_supernet else "ShuffleNas-supernet"
+
+
 def train(cfg):
     """Train the supernet or a fixed subnet as configured; returns a summary dict.
+
+    The run is told in named steps: :func:`_start` (devices, seeds, metrics file, data, model),
+    :func:`_resume`, :func:`_optimizer`, :func:`_loss`, :func:`_sampling`, then per epoch
+    :func:`_one_epoch`, :func:`_validation` and :func:`_save_epoch`, and :func:`_final_save`.
 
     Parameters
     ----------
     cfg : TrainConfig or dict
     """
-    from ..data import make_split_loaders
     if isinstance(cfg, dict):
         cfg = TrainConfig.from_dict(cfg)
     cfg.validate()
+    run = _start(cfg)
+    start_epoch, best_top1, meta = _resume(run)
+    _optimizer(run, meta)
+    _loss(run)
+    _sampling(run)
+    summary = {"epochs": [], "best_top1": best_top1, "eval_split": run.eval_split,
+               "split": run.info.split_record()}
+    for epoch in range(start_epoch, cfg.num_epochs):
+        stats = _one_epoch(run, epoch)
+        top1 = _validation(run, epoch, stats)
+        stats.update(epoch=epoch)
+        summary["epochs"].append(stats)
+        best_top1 = _save_epoch(run, epoch, top1, best_top1)
+    summary["best_top1"] = best_top1
+    _final_save(run, start_epoch, summary)
+    return summary
+
+
+def _start(cfg):
+    """Devices and workers, seeds, the metrics file, the data and the initialised model."""
     hvd, ctx, rank, size = _setup_distribution(cfg)
     if rank == 0 and cfg.save_dir:
         check_writable_dir(cfg.save_dir)         # a full or read-only disk: say so now
@@ -267,14 +317,10 @@ def train(cfg):
     metrics = _Metrics(metrics_path)
 
     total_batch = cfg.batch_size * len(ctx)
-    splits = make_split_loaders(
-        dataset=cfg.dataset, data_dir=cfg.data_dir, use_rec=cfg.use_rec or None,
-        rec_train=cfg.rec_train, rec_train_idx=cfg.rec_train_idx, rec_val=cfg.rec_val,
-        rec_val_idx=cfg.rec_val_idx, batch_size=total_batch, num_workers=cfg.num_workers,
-        input_size=cfg.input_size, crop_ratio=cfg.crop_ratio, augment=not cfg.no_augment,
+    splits = cfg.split_loaders(
+        batch_size=total_batch, augment=not cfg.no_augment,
         reduced_dataset_scale=cfg.reduced_dataset_scale, num_parts=size, part_index=rank,
-        seed=cfg.seed, synthetic_size=cfg.synthetic_size, holdout=cfg.holdout_search,
-        train_subset=cfg.train_subset)
+        seed=cfg.seed, synthetic_size=cfg.synthetic_size, holdout=cfg.holdout_search)
     train_data, val_data, info = splits.train, splits.val, splits.info
     # A supernet with a held-out search split is validated on it: the validation split stays
     # unseen until the final report. Fixed subnets are always validated on the validation split.
@@ -297,15 +343,20 @@ def train(cfg):
     net.initialize(mx.init.Xavier(), ctx=ctx)
     if cfg.dtype != "float32":
         net.cast(cfg.dtype)
+    return TrainingRun(cfg, net, ctx, train_data, iters, classes, metrics, rank=rank, size=size,
+                       hvd=hvd, val_data=val_data, eval_split=eval_split, info=info)
 
-    # -- resume ---------------------------------------------------------------------------
+
+def _resume(run):
+    """Weights, epoch, best top-1 and random state of the checkpoint to resume from (auto or
+    ``--resume-params``); returns ``(start epoch, best top-1, checkpoint meta or None)``."""
+    cfg = run.cfg
     start_epoch, best_top1, meta = cfg.resume_epoch, 0.0, None
-    prefix = cfg.model if not cfg.is_supernet else "ShuffleNas-supernet"
     if cfg.auto_resume:
-        if rank == 0:
+        if run.rank == 0:
             remove_partial_files(cfg.save_dir)       # left by a run killed while writing
-            remove_replaced_best(cfg.save_dir, prefix)
-        meta = latest_checkpoint(cfg.save_dir, prefix)
+            remove_replaced_best(cfg.save_dir, run.prefix)
+        meta = latest_checkpoint(cfg.save_dir, run.prefix)
         if meta is None:
             logger.info("auto-resume: no complete checkpoint in %s, starting fresh", cfg.save_dir)
     elif cfg.resume_params:
@@ -318,17 +369,23 @@ def train(cfg):
             "params_path": cfg.resume_params, "states_path": cfg.resume_states or None,
             "epoch": cfg.resume_epoch}
     if meta is None:
-        metrics.reset()          # a fresh run starts a fresh metrics file; a resumed one appends
+        run.metrics.reset()      # a fresh run starts a fresh metrics file; a resumed one appends
     else:
         flag = "--auto-resume checkpoint" if cfg.auto_resume else "--resume-params"
-        load_params_checked(net, meta["params_path"], flag, ctx=ctx,
+        load_params_checked(run.net, meta["params_path"], flag, ctx=run.ctx,
                             hint="check --model, --use-se, --last-conv-after-pooling, "
                                  "--channels-layout and the data set's classes")
         start_epoch = int(meta.get("epoch", cfg.resume_epoch))
         best_top1 = float(meta.get("best_top1", 0.0))
         restore_rng(meta.get("rng"))
         logger.info("resumed from %s at epoch %d", meta["params_path"], start_epoch)
+    return start_epoch, best_top1, meta
 
+
+def _optimizer(run, meta=None):
+    """The network's graph and weight decay, and ``run.trainer`` (with the checkpoint's
+    optimizer states when ``meta`` names them)."""
+    cfg, net = run.cfg, run.net
     if cfg.mode == "hybrid":
         if cfg.is_supernet:
             net.hybridize(static_alloc=True)
@@ -336,166 +393,199 @@ def train(cfg):
             net.hybridize(static_alloc=True, static_shape=True)
     if cfg.no_wd:
         _no_wd(net)
-
-    trainer = make_trainer(net, cfg, iters, ctx, hvd, size)
+    run.trainer = make_trainer(net, cfg, run.iters, run.ctx, run.hvd, run.size)
     if meta is not None and meta.get("states_path"):
-        load_trainer_states(trainer, meta["states_path"])
+        load_trainer_states(run.trainer, meta["states_path"])
 
-    # -- losses -----------------------------------------------------------------------------
+
+def _loss(run):
+    """``run.loss_fn``: cross-entropy (dense targets with label smoothing or mixup), or the
+    distillation loss with ``run.teacher``."""
+    cfg = run.cfg
     sparse = not (cfg.label_smoothing or cfg.mixup)
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=sparse)
-    teacher = None
+    run.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=sparse)
     if cfg.teacher:
         from gluoncv.loss import DistillationSoftmaxCrossEntropyLoss
-        teacher = get_model(cfg.teacher, classes=classes)
-        load_params_checked(teacher, cfg.teacher_params, "--teacher-params", ctx=ctx,
+        run.teacher = get_model(cfg.teacher, classes=run.classes)
+        load_params_checked(run.teacher, cfg.teacher_params, "--teacher-params", ctx=run.ctx,
                             hint="is it a --teacher %s trained on this data set?" % cfg.teacher)
-        teacher.hybridize(static_alloc=True, static_shape=True)
+        run.teacher.hybridize(static_alloc=True, static_shape=True)
         temperature, hard_weight = cfg.distillation
-        loss_fn = DistillationSoftmaxCrossEntropyLoss(temperature=temperature,
-                                                     hard_weight=hard_weight,
-                                                     sparse_label=sparse)
+        run.loss_fn = DistillationSoftmaxCrossEntropyLoss(temperature=temperature,
+                                                         hard_weight=hard_weight,
+                                                         sparse_label=sparse)
 
-    # -- architecture sampling (supernet) --------------------------------------------------
-    sampler, counter, box = None, None, None
+
+def _sampling(run):
+    """The supernet's ``run.sampler`` of training paths (inside the constraint box, if any)
+    and ``run.counter`` of their FLOPs / params; nothing for a fixed subnet."""
+    cfg = run.cfg
+    if not cfg.is_supernet:
+        return
+    box = None
+    if cfg.train_upper_constraints:
+        box = ConstraintBox.from_strings(cfg.train_upper_constraints,
+                                         cfg.train_bottom_constraints)
+    # FLOPs / params of every sampled path go to the log (and drive the constraints)
+    run.counter = constraint_counter(cfg)
+    run.sampler = make_sampler(
+        cfg.train_constraint_method or ("random" if box else None), run.counter, box,
+        seed=cfg.seed, epoch_start_cs=cfg.epoch_start_cs, cs_warm_up=cfg.cs_warm_up,
+        ignore_first_two_cs=cfg.ignore_first_two_cs, use_all_channels=cfg.use_all_channels)
+    if box is not None:
+        logger.info("constrained sampling (%s) inside %s",
+                    cfg.train_constraint_method or "random", box)
+
+
+def _one_epoch(run, epoch):
+    """One training epoch, reproducible on resume; the BN statistics of several devices
+    become the first device's. Returns the epoch's training statistics."""
+    run.train_data.set_epoch(epoch)          # the same order as an uninterrupted run
+    # MXNet's generator (dropout) restarts per epoch, so that a resumed run draws what an
+    # uninterrupted one draws (its state cannot be saved in a checkpoint)
+    mx.random.seed(int(np.random.SeedSequence([run.cfg.seed, epoch,
+                                               run.rank]).generate_state(1)[0]))
+    with logging_redirect_tqdm():             # log lines above the bar, not inside it
+        stats = _train_epoch(run, epoch)
+    # several devices: each kept the BN statistics of its part of every batch; from here
+    # on all hold the first device's, which are validated, saved and extracted
+    share_bn_statistics(run.net)
+    return stats
+
+
+def _validation(run, epoch, stats):
+    """Validate every ``val_interval`` epochs and after the last one (a supernet: recalibrated
+    sampled subnets); adds to ``stats`` and returns the top-1, or None when not validated."""
+    cfg = run.cfg
+    if not ((epoch + 1) % max(1, cfg.val_interval) == 0 or epoch + 1 == cfg.num_epochs):
+        return None
+    show = cfg.progress and run.rank == 0
     if cfg.is_supernet:
-        if cfg.train_upper_constraints:
-            box = ConstraintBox.from_strings(cfg.train_upper_constraints,
-                                             cfg.train_bottom_constraints)
-        # FLOPs / params of every sampled path go to the log (and drive the constraints)
-        counter = constraint_counter(cfg)
-        sampler = make_sampler(
-            cfg.train_constraint_method or ("random" if box else None), counter, box,
-            seed=cfg.seed, epoch_start_cs=cfg.epoch_start_cs, cs_warm_up=cfg.cs_warm_up,
-            ignore_first_two_cs=cfg.ignore_first_two_cs, use_all_channels=cfg.use_all_channels)
-        if box is not None:
-            logger.info("constrained sampling (%s) inside %s",
-                        cfg.train_constraint_method or "random", box)
+        top1, top5, archs = _validate_supernet(cfg, epoch, run.net, run.sampler, run.train_data,
+                                               run.val_data, run.ctx, run.hvd, show)
+    else:
+        with _bar(len(run.val_data), "epoch %d validation" % epoch, show) as bar:
+            top1, top5, val_loss = evaluate(run.net, _ticking(run.val_data, bar), run.ctx,
+                                            cfg.dtype, hvd=run.hvd, with_loss=True)
+        stats.update(val_loss=val_loss)
+        archs = None
+    if run.rank == 0:
+        logger.info("[Epoch %d] validation: err-top1=%f err-top5=%f", epoch, 1 - top1, 1 - top5)
+    run.metrics.write(kind="val", epoch=epoch, top1=top1, top5=top5, split=run.eval_split,
+                      architectures=[a.to_json() for a in archs] if archs else None)
+    stats.update(val_top1=top1, val_top5=top5)
+    return top1
 
-    summary = {"epochs": [], "best_top1": best_top1, "eval_split": eval_split,
-               "split": info.split_record()}
-    for epoch in range(start_epoch, cfg.num_epochs):
-        train_data.set_epoch(epoch)          # the same order as an uninterrupted run
-        # MXNet's generator (dropout) restarts per epoch, so that a resumed run draws what an
-        # uninterrupted one draws (its state cannot be saved in a checkpoint)
-        mx.random.seed(int(np.random.SeedSequence([cfg.seed, epoch, rank]).generate_state(1)[0]))
-        with logging_redirect_tqdm():         # log lines above the bar, not inside it
-            stats = _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn,
-                                 teacher, classes, sampler, counter, metrics, rank)
-        # several devices: each kept the BN statistics of its part of every batch; from here
-        # on all hold the first device's, which are validated, saved and extracted
-        share_bn_statistics(net)
-        # -- validation -----------------------------------------------------------------------
-        validate = (epoch + 1) % max(1, cfg.val_interval) == 0 or epoch + 1 == cfg.num_epochs
-        top1 = None
-        if validate:
-            show = cfg.progress and rank == 0
-            if cfg.is_supernet:
-                top1, top5, archs = _validate_supernet(cfg, epoch, net, sampler, train_data,
-                                                       val_data, ctx, hvd, show)
-            else:
-                with _bar(len(val_data), "epoch %d validation" % epoch, show) as bar:
-                    top1, top5, val_loss = evaluate(net, _ticking(val_data, bar), ctx,
-                                                    cfg.dtype, hvd=hvd, with_loss=True)
-                stats.update(val_loss=val_loss)
-                archs = None
-            if rank == 0:
-                logger.info("[Epoch %d] validation: err-top1=%f err-top5=%f", epoch, 1 - top1,
-                            1 - top5)
-            metrics.write(kind="val", epoch=epoch, top1=top1, top5=top5, split=eval_split,
-                          architectures=[a.to_json() for a in archs] if archs else None)
-            stats.update(val_top1=top1, val_top5=top5)
-        stats.update(epoch=epoch)
-        summary["epochs"].append(stats)
-        # -- checkpoints (rank 0) -------------------------------------------------------------
-        if rank == 0:
-            is_best = top1 is not None and top1 > best_top1
-            best_top1 = max(best_top1, top1) if top1 is not None else best_top1
-            meta_out = {"epoch": epoch + 1, "best_top1": best_top1, "top1": top1,
-                        "config": cfg.to_dict(), "num_update": trainer.optimizer.num_update,
-                        "split": info.split_record()}
-            if cfg.save_dir and cfg.save_frequency and (epoch + 1) % cfg.save_frequency == 0:
-                save_checkpoint(cfg.save_dir, prefix, "%04d" % (epoch + 1), net, trainer,
-                                meta_out)
-            if cfg.save_dir and is_best:
-                save_checkpoint(cfg.save_dir, prefix, "best", net, trainer, meta_out)
-    summary["best_top1"] = best_top1
+
+def _save_epoch(run, epoch, top1, best_top1):
+    """The epoch's checkpoints (every ``save_frequency`` epochs, and a new best), rank 0
+    only; returns the best top-1 so far."""
+    cfg = run.cfg
+    if run.rank != 0:
+        return best_top1
+    is_best = top1 is not None and top1 > best_top1
+    best_top1 = max(best_top1, top1) if top1 is not None else best_top1
+    meta_out = {"epoch": epoch + 1, "best_top1": best_top1, "top1": top1,
+                "config": cfg.to_dict(), "num_update": run.trainer.optimizer.num_update,
+                "split": run.info.split_record()}
+    if cfg.save_dir and cfg.save_frequency and (epoch + 1) % cfg.save_frequency == 0:
+        save_checkpoint(cfg.save_dir, run.prefix, "%04d" % (epoch + 1), run.net, run.trainer,
+                        meta_out)
+    if cfg.save_dir and is_best:
+        save_checkpoint(cfg.save_dir, run.prefix, "best", run.net, run.trainer, meta_out)
+    return best_top1
+
+
+def _final_save(run, start_epoch, summary):
+    """The final weights with their settings JSON (and a fixed subnet's exported graph), and
+    every worker's parameter fingerprint in the metrics."""
+    cfg, net = run.cfg, run.net
     if hasattr(net, "sync_bn_statistics"):
         net.sync_bn_statistics()
-    metrics.write(kind="final", rank=rank, param_norms=_fingerprint(net))
-    if rank == 0 and cfg.save_dir:
-        final = os.path.join(cfg.save_dir, "%s-final.params" % prefix)
-        save_parameters(net, final)
-        summary["final_params"] = final
-        # The settings beside the weights: the search reads the held-out split from here.
-        atomic_write_json(os.path.splitext(final)[0] + ".json",
-                          {"config": cfg.to_dict(), "split": info.split_record(),
-                           "epoch": cfg.num_epochs, "num_update": trainer.optimizer.num_update},
-                          indent=1)
-        if not cfg.is_supernet and cfg.mode == "hybrid":
-            if start_epoch >= cfg.num_epochs:
-                # resumed after the last epoch: the graph has not been built by a forward pass
-                size = cfg.input_size
-                net(nd.zeros((1, 3, size, size), ctx=ctx[0], dtype=cfg.dtype))
-            try:
-                net.export(os.path.join(cfg.save_dir, prefix))
-            except OSError as err:
-                raise CheckpointError("cannot export %s to %s: %s"
-                                      % (prefix, cfg.save_dir, err.strerror or err)) from None
-    return summary
+    run.metrics.write(kind="final", rank=run.rank, param_norms=_fingerprint(net))
+    if run.rank != 0 or not cfg.save_dir:
+        return
+    final = os.path.join(cfg.save_dir, "%s-final.params" % run.prefix)
+    save_parameters(net, final)
+    summary["final_params"] = final
+    # The settings beside the weights: the search reads the held-out split from here.
+    atomic_write_json(os.path.splitext(final)[0] + ".json",
+                      {"config": cfg.to_dict(), "split": run.info.split_record(),
+                       "epoch": cfg.num_epochs, "num_update": run.trainer.optimizer.num_update},
+                      indent=1)
+    if not cfg.is_supernet and cfg.mode == "hybrid":
+        if start_epoch >= cfg.num_epochs:
+            # resumed after the last epoch: the graph has not been built by a forward pass
+            size = cfg.input_size
+            net(nd.zeros((1, 3, size, size), ctx=run.ctx[0], dtype=cfg.dtype))
+        try:
+            net.export(os.path.join(cfg.save_dir, run.prefix))
+        except OSError as err:
+            raise CheckpointError("cannot export %s to %s: %s"
+                                  % (run.prefix, cfg.save_dir, err.strerror or err)) from None
 
 
-def _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teacher, classes,
-                 sampler, counter, metrics, rank):
+def _targets(cfg, labels, classes, mixed):
+    """The loss's targets: the labels, or dense (smoothed / mixed) ones. ``mixed`` is the
+    mixup weight of the batch, or None."""
+    eta = 0.1 if cfg.label_smoothing else 0.0
+    if mixed is not None:
+        return [mixed * _one_hot_smooth(y, classes, eta)
+                + (1 - mixed) * _one_hot_smooth(y[::-1], classes, eta) for y in labels]
+    if cfg.label_smoothing or cfg.mixup:
+        # the loss takes dense targets whenever either flag is set (also in the last
+        # --mixup-off-epoch epochs, which are not mixed)
+        return [_one_hot_smooth(y, classes, eta) for y in labels]
+    return labels
+
+
+def _train_epoch(run, epoch):
+    """One pass over ``run.iters`` training batches (a sampled path per batch for the
+    supernet); returns ``{'train_accuracy', 'loss', 'speed'}``."""
     from tqdm import tqdm
-    prefetch = Prefetcher(sampler.stream(epoch)) if sampler is not None else None
+    cfg, net, trainer, metrics = run.cfg, run.net, run.trainer, run.metrics
+    prefetch = Prefetcher(run.sampler.stream(epoch)) if run.sampler is not None else None
     top1 = mx.metric.Accuracy()
     loss_sum, seen, tic = 0.0, 0, time.time()
     use_mixup = cfg.mixup and epoch < cfg.num_epochs - cfg.mixup_off_epoch
     record = None
-    bar = tqdm(total=iters, desc="epoch %d" % epoch, unit="batch", leave=False,
-               disable=not (cfg.progress and rank == 0))
+    bar = tqdm(total=run.iters, desc="epoch %d" % epoch, unit="batch", leave=False,
+               disable=not (cfg.progress and run.rank == 0))
     try:
-        for i, batch in enumerate(train_data):
-            if i >= iters:
+        for i, batch in enumerate(run.train_data):
+            if i >= run.iters:
                 break
             if prefetch is not None:
                 arch = prefetch.next()
                 net.set_architecture(arch)
                 record = {"kind": "sample", "epoch": epoch, "batch": i, "arch": arch.to_json()}
-                if counter is not None:
-                    f, p = counter(np.array([arch.blocks]), np.array([arch.channels]))
+                if run.counter is not None:
+                    f, p = run.counter(np.array([arch.blocks]), np.array([arch.channels]))
                     record.update(flops=float(f[0]), params=float(p[0]))
                 metrics.write(**record)
-            datas, labels = _split(batch, ctx)
-            targets = labels
+            datas, labels = _split(batch, run.ctx)
+            mixed = None
             if use_mixup:
-                lam = np.random.beta(cfg.mixup_beta, cfg.mixup_beta)
-                datas = [lam * x + (1 - lam) * x[::-1] for x in datas]
-                eta = 0.1 if cfg.label_smoothing else 0.0
-                targets = [lam * _one_hot_smooth(y, classes, eta)
-                           + (1 - lam) * _one_hot_smooth(y[::-1], classes, eta) for y in labels]
-            elif cfg.label_smoothing or cfg.mixup:
-                # the loss takes dense targets whenever either flag is set (also in the last
-                # --mixup-off-epoch epochs, which are not mixed)
-                eta = 0.1 if cfg.label_smoothing else 0.0
-                targets = [_one_hot_smooth(y, classes, eta) for y in labels]
+                mixed = np.random.beta(cfg.mixup_beta, cfg.mixup_beta)
+                datas = [mixed * x + (1 - mixed) * x[::-1] for x in datas]
+            targets = _targets(cfg, labels, run.classes, mixed)
             datas = [x.astype(cfg.dtype, copy=False) for x in datas]
             soft = None
-            if teacher is not None:
-                soft = [nd.softmax(teacher(x.astype("float32", copy=False))
+            if run.teacher is not None:
+                soft = [nd.softmax(run.teacher(x.astype("float32", copy=False))
                                    / cfg.distillation[0])
                         for x in datas]
             with autograd.record():
                 outs = [net(x) for x in datas]
-                if teacher is not None:
-                    losses = [loss_fn(o.astype("float32", copy=False), t, s)
+                if run.teacher is not None:
+                    losses = [run.loss_fn(o.astype("float32", copy=False), t, s)
                               for o, t, s in zip(outs, targets, soft)]
                 else:
-                    losses = [loss_fn(o.astype("float32", copy=False), t)
+                    losses = [run.loss_fn(o.astype("float32", copy=False), t)
                               for o, t in zip(outs, targets)]
             autograd.backward(losses)
-            trainer.step(sum(x.shape[0] for x in datas), ignore_stale_grad=sampler is not None)
+            trainer.step(sum(x.shape[0] for x in datas),
+                         ignore_stale_grad=run.sampler is not None)
             top1.update(labels, [o.astype("float32", copy=False) for o in outs])
             loss_sum += sum(l.sum().asscalar() for l in losses)
             seen += sum(x.shape[0] for x in datas)
@@ -506,7 +596,7 @@ def _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teac
             if cfg.log_interval and (i + 1) % cfg.log_interval == 0:
                 metrics.write(kind="step", epoch=epoch, batch=i, loss=loss_sum / seen, lr=lr,
                               accuracy=top1.get()[1])
-                if rank == 0:
+                if run.rank == 0:
                     logger.info("Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\taccuracy=%f\t"
                                 "loss=%f\tlr=%f%s", epoch, i + 1, seen / (time.time() - tic),
                                 top1.get()[1], loss_sum / seen, lr, _path_note(record))
@@ -519,7 +609,7 @@ def _train_epoch(cfg, epoch, net, trainer, train_data, iters, ctx, loss_fn, teac
     acc = top1.get()[1]
     if not math.isfinite(loss_sum):
         raise FloatingPointError("training loss became %s in epoch %d" % (loss_sum, epoch))
-    if rank == 0:
+    if run.rank == 0:
         logger.info("[Epoch %d] training: accuracy=%f loss=%f", epoch, acc, loss_sum / max(seen, 1))
         logger.info("[Epoch %d] speed: %d samples/sec\ttime cost: %f", epoch, speed, elapsed)
     metrics.write(kind="train", epoch=epoch, accuracy=acc, loss=loss_sum / max(seen, 1),
