@@ -235,8 +235,6 @@ def main(argv=None):
     rows = [
         ("subnet block choices", best["block_choices"]),
         ("subnet channel choices", best["channel_choices"]),
-        ("search: genetic best / random best (recalibrated supernet top-1, %d candidates each)"
-         % genetic["evaluated"], "%.2f %% / %.2f %%" % (100 * g_best, 100 * r_best)),
         ("FLOPs / params at 224 px, 1000 classes (-norelubn)",
          "%.2f M / %.3f M" % (flops224["flops_m"], flops224["params_m"])),
         ("FLOPs / params of the exported digits symbol (32 px, 10 classes)",
