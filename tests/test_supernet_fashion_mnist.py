@@ -1,7 +1,7 @@
 """A short supernet run on the real Fashion-MNIST files learns: its recalibrated random subnets
 score well above chance on the held-out search split.
 
-Measured on the project's 2-core machine (docs/ranking.md, "A short run"): this exact command
+Measured on the project's 2-core machine when this test was written: this exact command
 (10,000 stratified training images, 2,000 held out, 4 epochs = 624 steps, uniform blocks and
 channels, affine-free choice-block BN) gave recalibrated top-1 37.3 / 42.2 / 40.9 % for its
 three validation subnets (mean 40.1 %, chance 10 %), 7 min 41 s wall on a loaded machine. The
