@@ -16,8 +16,8 @@ if [ "$DATASET" = digits ]; then
 --update-bn-images 1024 --max-flops ${MAX_FLOPS:-300}"
 elif [ "$DATASET" = fashion-mnist ]; then
     DATA="--dataset fashion-mnist ${FASHION_MNIST_DIR:+--data-dir $FASHION_MNIST_DIR} -j 0 --batch-size 128"
-    SETTINGS="--population-size ${POPULATION:-16} --retain-length 4 --search-iters ${GENERATIONS:-5} \
---update-bn-images 1024 --max-flops ${MAX_FLOPS:-300}"
+    SETTINGS="--population-size ${POPULATION:-16} --retain-length 4 --search-iters ${GENERATIONS:-10} \
+--update-bn-images 1024 --max-flops ${MAX_FLOPS:-300} --search-score loss"
 else
     DATA="--dataset imagenet --use-rec --rec-train $IMAGENET_REC/train.rec \
 --rec-train-idx $IMAGENET_REC/train.idx --rec-val $IMAGENET_REC/val.rec \

@@ -105,6 +105,16 @@ def test_old_search_checkpoint_with_other_settings_is_refused_in_one_line(tmp_pa
     assert "--use-se False" in str(err.value) and "\n" not in str(err.value)
 
 
+def test_old_search_checkpoint_scored_by_accuracy_is_not_continued_by_loss(tmp_path):
+    # the checkpoint predates --search-score: it was scored by top-1, and says so when asked
+    from oneshot_nas.search.runner import start_or_resume
+    path = _old_checkpoint(tmp_path)
+    assert "--search-score" not in _fixture("search_state.json")["settings"]
+    with pytest.raises(ValueError) as err:
+        start_or_resume(_search_cfg(tmp_path, search_score="loss"), path)
+    assert "--search-score 'acc', not 'loss'" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_a_corrupted_search_checkpoint_field_is_named_in_one_line(tmp_path):
     from oneshot_nas.search.runner import start_or_resume
     path = _old_checkpoint(tmp_path)

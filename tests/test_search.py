@@ -178,3 +178,34 @@ def test_topk_hits_and_cross_entropy_count_as_the_definitions_say():
     assert hit1.tolist() == [True, False, False] and hit5.tolist() == [True, True, False]
     expected = [np.log(np.exp(row).sum()) - row[y] for row, y in zip(scores, labels)]
     np.testing.assert_allclose(cross_entropy(scores, labels), expected, rtol=1e-12)
+
+
+def test_loss_score_orders_candidates_by_held_out_loss_and_keeps_the_objective_positive():
+    c = Constraints.build("SinglePathOneShot")
+    by_loss = Objective(constraints=c, score="loss")
+    better, worse = {"top1": 0.70, "loss": 0.40}, {"top1": 0.72, "loss": 0.55}
+    assert by_loss.quality(better) == pytest.approx(math.exp(-0.40))
+    assert by_loss.quality(better) > by_loss.quality(worse)          # top-1 alone says otherwise
+    assert Objective(constraints=c).quality(better) < Objective(constraints=c).quality(worse)
+    # the latency reward multiplies the quality: it must still favour the faster net
+    soft = Objective(latency_fn=lambda a: 0, target_latency=10.0, score="loss")
+    q = soft.quality(better)
+    assert soft(q, 0, 0, latency=5.0) > soft(q, 0, 0, latency=20.0)
+    with pytest.raises(ValueError, match="unknown --search-score 'top5'"):
+        Objective(score="top5")
+    with pytest.raises(ValueError, match="needs each candidate's held-out loss"):
+        by_loss.quality({"top1": 0.7, "top5": 1.0})
+
+
+def test_genetic_search_by_loss_maximises_the_loss_score():
+    def fake_scores(arch):
+        res = fake_accuracy(arch)
+        return dict(res, loss=2.0 - 2.0 * res["top1"])           # lower loss for better nets
+    constraints = Constraints(max_flops=950)
+    by_loss = Objective(constraints=constraints, score="loss")
+    state = genetic_search(SearchState("genetic", 0), fake_scores, proxy_counter, constraints,
+                           by_loss, population_size=20, retain_length=5, generations=4)
+    fitness = {a: r["fitness"] for a, r in state.results.items()}
+    best = max(fitness, key=fitness.get)
+    assert state.results[best]["loss"] == min(r["loss"] for r in state.results.values())
+    assert all(r["fitness"] == pytest.approx(math.exp(-r["loss"])) for r in state.results.values())

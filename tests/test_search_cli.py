@@ -1,5 +1,6 @@
 """search_supernet.py end to end on digits: resume, export, bad inputs."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -55,6 +56,18 @@ def test_killed_genetic_search_resumes_to_the_same_topk_and_exports(tmp_path, su
         correct += int((pred == label.asnumpy()).sum())
         total += len(pred)
     assert correct / total == pytest.approx(res["topk"][0]["top1"], abs=1e-6)
+
+
+def test_search_by_held_out_loss_ranks_candidates_by_their_loss(tmp_path, supernet_params):
+    _search(tmp_path, supernet_params, "--search-mode", "random", "--search-iters", "5",
+            "--search-score", "loss")
+    top, res = _topk(tmp_path)
+    cands = res["candidates"]
+    assert len(cands) == 5 and res["config"]["search_score"] == "loss"
+    for c in cands:
+        assert 0 < c["loss"] and c["fitness"] == pytest.approx(math.exp(-c["loss"]))
+    losses = sorted(c["loss"] for c in cands)
+    assert [r["loss"] for r in res["topk"]] == pytest.approx(losses[:3])
 
 
 def test_mismatched_params_name_the_first_parameter(tmp_path, supernet_params):

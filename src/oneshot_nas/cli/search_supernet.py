@@ -10,7 +10,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser():
-    from ..search.algorithms import COMPARISON_MODELS
+    from ..search.algorithms import COMPARISON_MODELS, SEARCH_SCORES
     p = new_parser("Search subnets of a trained SPOS supernet (BN recalibration per candidate).")
     d = data_group(p)
     d.add_argument("--batch-size", type=int, default=128)
@@ -51,6 +51,10 @@ def build_parser():
 
     o = p.add_argument_group("objective and constraints (MFLOPs / M params at 224 px, 1000 classes)")
     o.add_argument("--search-target", default="acc", choices=["acc", "balanced_flop_acc"])
+    o.add_argument("--search-score", default="acc", choices=list(SEARCH_SCORES),
+                   help="the supernet score the objective uses: held-out top-1, or held-out "
+                        "cross-entropy (as exp(-loss), larger is better; less noisy, see "
+                        "docs/ranking.md)")
     o.add_argument("--comparison-model", default=None, choices=sorted(COMPARISON_MODELS))
     o.add_argument("--flop-max", type=float, default=None,
                    help="FLOPs limit as a multiple of the comparison model's")
@@ -89,9 +93,10 @@ def main(argv=None):
     cfg = SearchConfig(**values)
     results = run_search(cfg)
     for rank, rec in enumerate(results["topk"], 1):
-        print("#%d top-1 %.4f  FLOPs %.2f M  params %.3f M  fitness %.4f\n   %s"
-              % (rank, rec["top1"], rec["symbol_flops"], rec["symbol_params"], rec["fitness"],
-                 rec["script_command"]))
+        loss = "" if rec.get("loss") is None else "  loss %.4f" % rec["loss"]
+        print("#%d top-1 %.4f%s  FLOPs %.2f M  params %.3f M  fitness %.4f\n   %s"
+              % (rank, rec["top1"], loss, rec["symbol_flops"], rec["symbol_params"],
+                 rec["fitness"], rec["script_command"]))
     print("results: %s" % results["results_path"])
     return 0
 

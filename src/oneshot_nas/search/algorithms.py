@@ -1,6 +1,7 @@
 """Random and genetic search over joint block + channel genes, with resumable state.
 
-The algorithms take their collaborators as arguments: ``evaluate(arch) -> {'top1', 'top5'}``,
+The algorithms take their collaborators as arguments: ``evaluate(arch) -> {'top1', 'top5',
+'loss'}``,
 a vectorised ``counter(blocks, channels) -> (mflops, mparams)``, a :class:`Constraints` value
 and an :class:`Objective`. All randomness comes from one ``numpy.random.Generator`` whose
 state is checkpointed with the population and the evaluated cache after every generation, so a
@@ -17,12 +18,15 @@ from ..search_space import NUM_BLOCK_CHOICES, NUM_BLOCKS, NUM_CHANNEL_CHOICES, A
 from ..config import ConstraintConfig, piece_values
 from ..files import atomic_write_text
 
-__all__ = ["COMPARISON_MODELS", "Constraints", "Objective", "SearchState", "random_search",
-           "genetic_search", "sample_population"]
+__all__ = ["COMPARISON_MODELS", "SEARCH_SCORES", "Constraints", "Objective", "SearchState",
+           "random_search", "genetic_search", "sample_population"]
 
 logger = logging.getLogger(__name__)
 
 # MFLOPs, M params at 224 px / 1000 classes (SPEC section 5)
+# the supernet scores a search can maximise: held-out top-1, or held-out cross-entropy
+SEARCH_SCORES = ("acc", "loss")
+
 COMPARISON_MODELS = {
     "SinglePathOneShot": (328.0, 3.4),
     "MobileNetV3_large": (217.0, 5.4),
@@ -107,8 +111,11 @@ class Constraints:
 class Objective:
     """Fitness of an evaluated candidate.
 
-    ``target='acc'``: top-1. ``'balanced_flop_acc'``: top-1 - ratio x normalised score.
-    With a latency table and ``target_latency`` T the result is multiplied by
+    ``target='acc'``: the quality. ``'balanced_flop_acc'``: the quality - ratio x normalised
+    score. The quality (:meth:`quality`) is the candidate's top-1 (``score='acc'``) or, with
+    ``score='loss'``, exp(-mean held-out cross-entropy): the geometric mean of the probability
+    given to the true class, which orders candidates exactly as the loss does and, like top-1,
+    is positive and larger for better nets. With a latency table and ``target_latency`` T the result is multiplied by
     ``(lat / T) ** w`` (MnasNet soft reward w = -0.07; ``hard``: w = 0 below T, -1 above).
     """
 
@@ -119,11 +126,15 @@ class Objective:
     target_latency: float = None
     latency_weight: float = -0.07
     hard_latency: bool = False
+    score: str = "acc"
 
     def __post_init__(self):
         if self.target not in ("acc", "balanced_flop_acc"):
             raise ValueError("unknown --search-target %r; choose acc or balanced_flop_acc"
                              % (self.target,))
+        if self.score not in SEARCH_SCORES:
+            raise ValueError("unknown --search-score %r; choose %s"
+                             % (self.score, " or ".join(SEARCH_SCORES)))
         if self.target == "balanced_flop_acc" and self.constraints.reference is None:
             raise ValueError("--search-target balanced_flop_acc subtracts the normalised score "
                              "against a comparison model: add --comparison-model (one of %s)"
@@ -131,10 +142,19 @@ class Objective:
         if self.hard_latency and not self.target_latency:
             raise ValueError("--hard-latency needs --target-latency (and --latency-table)")
 
-    def __call__(self, top1, flops, params, latency=None):
-        value = top1
+    def quality(self, res):
+        """The candidate's supernet score as the objective uses it (see the class)."""
+        if self.score == "acc":
+            return float(res["top1"])
+        if res.get("loss") is None:
+            raise ValueError("--search-score loss needs each candidate's held-out loss; this "
+                             "result has none")
+        return math.exp(-float(res["loss"]))
+
+    def __call__(self, quality, flops, params, latency=None):
+        value = quality
         if self.target == "balanced_flop_acc":
-            value = top1 - self.score_acc_ratio * float(self.constraints.score(flops, params))
+            value = quality - self.score_acc_ratio * float(self.constraints.score(flops, params))
         if self.target_latency and latency is not None:
             ratio = latency / self.target_latency
             if self.hard_latency:
@@ -244,7 +264,7 @@ def _record(state, arch, evaluate, counter, objective, latency_fn, on_evaluated=
     lat = latency_fn(arch) if latency_fn is not None else None
     rec = {"top1": res["top1"], "top5": res["top5"], "flops": float(f[0]), "params": float(p[0]),
            "latency_ms": lat, "loss": res.get("loss")}
-    rec["fitness"] = objective(rec["top1"], rec["flops"], rec["params"], lat)
+    rec["fitness"] = objective(objective.quality(rec), rec["flops"], rec["params"], lat)
     state.results[arch] = rec
     if on_evaluated:
         on_evaluated(state, arch, rec)

@@ -53,6 +53,7 @@ class SearchConfig(DataConfig, DeviceConfig, ModelConfig, ConstraintConfig):
     cache_mb: int = 2048
     holdout_search: int = None          # None: the supernet's held-out split (its JSON), else 0
     search_target: str = "acc"
+    search_score: str = "acc"           # "loss": maximise exp(-held-out cross-entropy)
     score_acc_ratio: float = None       # DEFAULT_SCORE_ACC_RATIO with balanced_flop_acc
     latency_table: str = None
     target_latency: float = None
@@ -104,11 +105,15 @@ def _file_digest(path):
 # search must share them (--search-iters may grow; batch sizes, workers and outputs may change)
 RESUME_FLAGS = ("search_mode", "seed", "population_size", "retain_length", "random_select",
                 "mutate_chance", "fixed_block_choices", "fixed_channel_choices", "search_target",
-                "score_acc_ratio", "comparison_model", "flop_max", "param_max",
+                "search_score", "score_acc_ratio", "comparison_model", "flop_max", "param_max",
                 "normalised_score_max", "max_flops", "max_params", "target_latency",
                 "hard_latency", "channels_layout", "use_se", "last_conv_after_pooling",
                 "dataset", "input_size", "crop_ratio", "update_bn_images", "bn_group_size",
                 "val_images")
+
+
+# flags added after checkpoints were first written: a checkpoint without one used this value
+LATER_FLAG_DEFAULTS = {"--search-score": "acc"}
 
 
 def resume_settings(cfg):
@@ -144,8 +149,9 @@ def start_or_resume(cfg, ckpt_path):
                          "version); its search cannot be checked and continued: start one in "
                          "another --output-dir" % ckpt_path)
     for flag, value in settings.items():
-        if state.settings.get(flag) != value:
-            what = "another file" if flag.endswith("(content)") else repr(state.settings.get(flag))
+        saved = state.settings.get(flag, LATER_FLAG_DEFAULTS.get(flag))
+        if saved != value:
+            what = "another file" if flag.endswith("(content)") else repr(saved)
             now = "" if flag.endswith("(content)") else ", not %r" % (value,)
             raise ValueError("%s was made with %s %s%s: resume with the same settings or use "
                              "another --output-dir" % (ckpt_path, flag.replace(" (content)", ""),
@@ -347,7 +353,8 @@ def run_search(cfg, counter=None):
         raise ValueError("--target-latency needs --latency-table (build one with "
                          "python -m oneshot_nas.cli.latency_table)")
     objective = Objective(cfg.search_target, ratio, constraints, latency_fn,
-                          cfg.target_latency, hard_latency=cfg.hard_latency)
+                          cfg.target_latency, hard_latency=cfg.hard_latency,
+                          score=cfg.search_score)
     ckpt_path = os.path.join(cfg.output_dir, "search_state.json")
     state = start_or_resume(cfg, ckpt_path)      # before any data is decoded
 
@@ -358,7 +365,8 @@ def run_search(cfg, counter=None):
                                    cfg.bn_group_size, cfg.batch_size)
 
     for arch, rec in state.results.items():      # results of a resumed run are reused
-        evaluator.cache[arch] = {"top1": rec["top1"], "top5": rec["top5"]}
+        evaluator.cache[arch] = {"top1": rec["top1"], "top5": rec["top5"],
+                                 "loss": rec.get("loss")}
 
     total = cfg.search_iters
     bar = tqdm(total=total, initial=state.step, desc="%s search" % cfg.search_mode,
@@ -375,8 +383,9 @@ def run_search(cfg, counter=None):
         if cfg.progress:
             bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=True)
         else:
-            logger.info("candidate %d (step %d): top-1 %.4f, %.1f MFLOPs, %.3f M params, "
-                        "fitness %.4f (best %.4f)", len(st.results), st.step + 1, rec["top1"],
+            logger.info("candidate %d (step %d): top-1 %.4f, loss %s, %.1f MFLOPs, %.3f M "
+                        "params, fitness %.4f (best %.4f)", len(st.results), st.step + 1,
+                        rec["top1"], "-" if rec.get("loss") is None else "%.4f" % rec["loss"],
                         rec["flops"], rec["params"], rec["fitness"], best)
 
     def checkpoint(st):
