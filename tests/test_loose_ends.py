@@ -319,3 +319,23 @@ def test_sigkill_while_the_search_writes_its_results_keeps_the_previous_file(tmp
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     with open(out / "search_results.json") as f:
         assert f.read() == first                  # complete, and the old one
+
+
+def test_validation_says_when_outputs_are_not_finite(caplog):
+    from oneshot_nas.training.trainer import evaluate
+
+    def net(x):             # a "diverged" classifier: the first image's logits overflow
+        out = nd.one_hot(nd.array([0, 1, 2]), 4) * 5
+        out[0] = float("inf")
+        return out
+
+    batch = (nd.zeros((3, 1)), nd.array([0, 1, 2]))
+    with caplog.at_level("WARNING"):
+        top1, _, loss = evaluate(net, [batch], [mx.cpu()], with_loss=True)
+    assert np.isnan(loss)
+    assert "1 of 3 validation images gave non-finite outputs" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        _, _, loss = evaluate(lambda x: nd.one_hot(nd.array([0, 1, 2]), 4) * 5, [batch],
+                              [mx.cpu()], with_loss=True)
+    assert np.isfinite(loss) and "non-finite" not in caplog.text

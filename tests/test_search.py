@@ -191,6 +191,8 @@ def test_loss_score_orders_candidates_by_held_out_loss_and_keeps_the_objective_p
     soft = Objective(latency_fn=lambda a: 0, target_latency=10.0, score="loss")
     q = soft.quality(better)
     assert soft(q, 0, 0, latency=5.0) > soft(q, 0, 0, latency=20.0)
+    assert by_loss.quality({"top1": 0.1, "loss": float("nan")}) == 0.0     # diverged outputs
+    assert by_loss.quality({"top1": 0.1, "loss": float("inf")}) == 0.0
     with pytest.raises(ValueError, match="unknown --search-score 'top5'"):
         Objective(score="top5")
     with pytest.raises(ValueError, match="needs each candidate's held-out loss"):

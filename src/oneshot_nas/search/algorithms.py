@@ -149,7 +149,9 @@ class Objective:
         if res.get("loss") is None:
             raise ValueError("--search-score loss needs each candidate's held-out loss; this "
                              "result has none")
-        return math.exp(-float(res["loss"]))
+        loss = float(res["loss"])
+        # a candidate whose outputs overflow has no usable prediction: the worst quality, 0
+        return math.exp(-loss) if math.isfinite(loss) else 0.0
 
     def __call__(self, quality, flops, params, latency=None):
         value = quality

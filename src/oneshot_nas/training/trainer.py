@@ -170,7 +170,7 @@ def _split(batch, ctx):
 def evaluate(net, val_data, ctx, dtype="float32", max_batches=0, hvd=None, with_loss=False):
     """Top-1 / top-5 accuracy of ``net`` on ``val_data`` (summed over Horovod workers, whose
     validation shards are disjoint); with ``with_loss`` also the mean cross-entropy."""
-    counts = np.zeros(4)            # correct top-1, correct top-5, images, summed loss
+    counts = np.zeros(5)            # correct top-1, correct top-5, images, summed loss, bad
     for i, batch in enumerate(val_data):
         if max_batches and i >= max_batches:
             break
@@ -179,11 +179,18 @@ def evaluate(net, val_data, ctx, dtype="float32", max_batches=0, hvd=None, with_
             out = net(x.astype(dtype, copy=False)).astype("float32").asnumpy()
             y = y.asnumpy().astype(np.int64)
             _, hit1, hit5 = topk_hits(out, y)
-            counts += (int(hit1.sum()), int(hit5.sum()), len(y), float(cross_entropy(out, y).sum()))
+            bad = int((~np.isfinite(out).all(axis=1)).sum())
+            with np.errstate(invalid="ignore"):       # said once below, not per batch
+                loss = float(cross_entropy(out, y).sum())
+            counts += (int(hit1.sum()), int(hit5.sum()), len(y), loss, bad)
     if hvd is not None:
         counts = hvd.allreduce(nd.array(counts), average=False, name="val_counts").asnumpy()
     if counts[2] == 0:
         raise ValueError("the validation set is empty")
+    if counts[4]:
+        logger.warning("%d of %d validation images gave non-finite outputs (diverged weights or "
+                       "BN statistics): the loss is not a number and their top-1 is meaningless",
+                       counts[4], counts[2])
     if with_loss:
         return float(counts[0] / counts[2]), float(counts[1] / counts[2]), \
             float(counts[3] / counts[2])
