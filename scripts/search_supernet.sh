@@ -4,7 +4,8 @@
 # than SinglePathOneShot in normalised FLOPs / params score.
 # SUPERNET_PARAMS=... (default params_supernet/ShuffleNas-supernet-final.params);
 # DATASET=digits / fashion-mnist search the small data sets on the CPU; extra arguments pass
-# through.
+# through. Fashion-MNIST: population 16, 10 generations, fitness from the held-out loss
+# (--search-score loss), the settings measured in docs/ranking.md.
 # Candidates are scored on the training images the supernet held out (the count is read from
 # the JSON beside SUPERNET_PARAMS); the validation split is left for the final report.
 set -e

@@ -215,9 +215,10 @@ def test_rank_check_prefers_the_less_noisy_score(tmp_path):
     assert res["reliability"]["loss"] > res["reliability"]["acc"]
 
 
-def _fake_search(path, seed, fitness, mode, max_flops=900):
+def _fake_search(path, seed, fitness, mode, max_flops=900, search_score="acc"):
     archs = [Architecture.sample(np.random.default_rng([seed, i])) for i in range(len(fitness))]
     res = {"config": {"seed": seed, "search_mode": mode, "max_flops": max_flops,
+                      "search_score": search_score,
                       "channels_layout": "OneShot", "use_se": True,
                       "last_conv_after_pooling": True, "supernet_params": None},
            "split": {"name": "holdout", "images": 360, "holdout": 360},
@@ -284,6 +285,12 @@ def test_genetic_vs_random_best_per_candidate(tmp_path):
     assert os.path.getsize(res["plot"]) > 5000 and os.path.isfile(res["results_path"])
     with pytest.raises(ValueError, match="in pairs"):
         compare_searches(g, r[:1], str(tmp_path / "x.png"))
+    # a loss-scored search's fitness is not a top-1: the two cannot share a comparison
+    by_loss = _fake_search(tmp_path / "l.json", 0, [0.5, 0.6], "random", search_score="loss")
+    with pytest.raises(ValueError, match="--search-score loss: their fitness values cannot"):
+        compare_searches(g[:1], [by_loss], str(tmp_path / "y.png"))
+    assert compare_searches([by_loss], [by_loss], str(tmp_path / "z.png"))["search_score"] \
+        == "loss"
 
 
 # -- command lines ----------------------------------------------------------------------------

@@ -61,12 +61,15 @@ def _load_search(path):
             res = json.load(f)
         fitness = [c["fitness"] for c in res["candidates"]]
         seed = res["config"].get("seed")
+        # what the fitness measures (results written before --search-score: top-1)
+        objective = (res["config"].get("search_target", "acc"),
+                     res["config"].get("search_score", "acc"))
     except (OSError, ValueError, KeyError, TypeError):
         raise ValueError("%s is not a search_results.json with evaluated candidates" % path) \
             from None
     if not fitness:
         raise ValueError("%s holds no evaluated candidates" % path)
-    return {"path": path, "fitness": fitness, "seed": seed,
+    return {"path": path, "fitness": fitness, "seed": seed, "objective": objective,
             "mode": res["config"].get("search_mode"), "split": res.get("split")}
 
 
@@ -89,6 +92,18 @@ def compare_searches(genetic_paths, random_paths, path):
     if len(genetic) != len(randoms):
         raise ValueError("give as many --random files as --genetic files (%d vs %d): they are "
                          "compared in pairs" % (len(randoms), len(genetic)))
+    objectives = {s["objective"] for s in genetic + randoms}
+    if len(objectives) > 1:
+        first = genetic[0]
+        other = next(s for s in genetic + randoms if s["objective"] != first["objective"])
+        raise ValueError("%s maximised --search-target %s --search-score %s, %s --search-target "
+                         "%s --search-score %s: their fitness values cannot be compared"
+                         % (first["path"], first["objective"][0], first["objective"][1],
+                            other["path"], other["objective"][0], other["objective"][1]))
+    target, score = objectives.pop()
+    quantity = "exp(-loss) x 100" if score == "loss" else "top-1 %"
+    if target != "acc":
+        quantity += ", %s" % target
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     pairs = []
@@ -105,12 +120,13 @@ def compare_searches(genetic_paths, random_paths, path):
                       "random_path": r["path"]})
     split = (genetic[0].get("split") or {}).get("name", "val")
     label_axes(ax, "evaluated candidates",
-               "best fitness so far (%%, %s split)" % ("held-out" if split == "holdout"
-                                                       else "validation"),
+               "best fitness so far (%s, %s split)" % (quantity, "held-out"
+                                                       if split == "holdout" else "validation"),
                "genetic vs random search, %d seed(s)" % len(pairs), loc="lower right")
     plot = save_figure(fig, path)
     wins = sum(p["genetic_best"] >= p["random_best"] for p in pairs)
-    result = {"pairs": pairs, "genetic_wins": int(wins), "plot": plot}
+    result = {"pairs": pairs, "genetic_wins": int(wins), "plot": plot,
+              "search_target": target, "search_score": score}
     result["results_path"] = os.path.splitext(path)[0] + ".json"
     atomic_write_json(result["results_path"], result, indent=1)
     return result
