@@ -194,6 +194,8 @@ def test_winner_against_the_table_gives_its_percentile(tmp_path):
     assert res["percentile"] == pytest.approx(100 * ((accs < winner).sum()
                                                      + 0.5 * (accs == winner).sum()) / 10)
     assert res["winner_rank"] == 1 + int((accs > winner).sum())
+    noise = res["percentile_noise"]                    # the winner has two seeds
+    assert noise["ci"][0] <= res["percentile"] <= noise["ci"][1]
     # a search with other model flags is another network: refused
     saved = json.load(open(search))
     saved["config"]["use_se"] = False
@@ -201,6 +203,23 @@ def test_winner_against_the_table_gives_its_percentile(tmp_path):
     with pytest.raises(ValueError, match="use_se"):
         run_winner_check(WinnerCheckConfig(search_results=search, benchmark=out),
                          counter=proxy_counter, trainer=trainer)
+
+
+def test_percentile_interval_follows_the_seed_noise():
+    from oneshot_nas.ranking.winner import percentile_interval
+    peers = [[0.850 + 0.001 * i] for i in range(20)]          # one seed each, 0.850-0.869
+    # seed sd pooled over the two-seed architectures (the winner and the last peer)
+    quiet = percentile_interval([0.878, 0.882], peers + [[0.84, 0.84]])
+    assert quiet["seed_sd"] == pytest.approx(np.sqrt((2 * 0.002 ** 2 + 0) / 2))
+    assert quiet["ci"] == [100.0, 100.0] and quiet["p_top_quarter"] == 1.0
+    # the same means with seeds 1 point apart: the winner could land far lower
+    noisy = percentile_interval([0.870, 0.890], peers + [[0.835, 0.845]])
+    assert noisy["seed_sd"] == pytest.approx(np.sqrt((2 * 0.01 ** 2 + 2 * 0.005 ** 2) / 2))
+    assert noisy["ci"][0] < 75 <= noisy["ci"][1] and 0.3 < noisy["p_top_quarter"] < 1.0
+    assert noisy["architectures_with_seeds"] == 2
+    assert percentile_interval([0.88], peers) is None         # no two-seed architecture
+    again = percentile_interval([0.870, 0.890], peers + [[0.835, 0.845]])
+    assert again == noisy                                     # seeded: reproducible
 
 
 def test_rank_check_benchmark_cli_bad_table_is_one_line(tmp_path):

@@ -54,6 +54,15 @@ def main(argv=None):
               % (len(accs), res["constraints"], 100 * res["random_median_top1"],
                  100 * res["random_best_top1"], res["percentile"], res["winner_rank"],
                  len(accs) + 1))
+        noise = res["percentile_noise"]
+        if noise is None:
+            print("seed noise unknown (no architecture has two seeds): no interval")
+        else:
+            print("seed noise alone (sd %.2f points, %d architectures with 2+ seeds): percentile "
+                  "%.0f %% interval [%.0f, %.0f]; top quarter in %.0f %% of draws"
+                  % (100 * noise["seed_sd"], noise["architectures_with_seeds"],
+                     100 * noise["level"], noise["ci"][0], noise["ci"][1],
+                     100 * noise["p_top_quarter"]))
         print("results: %s\nplot: %s" % (res["results_path"], res["plot"]))
         return 0
     print("%d random under %s: median %.2f %%, best %.2f %%, worst %.2f %%"

@@ -19,7 +19,8 @@ from .check import jsonable
 from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
 from .sampling import flops_params
 
-__all__ = ["WinnerCheckConfig", "run_winner_check", "plot_winner", "read_search_results"]
+__all__ = ["WinnerCheckConfig", "run_winner_check", "plot_winner", "read_search_results",
+           "percentile_interval"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +145,8 @@ def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
     res = train_standalone(winner, protocol, cache, trainer)
     flops, params = flops_params(counter, winner)
     accs = np.array([r["top1_mean"] for r in peers])
-    below = float((accs < res["top1"]).sum() + 0.5 * (accs == res["top1"]).sum())
+    noise = percentile_interval(res["per_seed"], [[x["top1"] for x in r["runs"]] for r in peers],
+                                seed=cfg.seed)
     results = {
         "mode": "benchmark", "benchmark": cfg.benchmark, "search_results": cfg.search_results,
         "constraints": str(constraints), "protocol": protocol.to_dict(),
@@ -156,7 +158,7 @@ def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
                     "channel_choices": r["channel_choices"], "flops": r["flops"],
                     "params": r["params"], "standalone_top1": r["top1_mean"],
                     "standalone_per_seed": [x["top1"] for x in r["runs"]]} for r in peers],
-        "percentile": 100.0 * below / len(accs),
+        "percentile": _percentile(res["top1"], accs), "percentile_noise": noise,
         "random_median_top1": float(np.median(accs)), "random_best_top1": float(accs.max()),
         "random_worst_top1": float(accs.min()),
         "winner_beats_median": bool(res["top1"] > np.median(accs)),
@@ -166,11 +168,57 @@ def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
                 "median %.4f, best %.4f; the winner's percentile %.0f", res["top1"],
                 list(cfg.seeds), len(accs), constraints, results["random_median_top1"],
                 results["random_best_top1"], results["percentile"])
+    if noise is not None:
+        logger.info("seed noise: sd %.4f (pooled over %d architectures with 2+ seeds); the "
+                    "percentile's 95 %% interval [%.0f, %.0f], top quarter in %.0f %% of draws",
+                    noise["seed_sd"], noise["architectures_with_seeds"], *noise["ci"],
+                    100 * noise["p_top_quarter"])
+    else:
+        logger.info("no architecture has two seeds: the percentile's seed noise is unknown")
     results["plot"] = plot_winner(results, os.path.join(cfg.output_dir, "winner_vs_table.png"))
     path = os.path.join(cfg.output_dir, "winner_check.json")
     atomic_write_json(path, results, indent=1)
     results["results_path"] = path
     return results
+
+
+def _percentile(value, accs):
+    """Share of ``accs`` below ``value`` (ties count half), in percent."""
+    accs = np.asarray(accs, dtype=float)
+    return 100.0 * float((accs < value).sum() + 0.5 * (accs == value).sum()) / len(accs)
+
+
+def percentile_interval(winner_runs, peer_runs, draws=2000, level=0.95, seed=0):
+    """How far seed noise alone moves the winner's percentile among its peers.
+
+    ``winner_runs`` / ``peer_runs``: per-seed top-1 of the winner and of each peer. The seed
+    standard deviation is pooled over every architecture with two or more seeds (one sd for
+    all, as the table's statistics assume); each draw replaces every mean by a normal draw
+    around it with variance sd^2 / its number of seeds, then takes the winner's percentile.
+
+    Returns
+    -------
+    dict or None
+        ``seed_sd``, ``architectures_with_seeds``, ``ci`` (the percentile's interval),
+        ``level``, ``p_top_quarter`` (share of draws with percentile >= 75), ``draws``; None
+        when no architecture has two seeds.
+    """
+    groups = [np.asarray(r, dtype=float) for r in [winner_runs] + list(peer_runs) if len(r)]
+    multi = [g for g in groups if len(g) > 1]
+    if not multi:
+        return None
+    dof = sum(len(g) - 1 for g in multi)
+    sd = float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in multi) / dof))
+    rng = np.random.default_rng([seed, 7575])
+    means = np.array([np.mean(r) for r in peer_runs], dtype=float)
+    counts = np.array([max(len(r), 1) for r in peer_runs], dtype=float)
+    winner = rng.normal(np.mean(winner_runs), sd / np.sqrt(len(winner_runs)), size=draws)
+    peers = rng.normal(means, sd / np.sqrt(counts), size=(draws, len(means)))
+    pct = np.array([_percentile(w, p) for w, p in zip(winner, peers)])
+    tail = 100 * (1 - level) / 2
+    return {"seed_sd": sd, "architectures_with_seeds": len(multi),
+            "ci": [float(np.percentile(pct, tail)), float(np.percentile(pct, 100 - tail))],
+            "level": level, "p_top_quarter": float((pct >= 75).mean()), "draws": draws}
 
 
 def plot_winner(results, path):
