@@ -1,10 +1,10 @@
 """Horovod on localhost with Gloo: two real workers training on digits.
 
 A run that hangs fails within minutes with a diagnosis instead of blocking for the full time
-limit: Horovod's stall check names a collective that some workers never joined (and shuts the
-run down), and a run that writes nothing for ``SILENCE_LIMIT`` seconds gets its workers' Python
-stacks (SIGUSR1, see ``report_crashes``) and native stacks (gdb, when installed) in the failure
-message before it is killed.
+limit: when it has written nothing for ``SILENCE_LIMIT`` seconds, its workers' Python stacks
+(SIGUSR1, see ``report_crashes``) and native stacks (gdb, when installed) go into the failure
+message before it is killed. (Horovod's own stall check, HOROVOD_STALL_CHECK_TIME_SECONDS, was
+tried and said nothing in 4 minutes of a run whose rank 1 never joined the broadcasts.)
 """
 import json
 import os
@@ -26,10 +26,6 @@ TIME_LIMIT = 900
 # A healthy run writes a log line every two batches; the longest quiet stretches are the start
 # (imports, rendezvous) and the validation, under a minute each on a loaded 2-core machine.
 SILENCE_LIMIT = 180
-# Horovod warns about a collective that some workers have not joined after this long, and
-# shuts the run down (every worker's pending collective fails) after the second figure.
-STALL_ENV = {"HOROVOD_STALL_CHECK_TIME_SECONDS": "60",
-             "HOROVOD_STALL_SHUTDOWN_TIME_SECONDS": "150"}
 
 
 def _workers(launcher_pid):
@@ -67,7 +63,10 @@ def _diagnose_hang(proc, tmp_path):
     """Every worker's Python stacks (into horovodrun's output) and native stacks (returned)."""
     workers = _workers(proc.pid)
     for pid in workers:
-        os.kill(pid, signal.SIGUSR1)        # faulthandler prints the stacks on stderr
+        try:
+            os.kill(pid, signal.SIGUSR1)    # faulthandler prints the stacks on stderr
+        except OSError:
+            pass
     time.sleep(5)                           # ... which horovodrun forwards to its output
     native = []
     gdb = shutil.which("gdb")
@@ -101,8 +100,14 @@ def _stop(proc, workers):
 
 
 def _last_write(tmp_path, started):
-    stamps = [started] + [p.stat().st_mtime for p in tmp_path.iterdir() if p.is_file()]
-    return max(stamps)
+    """When the run last wrote into ``tmp_path`` (horovodrun's output, logs, checkpoints)."""
+    last = started
+    for path in tmp_path.iterdir():
+        try:
+            last = max(last, path.stat().st_mtime)
+        except OSError:                     # a temporary file renamed in the meantime
+            pass
+    return last
 
 
 def _run(tmp_path, *args):
@@ -114,8 +119,7 @@ def _run(tmp_path, *args):
     output = tmp_path / "horovodrun.out"
     started = time.time()
     with open(output, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                env=dict(os.environ, **STALL_ENV))
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
         while proc.poll() is None:
             time.sleep(1)
             now = time.time()
