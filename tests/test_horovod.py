@@ -68,6 +68,12 @@ def _diagnose_hang(proc, tmp_path):
         except OSError:
             pass
     time.sleep(5)                           # ... which horovodrun forwards to its output
+    for pid in workers:
+        try:
+            # frozen together: while gdb holds one worker, the other would time out in Gloo
+            os.kill(pid, signal.SIGSTOP)
+        except OSError:
+            pass
     native = []
     gdb = shutil.which("gdb")
     for pid, rank in sorted(workers.items(), key=lambda item: item[1]):
@@ -86,17 +92,17 @@ def _diagnose_hang(proc, tmp_path):
 
 
 def _stop(proc, workers):
-    proc.terminate()                        # horovodrun terminates its workers
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
     for pid in workers:
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _last_write(tmp_path, started):
