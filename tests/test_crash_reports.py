@@ -6,8 +6,6 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 # A segmentation fault inside a running MXNet operator (a custom operator's forward, in
 # MXNet's custom-operator thread), as a crash in an engine operation of a Horovod worker.
 CRASH_IN_OPERATOR = """
@@ -42,14 +40,13 @@ waiting_for_a_peer()
 """
 
 
-def _python(code, *args, **kwargs):
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
-    return [sys.executable, "-c", code] + list(args), dict(env=env, **kwargs)
+def _python(code, *args):
+    return [sys.executable, "-c", code] + list(args)
 
 
 def test_a_crash_in_an_operator_kills_the_process_with_its_python_stacks():
-    cmd, kwargs = _python(CRASH_IN_OPERATOR, "report")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kwargs)
+    proc = subprocess.run(_python(CRASH_IN_OPERATOR, "report"), capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == -signal.SIGSEGV, proc.stderr[-3000:]
     assert "Fatal Python error: Segmentation fault" in proc.stderr
     # the crashing thread's Python frames, and the main thread waiting for the result
@@ -60,17 +57,16 @@ def test_without_it_mxnet_reports_the_crash_without_a_stack():
     """What MXNet 1.9.1's own SIGSEGV handler does (the reason for report_crashes): it calls
     exit() from the signal handler, which does not end with the crash signal (here the
     process aborts in a destructor or exits with 255; in a Horovod worker it hung)."""
-    cmd, kwargs = _python(CRASH_IN_OPERATOR, "mxnet")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kwargs)
+    proc = subprocess.run(_python(CRASH_IN_OPERATOR, "mxnet"), capture_output=True, text=True,
+                          timeout=300)
     assert "Segmentation fault: 11" in proc.stderr, proc.stderr[-3000:]
     assert proc.returncode != -signal.SIGSEGV
     assert "in forward" not in proc.stderr
 
 
 def test_sigusr1_prints_the_python_stacks_of_a_live_process():
-    cmd, kwargs = _python(WAITING)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **kwargs)
+    proc = subprocess.Popen(_python(WAITING), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
         os.kill(proc.pid, signal.SIGUSR1)
