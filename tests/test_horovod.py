@@ -1,9 +1,18 @@
-"""Horovod on localhost with Gloo: two real workers training on digits."""
+"""Horovod on localhost with Gloo: two real workers training on digits.
+
+A run that hangs fails within minutes with a diagnosis instead of blocking for the full time
+limit: when it has written nothing for ``SILENCE_LIMIT`` seconds, its workers' Python stacks
+(SIGUSR1, see ``report_crashes``) and native stacks (gdb, when installed) go into the failure
+message before it is killed. (Horovod's own stall check, HOROVOD_STALL_CHECK_TIME_SECONDS, was
+tried and said nothing in 4 minutes of a run whose rank 1 never joined the broadcasts.)
+"""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -13,14 +22,122 @@ HOROVODRUN = shutil.which("horovodrun") or os.path.join(os.path.dirname(sys.exec
                                                         "horovodrun")
 
 
+TIME_LIMIT = 900
+# A healthy run writes a log line every two batches; the longest quiet stretches are the start
+# (imports, rendezvous) and the validation, under a minute each on a loaded 2-core machine.
+SILENCE_LIMIT = 180
+
+
+def _workers(launcher_pid):
+    """``{pid: rank}`` of the Python worker processes below horovodrun (Linux /proc)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except (OSError, ValueError):
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = {}, list(children.get(launcher_pid, []))
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            with open("/proc/%d/comm" % pid) as f:
+                comm = f.read()
+            with open("/proc/%d/cmdline" % pid) as f:
+                cmdline = f.read()
+            with open("/proc/%d/environ" % pid) as f:
+                env = dict(e.split("=", 1) for e in f.read().split("\0") if "=" in e)
+        except OSError:
+            continue
+        if comm.startswith("python") and "train_imagenet.py" in cmdline:
+            found[pid] = env.get("HOROVOD_RANK", "?")
+    return found
+
+
+def _diagnose_hang(proc, tmp_path):
+    """Every worker's Python stacks (into horovodrun's output) and native stacks (returned)."""
+    workers = _workers(proc.pid)
+    for pid in workers:
+        try:
+            os.kill(pid, signal.SIGUSR1)    # faulthandler prints the stacks on stderr
+        except OSError:
+            pass
+    time.sleep(5)                           # ... which horovodrun forwards to its output
+    for pid in workers:
+        try:
+            # frozen together: while gdb holds one worker, the other would time out in Gloo
+            os.kill(pid, signal.SIGSTOP)
+        except OSError:
+            pass
+    native = []
+    gdb = shutil.which("gdb")
+    for pid, rank in sorted(workers.items(), key=lambda item: item[1]):
+        if gdb is None:
+            native.append("rank %s (pid %d): no gdb for native stacks" % (rank, pid))
+            continue
+        try:
+            bt = subprocess.run([gdb, "-p", str(pid), "-batch", "-ex", "thread apply all bt 30"],
+                                capture_output=True, text=True, timeout=180).stdout
+        except subprocess.TimeoutExpired:
+            bt = "gdb timed out"
+        (tmp_path / ("native_stacks.rank%s.txt" % rank)).write_text(bt)
+        native.append("rank %s (pid %d), native stacks in %s:\n%s"
+                      % (rank, pid, tmp_path / ("native_stacks.rank%s.txt" % rank), bt[-4000:]))
+    return workers, "\n".join(native)
+
+
+def _stop(proc, workers):
+    for pid in workers:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _last_write(tmp_path, started):
+    """When the run last wrote into ``tmp_path`` (horovodrun's output, logs, checkpoints)."""
+    last = started
+    for path in tmp_path.iterdir():
+        try:
+            last = max(last, path.stat().st_mtime)
+        except OSError:                     # a temporary file renamed in the meantime
+            pass
+    return last
+
+
 def _run(tmp_path, *args):
     cmd = [HOROVODRUN, "-np", "2", "-H", "localhost:2", "--gloo", sys.executable,
            os.path.join(ROOT, "train_imagenet.py"), "--horovod", "--dataset", "digits",
            "--batch-size", "32", "--lr", "0.05", "--no-augment", "-j", "1", "--log-interval", "2",
            "--save-dir", str(tmp_path), "--logging-file", str(tmp_path / "log.txt"),
            "--no-progress", "--save-frequency", "0"] + list(args)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    output = tmp_path / "horovodrun.out"
+    started = time.time()
+    with open(output, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            time.sleep(1)
+            now = time.time()
+            quiet = now - _last_write(tmp_path, started)
+            if quiet > SILENCE_LIMIT or now - started > TIME_LIMIT:
+                workers, native = _diagnose_hang(proc, tmp_path)
+                _stop(proc, workers)
+                pytest.fail("hung: nothing written for %.0f s (%.0f s after the start); "
+                            "horovodrun output with the workers' Python stacks:\n%s\n%s"
+                            % (quiet, now - started, output.read_text()[-12000:], native))
+    text = output.read_text()
+    assert proc.returncode == 0, text[-6000:]
     records = {}
     for rank, name in ((0, "log.jsonl"), (1, "log.rank1.jsonl")):
         with open(tmp_path / name) as f:

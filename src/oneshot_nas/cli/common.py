@@ -7,16 +7,20 @@
   fixed subnet (``list_models()``), the stand-alone protocol (``StandaloneProtocol``);
 * one logging set-up: :func:`setup_logging` (for the whole process) and :func:`cli_logging`
   (for one ``main()`` call), both with :func:`_handlers`;
+* :func:`report_crashes` for worker processes: a native crash ends the process with the Python
+  stacks of its threads, and a signal prints them on demand;
 * one ``main`` wrapper, :func:`command`: every error a user can cause (bad flags or files, data
   MXNet cannot decode, a full disk, a diverging run, see :func:`.errors.user_errors`) becomes
   one line on stderr and exit status 2.
 """
 import argparse
 import contextlib
+import faulthandler
 import functools
 import json
 import logging
 import os
+import signal
 import sys
 
 from ..data.factory import DATASETS, DEFAULT_IMAGENET_DIR, default_input_size
@@ -25,7 +29,7 @@ from ..search_space import CHANNEL_LAYOUTS
 from .errors import report, user_errors
 
 __all__ = ["new_parser", "OneLineParser", "parse_args", "start", "run_parsed", "setup_logging",
-           "cli_logging",
+           "cli_logging", "report_crashes",
            "command", "OPTIMIZERS", "add_data_source_arguments", "add_input_arguments",
            "fill_data_defaults", "data_group", "add_model_arguments", "add_subnet_arguments",
            "add_protocol_arguments", "add_standalone_arguments", "protocol_from_args"]
@@ -98,6 +102,32 @@ def setup_logging(logging_file=None, rank=0):
     logging.basicConfig(level=logging.INFO, handlers=_handlers(logging_file if rank == 0
                                                                else None),
                         force=True, format=_FORMAT)
+
+
+# Signals of a native crash. MXNet 1.9.1 installs a handler for SIGSEGV when its library is
+# loaded; the others keep their default action, as they get it back here.
+_CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT)
+
+
+def report_crashes(dump_signal=signal.SIGUSR1):
+    """Make a native crash end this process at once, after printing the Python stack of every
+    thread on stderr; ``dump_signal`` (None: none) prints those stacks on demand.
+
+    For the whole process, from its ``main()`` (Horovod workers). MXNet 1.9.1's SIGSEGV
+    handler prints ``Segmentation fault: 11`` and calls ``exit()`` inside the signal handler:
+    the crashed process then runs its exit handlers and its libraries' destructors with one
+    thread stopped mid-operation. A Horovod worker crashed that way was seen to stay alive
+    (until horovodrun killed it) without taking part in collectives any more, so that the
+    other worker waited for it. With the default action back, the crash kills the process
+    at once (status -11), and horovodrun stops the other workers.
+    """
+    import mxnet  # noqa: F401  (loading its library installs MXNet's handler; replace it)
+    for crash in _CRASH_SIGNALS:
+        signal.signal(crash, signal.SIG_DFL)
+    # faulthandler prints the stacks, restores the default action and raises the signal again
+    faulthandler.enable(file=sys.stderr, all_threads=True)
+    if dump_signal is not None:
+        faulthandler.register(dump_signal, file=sys.stderr, all_threads=True)
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from ..models import list_models
 from ..training.config import (DEFAULT_HARD_WEIGHT, DEFAULT_MIXUP_ALPHA, DEFAULT_TEMPERATURE,
                                TrainConfig)
 from .common import (OPTIMIZERS, add_input_arguments, add_model_arguments, command, data_group,
-                     fill_data_defaults, new_parser, setup_logging)
+                     fill_data_defaults, new_parser, report_crashes, setup_logging)
 
 __all__ = ["build_parser", "main"]
 
@@ -134,6 +134,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rank = 0
     if args.horovod:
+        # a worker that crashes must die (its peers would wait for it forever); a hung one
+        # prints its threads' Python stacks on SIGUSR1
+        report_crashes()
         try:
             import horovod.mxnet as hvd
             hvd.init()
