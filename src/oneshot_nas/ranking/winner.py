@@ -241,6 +241,10 @@ def plot_winner(results, path):
     title = "searched winner vs %s (%s)" % (peers, results["constraints"])
     if "percentile" in results:
         title += "\nwinner's percentile %.0f" % results["percentile"]
+        noise = results.get("percentile_noise")
+        if noise:
+            title += " [%.0f, %.0f] (%.0f %%, seed noise)" % (noise["ci"][0], noise["ci"][1],
+                                                              100 * noise["level"])
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
