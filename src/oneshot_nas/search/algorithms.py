@@ -1,9 +1,9 @@
 """Random and genetic search over joint block + channel genes, with resumable state.
 
-The algorithms take their collaborators as arguments: ``evaluate(arch) -> {'top1', 'top5',
-'loss'}``,
-a vectorised ``counter(blocks, channels) -> (mflops, mparams)``, a :class:`Constraints` value
-and an :class:`Objective`. All randomness comes from one ``numpy.random.Generator`` whose
+The algorithms take their collaborators as arguments:
+``evaluate(arch) -> {'top1', 'top5', 'loss'}``, a vectorised
+``counter(blocks, channels) -> (mflops, mparams)``, a :class:`Constraints` value and an
+:class:`Objective`. All randomness comes from one ``numpy.random.Generator`` whose
 state is checkpointed with the population and the evaluated cache after every generation, so a
 resumed search ends with the same top-k as an uninterrupted one.
 """
@@ -23,10 +23,10 @@ __all__ = ["COMPARISON_MODELS", "SEARCH_SCORES", "Constraints", "Objective", "Se
 
 logger = logging.getLogger(__name__)
 
-# MFLOPs, M params at 224 px / 1000 classes (SPEC section 5)
 # the supernet scores a search can maximise: held-out top-1, or held-out cross-entropy
 SEARCH_SCORES = ("acc", "loss")
 
+# MFLOPs, M params at 224 px / 1000 classes (SPEC section 5)
 COMPARISON_MODELS = {
     "SinglePathOneShot": (328.0, 3.4),
     "MobileNetV3_large": (217.0, 5.4),
@@ -115,8 +115,9 @@ class Objective:
     score. The quality (:meth:`quality`) is the candidate's top-1 (``score='acc'``) or, with
     ``score='loss'``, exp(-mean held-out cross-entropy): the geometric mean of the probability
     given to the true class, which orders candidates exactly as the loss does and, like top-1,
-    is positive and larger for better nets. With a latency table and ``target_latency`` T the result is multiplied by
-    ``(lat / T) ** w`` (MnasNet soft reward w = -0.07; ``hard``: w = 0 below T, -1 above).
+    is positive and larger for better nets. With a latency table and ``target_latency`` T the
+    result is multiplied by ``(lat / T) ** w`` (MnasNet soft reward w = -0.07; ``hard``: w = 0
+    below T, -1 above).
     """
 
     target: str = "acc"
