@@ -18,6 +18,7 @@ from ..search_space import Architecture
 from .check import jsonable
 from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
 from .sampling import flops_params
+from .stats import spread_against_noise
 
 __all__ = ["WinnerCheckConfig", "run_winner_check", "plot_winner", "read_search_results",
            "percentile_interval"]
@@ -203,12 +204,10 @@ def percentile_interval(winner_runs, peer_runs, draws=2000, level=0.95, seed=0):
         ``level``, ``p_top_quarter`` (share of draws with percentile >= 75), ``draws``; None
         when no architecture has two seeds.
     """
-    groups = [np.asarray(r, dtype=float) for r in [winner_runs] + list(peer_runs) if len(r)]
-    multi = [g for g in groups if len(g) > 1]
-    if not multi:
+    noise = spread_against_noise([r for r in [winner_runs] + list(peer_runs) if len(r)])
+    if not noise["rows_with_seeds"]:
         return None
-    dof = sum(len(g) - 1 for g in multi)
-    sd = float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in multi) / dof))
+    sd = noise["seed_sd"]
     rng = np.random.default_rng([seed, 7575])
     means = np.array([np.mean(r) for r in peer_runs], dtype=float)
     counts = np.array([max(len(r), 1) for r in peer_runs], dtype=float)
@@ -216,7 +215,7 @@ def percentile_interval(winner_runs, peer_runs, draws=2000, level=0.95, seed=0):
     peers = rng.normal(means, sd / np.sqrt(counts), size=(draws, len(means)))
     pct = np.array([_percentile(w, p) for w, p in zip(winner, peers)])
     tail = 100 * (1 - level) / 2
-    return {"seed_sd": sd, "architectures_with_seeds": len(multi),
+    return {"seed_sd": sd, "architectures_with_seeds": noise["rows_with_seeds"],
             "ci": [float(np.percentile(pct, tail)), float(np.percentile(pct, 100 - tail))],
             "level": level, "p_top_quarter": float((pct >= 75).mean()), "draws": draws}
 
