@@ -36,8 +36,8 @@ class NoisyTrainer(FakeTrainer):
                            {"epoch": 1, "val_top1": acc, "val_loss": 1 - acc}]}
 
 
-def _spec(k=8, second=4):
-    return TableSpec(k=k, second_seed_rows=second, band_max_flops=500.0,
+def _spec(k=8, second=4, band_seeds=1):
+    return TableSpec(k=k, second_seed_rows=second, band_max_flops=500.0, band_seeds=band_seeds,
                      protocol=StandaloneProtocol.fashion_mnist(epochs=2, val_interval=1))
 
 
@@ -74,6 +74,55 @@ def test_build_resume_and_schema(tmp_path):
     other.protocol.epochs = 3
     with pytest.raises(ValueError, match="another protocol or sampling"):
         build_table(other, out, trainer=trainer, counter=proxy_counter)
+
+
+def test_band_rows_get_more_seeds_seed_by_seed(tmp_path):
+    spec = _spec(30, 10, band_seeds=4)
+    band = [0, 1, 2, 5, 8]
+    jobs = table_jobs(spec, band)
+    assert len(jobs) == len(set(jobs)) == 30 + 10 + 5 * 3 - 1          # row 1 has seed 1 already
+    extra = jobs[40:]
+    assert [s for _, s in extra] == sorted(s for _, s in extra)       # seed by seed
+    assert {(r, s) for r, s in jobs if r in band} == {(r, s) for r in band for s in range(4)}
+    assert table_jobs(_spec(30, 10), band) == table_jobs(_spec(30, 10))
+
+    out = str(tmp_path / "t.json")
+    trainer = NoisyTrainer()
+    table = build_table(_spec(12, 4, band_seeds=3), out, trainer=trainer, counter=proxy_counter)
+    rows = table["architectures"]
+    assert [len(r["runs"]) for r in rows] == [3 if r["in_band"] else
+                                               2 if r["row"] in second_seed_rows(12, 4) else 1
+                                               for r in rows]
+    assert sum(r["in_band"] for r in rows) == 3                     # proxy FLOPs <= 500
+    assert table["sampling"]["band_seeds"] == 3 and table["complete"]
+    assert len(trainer.calls) == table["runs_done"]
+    for r in rows:
+        assert r["top1_mean"] == pytest.approx(np.mean([run["top1"] for run in r["runs"]]))
+        assert [run["seed"] for run in r["runs"]] == list(range(len(r["runs"])))
+    # fewer seeds into the same file would drop finished runs: refused in one line
+    with pytest.raises(ValueError, match="would drop.*--band-seeds 3"):
+        build_table(_spec(12, 4, band_seeds=2), out, trainer=trainer, counter=proxy_counter)
+    # more seeds resume it: only the new runs are trained
+    calls = len(trainer.calls)
+    more = build_table(_spec(12, 4, band_seeds=4), out, trainer=trainer, counter=proxy_counter)
+    assert len(trainer.calls) - calls == sum(r["in_band"] for r in rows)
+    band_stats = more["statistics"]["band"]
+    assert band_stats["two_seed_means"]["rows"] == sum(r["in_band"] for r in rows)
+    assert band_stats["rows_with_two_seeds"] == sum(r["in_band"] for r in rows)
+
+
+def test_two_seed_means_statistic_on_fixed_rows():
+    from oneshot_nas.ranking.table import table_statistics
+    accs = [[0.80, 0.82, 0.81, 0.83], [0.85, 0.84, 0.86, 0.85], [0.90, 0.88, 0.89, 0.91],
+            [0.70, 0.72, 0.69, 0.70]]
+    rows = [{"in_band": True, "runs": [{"top1": a, "seed": s} for s, a in enumerate(r)]}
+            for r in accs]
+    halves = table_statistics(rows, bootstrap=50)["band"]["two_seed_means"]
+    # means of seeds 0-1: 0.81, 0.845, 0.89, 0.71; of seeds 2-3: 0.82, 0.855, 0.90, 0.695
+    assert halves["rows"] == 4 and halves["kendall_tau"]["value"] == pytest.approx(1.0)
+    for row in rows[:2]:
+        row["runs"] = row["runs"][:3]                     # three seeds: not a pair of means
+    assert "two_seed_means" not in table_statistics(rows, bootstrap=50)["band"]
 
 
 def test_shards_split_the_jobs_and_share_one_cache(tmp_path):

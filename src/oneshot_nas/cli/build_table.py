@@ -22,22 +22,26 @@ DEFAULT_TABLE = os.path.join("docs", "ranking", "fashion_mnist_table.json")
 
 def build_parser():
     from ..data import DATASETS
-    from ..ranking.protocol import StandaloneProtocol
+    from ..ranking.table import TableSpec
     from ..search_space import CHANNEL_LAYOUTS
-    d = StandaloneProtocol.fashion_mnist()
+    spec = TableSpec()
+    d = spec.protocol
     p = new_parser("Build, resume or audit a ground-truth table of stand-alone accuracies.",
                    prog="python -m oneshot_nas.cli.build_table")
     t = p.add_argument_group("table")
     t.add_argument("--output", default=DEFAULT_TABLE, help="table JSON (resumed if present)")
     t.add_argument("--cache-file", default=None, help="runs cache (default <output>.runs.json)")
-    t.add_argument("-k", "--num-archs", type=int, default=30)
-    t.add_argument("--seed", type=int, default=0, help="architecture sampling")
+    t.add_argument("-k", "--num-archs", type=int, default=spec.k)
+    t.add_argument("--seed", type=int, default=spec.seed, help="architecture sampling")
     t.add_argument("--max-flops", type=float, default=None,
                    help="sample under this many MFLOPs (224 px units); default: the whole space")
-    t.add_argument("--second-seed-rows", type=int, default=10,
+    t.add_argument("--second-seed-rows", type=int, default=spec.second_seed_rows,
                    help="rows (spread over FLOPs) also trained with seed 1")
-    t.add_argument("--band-max-flops", type=float, default=300.0,
+    t.add_argument("--band-max-flops", type=float, default=spec.band_max_flops,
                    help="the search's FLOPs limit: statistics are also reported below it")
+    t.add_argument("--band-seeds", type=int, default=spec.band_seeds,
+                   help="rows under --band-max-flops are trained with seeds 0..N-1 (their means "
+                        "rank a search winner)")
     t.add_argument("--rebuild-rows", default=None,
                    help="comma-separated rows of the table --table to train again into --output")
     t.add_argument("--table", default=DEFAULT_TABLE, help="the stored table (--rebuild-rows)")
@@ -85,7 +89,7 @@ def spec_from_args(args):
         use_se=args.use_se, last_conv_after_pooling=args.last_conv_after_pooling,
         max_batches_per_epoch=args.max_batches_per_epoch)
     return TableSpec(k=args.num_archs, seed=args.seed, max_flops=args.max_flops,
-                     second_seed_rows=args.second_seed_rows,
+                     second_seed_rows=args.second_seed_rows, band_seeds=args.band_seeds,
                      band_max_flops=args.band_max_flops, protocol=protocol).validate()
 
 
@@ -107,6 +111,12 @@ def print_summary(table):
         else:
             print("%s: %d rows with two seeds (< 3: no seed-to-seed tau)"
                   % (label, entry.get("rows_with_two_seeds", 0)))
+        halves = entry.get("two_seed_means")
+        if halves:
+            tau = halves["kendall_tau"]
+            print("%s: Kendall tau %.3f [%.3f, %.3f] between the means of seeds 0-1 and 2-3 over "
+                  "%d rows with four seeds" % (label, tau["value"], tau["ci"][0], tau["ci"][1],
+                                               halves["rows"]))
         if noise:
             print("%s: %d rows; mean top-1 spread (sd) %.2f points, seed sd %.2f points, ratio "
                   "%.1f; range %.2f points" % (label, entry["rows"], 100 * noise["spread_sd"],

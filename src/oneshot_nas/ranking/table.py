@@ -6,14 +6,17 @@ shared safely by worker processes) and the table is rewritten from the cache aft
 so an interrupted build loses at most the runs in flight. Rows are sampled by
 :func:`~oneshot_nas.ranking.sampling.sample_spread` (evenly spaced FLOPs quantiles over the
 whole space, or under ``max_flops``); every row gets seed 0, and ``second_seed_rows`` rows,
-spread over the FLOPs order, also seed 1 so that the table reports its own noise.
+spread over the FLOPs order, also seed 1 so that the table reports its own noise. The rows
+under the search's FLOPs limit (the band, where a search winner is placed) are trained with
+seeds ``0 .. band_seeds - 1``, so that their means are precise enough to rank a winner among.
 
 Table JSON (format 1)::
 
     {"format": 1, "dataset": "fashion-mnist", "data_digest": "...",
      "units": "MFLOPs / M params at 224 px, 1000 classes",
      "protocol": {...StandaloneProtocol without seeds...},
-     "sampling": {"k": 30, "seed": 0, "max_flops": null, "second_seed_rows": 10},
+     "sampling": {"k": 30, "seed": 0, "max_flops": null, "second_seed_rows": 10,
+                  "band_seeds": 4},
      "band": {"max_flops": 300.0},
      "complete": true,
      "architectures": [{"row": 0, "block_choices": "...", "channel_choices": "...",
@@ -44,7 +47,7 @@ from .stats import rank_correlations, spread_against_noise, tau_null_sd
 __all__ = ["TABLE_FORMAT", "TableSpec", "table_architectures", "second_seed_rows",
            "table_jobs", "build_table", "assemble_table", "table_statistics", "load_table",
            "validate_table", "rebuild_rows", "table_counter", "cache_path_for",
-           "spec_from_table", "spec_to_argv", "seed_tau", "plot_table"]
+           "spec_from_table", "spec_to_argv", "seed_tau", "plot_table", "band_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,8 @@ UNITS = "MFLOPs / M params at 224 px, 1000 classes"
 
 @dataclass
 class TableSpec:
-    """What a table is: its architectures (K, sampling seed, FLOPs cap), its seeds, the
+    """What a table is: its architectures (K, sampling seed, FLOPs cap), its seeds (seed 1
+    on ``second_seed_rows`` rows; seeds up to ``band_seeds - 1`` on every row in the band), the
     search's FLOPs band used for the within-band statistics, and the stand-alone protocol."""
 
     k: int = 30
@@ -62,6 +66,7 @@ class TableSpec:
     max_flops: float = None
     second_seed_rows: int = 10
     band_max_flops: float = 300.0
+    band_seeds: int = 4
     protocol: StandaloneProtocol = field(default_factory=StandaloneProtocol.fashion_mnist)
 
     def validate(self):
@@ -70,6 +75,8 @@ class TableSpec:
         if not 0 <= self.second_seed_rows <= self.k:
             raise ValueError("--second-seed-rows must be in 0..%d, got %d"
                              % (self.k, self.second_seed_rows))
+        if self.band_seeds < 1:
+            raise ValueError("--band-seeds must be at least 1, got %d" % self.band_seeds)
         return self
 
 
@@ -90,13 +97,24 @@ def second_seed_rows(k, n):
     return sorted({min(k - 1, int((i + 0.5) * k / n)) for i in range(n)}) if n else []
 
 
-def table_jobs(spec):
+def band_rows(spec, archs, counter):
+    """The rows whose FLOPs are within the search's band (all rows without a band limit)."""
+    limit = spec.band_max_flops
+    return [row for row, arch in enumerate(archs)
+            if limit is None or flops_params(counter, arch)[0] <= limit]
+
+
+def table_jobs(spec, in_band=()):
     """``(row, seed)`` pairs in training order: seed 0 of every row in bit-reversed order
     (0, 16, 8, 24, ... of 30 rows sorted by FLOPs, so that a partial table already spans the
-    range), then seed 1 of the second-seed rows."""
+    range), then seed 1 of the second-seed rows, then, seed by seed, the band rows ``in_band``
+    up to seed ``band_seeds - 1`` (a partial build has the same seeds on every band row)."""
     order = sorted(range(spec.k), key=lambda i: (_bit_reverse(i, spec.k), i))
     jobs = [(row, 0) for row in order]
     jobs += [(row, 1) for row in second_seed_rows(spec.k, spec.second_seed_rows)]
+    have = set(jobs)
+    jobs += [(row, seed) for seed in range(1, spec.band_seeds) for row in sorted(in_band)
+             if (row, seed) not in have]
     return jobs
 
 
@@ -121,7 +139,7 @@ def assemble_table(spec, archs, cache, counter, data_digest=None, rows=None, boo
     """The table dict from the runs in ``cache`` (rows without a finished run are listed with
     no runs; ``complete`` says whether every job has finished)."""
     wanted = {}
-    for row, seed in table_jobs(spec):
+    for row, seed in table_jobs(spec, band_rows(spec, archs, counter)):
         wanted.setdefault(row, []).append(seed)
     out_rows = []
     for row, arch in enumerate(archs):
@@ -147,7 +165,7 @@ def assemble_table(spec, archs, cache, counter, data_digest=None, rows=None, boo
         "format": TABLE_FORMAT, "dataset": spec.protocol.dataset, "data_digest": data_digest,
         "units": UNITS, "protocol": spec.protocol.settings(),
         "sampling": {"k": spec.k, "seed": spec.seed, "max_flops": spec.max_flops,
-                     "second_seed_rows": spec.second_seed_rows},
+                     "second_seed_rows": spec.second_seed_rows, "band_seeds": spec.band_seeds},
         "band": {"max_flops": spec.band_max_flops},
         "complete": done == expected, "runs_done": done, "runs_expected": expected,
         "architectures": out_rows,
@@ -161,9 +179,17 @@ def _seed_pairs(rows):
     return np.array(pairs).reshape(-1, 2)
 
 
+def _half_pairs(rows):
+    """Per row with 4+ seeds: the mean of its first two seeds and of its next two."""
+    four = [[run["top1"] for run in r["runs"]] for r in rows if len(r["runs"]) >= 4]
+    pairs = [(np.mean(accs[:2]), np.mean(accs[2:4])) for accs in four]
+    return np.array(pairs).reshape(-1, 2)
+
+
 def table_statistics(rows, bootstrap=2000, seed=0):
     """The table's own noise: seed-to-seed Kendall tau (whole table and within the band) with
-    bootstrap intervals, and the spread of mean accuracies against the seed noise."""
+    bootstrap intervals, the same between two-seed means (seeds 0-1 against 2-3) where rows
+    have four seeds, and the spread of mean accuracies against the seed noise."""
     finished = [r for r in rows if r["runs"]]
     stats = {"rows_finished": len(finished)}
     for name, subset in (("all", finished), ("band", [r for r in finished if r["in_band"]])):
@@ -174,6 +200,12 @@ def table_statistics(rows, bootstrap=2000, seed=0):
             entry["seed_to_seed"] = {"kendall_tau": corr["kendall_tau"],
                                      "spearman_rho": corr["spearman_rho"],
                                      "null_sd": tau_null_sd(len(pairs))}
+        halves = _half_pairs(subset)
+        if len(halves) >= 3:
+            corr = rank_correlations(halves[:, 0], halves[:, 1], bootstrap, seed=seed)
+            entry["two_seed_means"] = {"rows": len(halves), "kendall_tau": corr["kendall_tau"],
+                                       "spearman_rho": corr["spearman_rho"],
+                                       "null_sd": tau_null_sd(len(halves))}
         noise = spread_against_noise([[run["top1"] for run in r["runs"]] for r in subset]) \
             if len(subset) >= 2 else None
         if noise is not None:
@@ -263,7 +295,9 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
     digest = _data_digest(spec.protocol) if trainer is None else None
     stored = _check_existing(output, spec, digest)
     archs = archs or stored or table_architectures(spec, counter)
-    jobs = [(r, s) for r, s in table_jobs(spec) if rows is None or r in rows]
+    every_job = table_jobs(spec, band_rows(spec, archs, counter))
+    _refuse_fewer_runs(output, spec, set(every_job), rows)
+    jobs = [(r, s) for r, s in every_job if rows is None or r in rows]
     cache = StandaloneCache(cache_file)
     if not train:
         pass
@@ -297,6 +331,25 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
         logger.info("wrote %s (%d of %d runs) and %s", output, table["runs_done"],
                     table["runs_expected"], table["plot"])
     return table
+
+
+def _refuse_fewer_runs(output, spec, jobs, rows):
+    """A rewrite of ``output`` with fewer seeds would silently drop finished runs from it."""
+    if not os.path.isfile(output):
+        return
+    try:
+        old = load_table(output)
+    except ValueError:
+        return
+    dropped = sorted((r["row"], run["seed"]) for r in old["architectures"] for run in r["runs"]
+                     if (r["row"], run["seed"]) not in jobs and (rows is None or r["row"] in rows))
+    if dropped:
+        s = old["sampling"]
+        raise ValueError("%s has %d run(s) these seed settings would drop (row %d seed %d first); "
+                         "it was built with --second-seed-rows %s --band-seeds %s: pass those or "
+                         "choose another --output" % (output, len(dropped), dropped[0][0],
+                                                      dropped[0][1], s["second_seed_rows"],
+                                                      s.get("band_seeds", 1)))
 
 
 def _check_existing(output, spec, digest):
@@ -346,6 +399,7 @@ def spec_to_argv(spec):
     p = spec.protocol
     argv = ["-k", str(spec.k), "--seed", str(spec.seed), "--second-seed-rows",
             str(spec.second_seed_rows), "--band-max-flops", str(spec.band_max_flops),
+            "--band-seeds", str(spec.band_seeds),
             "--dataset", p.dataset, "--train-subset", str(p.train_subset),
             "--epochs", str(p.epochs), "--lr", str(p.lr), "--batch-size", str(p.batch_size),
             "--warmup-epochs", str(p.warmup_epochs), "--wd", str(p.wd),
@@ -421,6 +475,7 @@ def spec_from_table(table):
     s = table["sampling"]
     return TableSpec(k=int(s["k"]), seed=int(s["seed"]), max_flops=s.get("max_flops"),
                      second_seed_rows=int(s["second_seed_rows"]),
+                     band_seeds=int(s.get("band_seeds", 1)),
                      band_max_flops=table["band"].get("max_flops"),
                      protocol=StandaloneProtocol.from_dict(dict(table["protocol"], seeds=[0])))
 
