@@ -242,6 +242,22 @@ def add_subnet_arguments(group, shuffle_help):
                             "exported -0000.params")
 
 
+def add_size_constraint_arguments(group, max_flops=None):
+    """The size limits of a search (and of the ranking check's sampling), in MFLOPs / M params
+    at 224 px and 1000 classes: absolute (``--max-flops``, ``--max-params``) or relative to a
+    comparison model (``--flop-max``, ``--param-max``, ``--normalised-score-max``)."""
+    from ..search.algorithms import COMPARISON_MODELS
+    group.add_argument("--max-flops", type=float, default=max_flops, help="absolute MFLOPs limit")
+    group.add_argument("--max-params", type=float, default=None, help="absolute M params limit")
+    group.add_argument("--comparison-model", default=None, choices=sorted(COMPARISON_MODELS))
+    group.add_argument("--flop-max", type=float, default=None,
+                       help="FLOPs limit as a multiple of the comparison model's")
+    group.add_argument("--param-max", type=float, default=None,
+                       help="params limit as a multiple of the comparison model's")
+    group.add_argument("--normalised-score-max", type=float, default=None,
+                       help="limit of 0.5 F/F_ref + 0.5 P/P_ref (1.0 = the comparison model)")
+
+
 def add_protocol_arguments(group, defaults, prefix="--"):
     """The stand-alone recipe's flags (``<prefix>epochs``, ``lr``, ``batch-size``,
     ``warmup-epochs``, ``wd``, ``optimizer``), their defaults from the protocol ``defaults``."""

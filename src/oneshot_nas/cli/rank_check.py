@@ -17,13 +17,13 @@ stored table's protocol instead of the digits one.
 """
 import sys
 
-from .common import add_standalone_arguments, command, new_parser, protocol_from_args, start
+from .common import (add_size_constraint_arguments, add_standalone_arguments, command,
+                     new_parser, protocol_from_args, start)
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser():
-    from ..search.algorithms import COMPARISON_MODELS
     from ..search_space import CHANNEL_LAYOUTS
     p = new_parser("Ranking check: supernet score vs stand-alone accuracy (Kendall tau, "
                    "Spearman rho, bootstrap intervals): against a stored table "
@@ -53,12 +53,7 @@ def build_parser():
     s = p.add_argument_group("architectures (constraints in MFLOPs / M params at 224 px, "
                              "1000 classes, as in the search)")
     s.add_argument("-k", "--num-archs", type=int, default=12)
-    s.add_argument("--max-flops", type=float, default=300.0)
-    s.add_argument("--max-params", type=float, default=None)
-    s.add_argument("--comparison-model", default=None, choices=sorted(COMPARISON_MODELS))
-    s.add_argument("--flop-max", type=float, default=None)
-    s.add_argument("--param-max", type=float, default=None)
-    s.add_argument("--normalised-score-max", type=float, default=None)
+    add_size_constraint_arguments(s, max_flops=300.0)
     s.add_argument("--seed", type=int, default=0, help="architecture sampling and bootstrap")
 
     add_standalone_arguments(p)

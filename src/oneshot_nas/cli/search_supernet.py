@@ -3,14 +3,14 @@ import sys
 from dataclasses import fields
 
 from ..search_space import Architecture
-from .common import (add_input_arguments, add_model_arguments, command, data_group,
-                     fill_data_defaults, new_parser, start)
+from .common import (add_input_arguments, add_model_arguments, add_size_constraint_arguments,
+                     command, data_group, fill_data_defaults, new_parser, start)
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser():
-    from ..search.algorithms import COMPARISON_MODELS, SEARCH_SCORES
+    from ..search.algorithms import SEARCH_SCORES
     p = new_parser("Search subnets of a trained SPOS supernet (BN recalibration per candidate).")
     d = data_group(p)
     d.add_argument("--batch-size", type=int, default=128)
@@ -55,15 +55,7 @@ def build_parser():
                    help="the supernet score the objective uses: held-out top-1, or held-out "
                         "cross-entropy (as exp(-loss), larger is better; less noisy, see "
                         "docs/ranking.md)")
-    o.add_argument("--comparison-model", default=None, choices=sorted(COMPARISON_MODELS))
-    o.add_argument("--flop-max", type=float, default=None,
-                   help="FLOPs limit as a multiple of the comparison model's")
-    o.add_argument("--param-max", type=float, default=None,
-                   help="params limit as a multiple of the comparison model's")
-    o.add_argument("--normalised-score-max", type=float, default=None,
-                   help="limit of 0.5 F/F_ref + 0.5 P/P_ref (1.0 = the comparison model)")
-    o.add_argument("--max-flops", type=float, default=None, help="absolute MFLOPs limit")
-    o.add_argument("--max-params", type=float, default=None, help="absolute M params limit")
+    add_size_constraint_arguments(o)
     o.add_argument("--score-acc-ratio", type=float, default=None,
                    help="weight of the normalised score; needs --search-target "
                         "balanced_flop_acc (default 1.0)")
