@@ -201,7 +201,7 @@ def test_rebuilt_rows_are_compared_with_the_stored_ones(tmp_path):
 
 def test_benchmark_check_scores_every_row(tmp_path):
     out = str(tmp_path / "t.json")
-    build_table(_spec(12, 6), out, trainer=NoisyTrainer(), counter=proxy_counter)
+    build_table(_spec(12, 6, band_seeds=4), out, trainer=NoisyTrainer(), counter=proxy_counter)
     cfg = BenchmarkCheckConfig(benchmark=out, output_dir=str(tmp_path / "rc"), bootstrap=300,
                                progress=False)
     res = run_benchmark_check(cfg, evaluator=(FakeEvaluator(), {"name": "holdout",
@@ -210,8 +210,9 @@ def test_benchmark_check_scores_every_row(tmp_path):
     # the stand-ins both grow with width: a clearly positive ranking
     assert res["correlations"]["loss"]["kendall_tau"]["value"] > 0.6
     assert res["ceiling"] == load_table(out)["statistics"]["all"]["seed_to_seed"]["kendall_tau"]
-    assert res["band"] is None or res["band"]["k"] == sum(r["in_band"]
-                                                          for r in res["architectures"])
+    assert res["band"]["k"] == sum(r["in_band"] for r in res["architectures"]) == 3
+    band_stats = load_table(out)["statistics"]["band"]
+    assert res["band"]["ceiling_two_seed_means"] == band_stats["two_seed_means"]["kendall_tau"]
     assert res["null_sd"] == pytest.approx(tau_null_sd(12))
     from oneshot_nas.ranking import kendall_tau
     truth = [r["standalone_top1"] for r in res["architectures"]]

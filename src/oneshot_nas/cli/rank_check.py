@@ -99,9 +99,12 @@ def print_benchmark(res):
     b = res["band"]
     if b:
         bt = b["kendall_tau"]
+        ceiling = "; ceiling %.3f" % b["ceiling"]["value"] if b["ceiling"] else ""
+        if b.get("ceiling_two_seed_means"):
+            ceiling += " (one seed against another; %.3f between two-seed means)" \
+                % b["ceiling_two_seed_means"]["value"]
         print("within the search's band (<= %g MFLOPs, K = %d): Kendall tau %.3f [%.3f, %.3f]%s"
-              % (b["max_flops"], b["k"], bt["value"], bt["ci"][0], bt["ci"][1],
-                 "; ceiling %.3f" % b["ceiling"]["value"] if b["ceiling"] else ""))
+              % (b["max_flops"], b["k"], bt["value"], bt["ci"][0], bt["ci"][1], ceiling))
     print("results: %s\nplot: %s" % (res["results_path"], res["plot"]))
 
 

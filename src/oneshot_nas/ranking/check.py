@@ -215,7 +215,8 @@ def run_benchmark_check(cfg, evaluator=None):
         band = {"k": len(band_idx), "max_flops": table["band"]["max_flops"],
                 "kendall_tau": band_corr[primary]["kendall_tau"],
                 "spearman_rho": band_corr[primary]["spearman_rho"],
-                "ceiling": seed_tau(table, band=True)}
+                "ceiling": seed_tau(table, band=True),
+                "ceiling_two_seed_means": seed_tau(table, band=True, means=True)}
     results = {
         "mode": "benchmark", "benchmark": cfg.benchmark, "config": jsonable(asdict(cfg)),
         "dataset": table["dataset"], "table_complete": table["complete"], "split": split,

@@ -520,8 +520,10 @@ def rebuild_rows(table_path, rows, output, trainer=None, counter=None):
     return {"table": table, "comparison": comparison, "seed_sd": seed_sd}
 
 
-def seed_tau(table, band=False):
-    """Seed-to-seed Kendall tau of a table (the ceiling), or None with < 3 two-seed rows."""
+def seed_tau(table, band=False, means=False):
+    """Seed-to-seed Kendall tau of a table (the ceiling), or None with < 3 two-seed rows;
+    ``means``: the tau between two-seed means (seeds 0-1 against 2-3), None with < 3 rows with
+    four seeds."""
     entry = table["statistics"].get("band" if band else "all", {})
-    return entry.get("seed_to_seed", {}).get("kendall_tau")
+    return entry.get("two_seed_means" if means else "seed_to_seed", {}).get("kendall_tau")
 
