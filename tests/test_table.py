@@ -255,6 +255,22 @@ def test_winner_against_the_table_gives_its_percentile(tmp_path):
                          counter=proxy_counter, trainer=trainer)
 
 
+def test_the_winner_gets_as_many_seeds_as_the_band_rows(tmp_path):
+    from oneshot_nas.ranking.winner import table_seeds
+    out = str(tmp_path / "t.json")
+    table = build_table(_spec(12, 4, band_seeds=3), out, trainer=NoisyTrainer(),
+                        counter=proxy_counter)
+    assert table_seeds(table) == (0, 1, 2)
+    assert table_seeds(dict(table, sampling={"k": 12})) == (0, 1)     # a table before band seeds
+    search = _fake_search(tmp_path / "s.json", 0, [0.1, 0.5], "genetic", max_flops=10 ** 6)
+    trainer = NoisyTrainer()
+    res = run_winner_check(WinnerCheckConfig(search_results=search, benchmark=out,
+                                             output_dir=str(tmp_path / "w")),
+                           counter=proxy_counter, trainer=trainer)
+    assert sorted(seed for _, seed in trainer.calls) == [0, 1, 2]
+    assert len(res["winner"]["standalone_per_seed"]) == 3
+
+
 def test_percentile_interval_follows_the_seed_noise():
     from oneshot_nas.ranking.winner import percentile_interval
     peers = [[0.850 + 0.001 * i] for i in range(20)]          # one seed each, 0.850-0.869

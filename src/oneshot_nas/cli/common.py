@@ -293,11 +293,14 @@ def protocol_from_args(args):
     """:class:`~oneshot_nas.ranking.StandaloneProtocol` from the flags of
     :func:`add_standalone_arguments`; ValueError naming a bad flag."""
     from ..ranking import StandaloneProtocol, load_table
+    text = args.standalone_seeds              # None: the command picks its own default later
+    if text is None:
+        text = ",".join(str(s) for s in StandaloneProtocol().seeds)
     try:
-        seeds = tuple(int(s) for s in str(args.standalone_seeds).split(",") if s.strip())
+        seeds = tuple(int(s) for s in str(text).split(",") if s.strip())
     except ValueError:
         raise ValueError("--standalone-seeds must be comma-separated integers, got %r"
-                         % args.standalone_seeds) from None
+                         % text) from None
     if not seeds:
         raise ValueError("--standalone-seeds is empty")
     if getattr(args, "protocol_from", None):

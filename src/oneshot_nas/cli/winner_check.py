@@ -25,9 +25,11 @@ def build_parser():
     g.add_argument("--seed", type=int, default=0, help="random architecture sampling")
     g.add_argument("--benchmark", default=None, metavar="TABLE",
                    help="train only the winner, with this stored table's protocol "
-                        "(--standalone-seeds), and place it among the table's architectures "
-                        "under the search's constraints (its percentile)")
+                        "(--standalone-seeds; default: as many seeds as the table's band "
+                        "rows have), and place it among the table's architectures under the "
+                        "search's constraints (its percentile)")
     add_standalone_arguments(p)
+    p.set_defaults(standalone_seeds=None)
     r = p.add_argument_group("outputs")
     r.add_argument("--output-dir", default="winner_check")
     r.add_argument("--logging-file", default=None, help="default: output-dir/winner_check.log")
@@ -42,7 +44,7 @@ def main(argv=None):
     cfg = WinnerCheckConfig(search_results=args.search_results, num_random=args.num_random,
                             seed=args.seed, protocol=protocol, output_dir=args.output_dir,
                             cache_file=args.cache_file, benchmark=args.benchmark,
-                            seeds=protocol.seeds)
+                            seeds=protocol.seeds if args.standalone_seeds else None)
     res = run_winner_check(cfg)
     accs = sorted(r["standalone_top1"] for r in res["random"])
     print("winner stand-alone top-1 %.2f %%  (%s / %s, %.1f MFLOPs)"

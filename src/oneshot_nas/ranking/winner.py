@@ -37,7 +37,8 @@ class WinnerCheckConfig:
     output_dir: str = "winner_check"
     cache_file: str = None
     benchmark: str = None               # a stored table: compare with its rows instead
-    seeds: tuple = (0, 1)               # seeds of the winner's runs with --benchmark
+    seeds: tuple = None                 # seeds of the winner's runs with --benchmark (default:
+                                        # as many as the table's band rows have, at least 2)
 
 
 def run_winner_check(cfg, counter=None, trainer=None):
@@ -121,12 +122,21 @@ def read_search_results(path):
     return search, scfg, winner
 
 
+def table_seeds(table):
+    """Seeds ``0 .. n - 1`` for a winner placed among a table's band rows: ``n`` is what the
+    table's band rows were trained with (``sampling.band_seeds``), at least 2."""
+    return tuple(range(max(2, int(table["sampling"].get("band_seeds", 1)))))
+
+
 def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
     """The winner trained with the table's protocol, placed among the table's architectures
     that satisfy the search's constraints."""
     from .table import load_table
     table = load_table(cfg.benchmark)
-    protocol = StandaloneProtocol.from_dict(dict(table["protocol"], seeds=list(cfg.seeds)))
+    seeds = cfg.seeds or table_seeds(table)
+    logger.info("the winner is trained with seeds %s (%s)", list(seeds),
+                "as asked" if cfg.seeds else "as many as the table's band rows have")
+    protocol = StandaloneProtocol.from_dict(dict(table["protocol"], seeds=list(seeds)))
     for key in ("channels_layout", "use_se", "last_conv_after_pooling"):
         if key in scfg and scfg[key] != getattr(protocol, key):
             raise ValueError("the search used %s=%s, the table's nets %s=%s: they are different "
@@ -167,7 +177,7 @@ def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
     }
     logger.info("winner stand-alone top-1 %.4f (seeds %s); %d table architectures under %s: "
                 "median %.4f, best %.4f; the winner's percentile %.0f", res["top1"],
-                list(cfg.seeds), len(accs), constraints, results["random_median_top1"],
+                list(seeds), len(accs), constraints, results["random_median_top1"],
                 results["random_best_top1"], results["percentile"])
     if noise is not None:
         logger.info("seed noise: sd %.4f (pooled over %d architectures with 2+ seeds); the "
