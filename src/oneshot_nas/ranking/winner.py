@@ -237,14 +237,24 @@ def plot_winner(results, path):
     fig, ax = plt.subplots(figsize=(6, 4))
     rand = results["random"]
     peers = "table rows" if results.get("mode") == "benchmark" else "random"
+    win = results["winner"]
+    for entry, colour in [(r, "tab:gray") for r in rand] + [(win, "tab:red")]:
+        runs = entry.get("standalone_per_seed") or []
+        if len(runs) > 1:                                    # the seed range as a bar
+            ax.plot([entry["flops"]] * 2, [100 * min(runs), 100 * max(runs)], color=colour,
+                    lw=1, alpha=0.6)
+    counts = sorted({len(r.get("standalone_per_seed") or [1]) for r in rand})
+    seeds = ("%d seeds" % counts[0] if counts[0] > 1 else "1 seed") if len(counts) == 1 \
+        else "%d-%d seeds" % (counts[0], counts[-1])
     ax.scatter([r["flops"] for r in rand], [100 * r["standalone_top1"] for r in rand], s=30,
-               color="tab:gray", label="%s under the limit (%d)" % (peers, len(rand)))
+               color="tab:gray", label="%s under the limit (%d; %s each)"
+               % (peers, len(rand), seeds))
     ax.axhline(100 * results["random_median_top1"], color="tab:gray", ls="--", lw=1,
                label="%s median %.1f %%" % (peers, 100 * results["random_median_top1"]))
-    win = results["winner"]
     ax.scatter([win["flops"]], [100 * win["standalone_top1"]], marker="*", s=220,
-               color="tab:red", edgecolor="k", label="searched winner %.1f %%"
-               % (100 * win["standalone_top1"]), zorder=3)
+               color="tab:red", edgecolor="k", label="searched winner %.1f %% (%d seeds; bars: "
+               "seed range)" % (100 * win["standalone_top1"],
+                                len(win.get("standalone_per_seed") or [1])), zorder=3)
     ax.set_xlabel("MFLOPs (224 px, 1000 classes)")
     ax.set_ylabel("stand-alone top-1 (%)")
     title = "searched winner vs %s (%s)" % (peers, results["constraints"])
