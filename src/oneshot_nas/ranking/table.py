@@ -97,11 +97,11 @@ def second_seed_rows(k, n):
     return sorted({min(k - 1, int((i + 0.5) * k / n)) for i in range(n)}) if n else []
 
 
-def band_rows(spec, archs, counter):
-    """The rows whose FLOPs are within the search's band (all rows without a band limit)."""
+def band_rows(spec, flops):
+    """The rows whose FLOPs (one value per row) are within the search's band (all rows without
+    a band limit)."""
     limit = spec.band_max_flops
-    return [row for row, arch in enumerate(archs)
-            if limit is None or flops_params(counter, arch)[0] <= limit]
+    return [row for row, f in enumerate(flops) if limit is None or f <= limit]
 
 
 def table_jobs(spec, in_band=()):
@@ -138,14 +138,16 @@ def _data_digest(protocol):
 def assemble_table(spec, archs, cache, counter, data_digest=None, rows=None, bootstrap=2000):
     """The table dict from the runs in ``cache`` (rows without a finished run are listed with
     no runs; ``complete`` says whether every job has finished)."""
+    sizes = [flops_params(counter, arch) for arch in archs]
+    in_band = set(band_rows(spec, [flops for flops, _ in sizes]))
     wanted = {}
-    for row, seed in table_jobs(spec, band_rows(spec, archs, counter)):
+    for row, seed in table_jobs(spec, in_band):
         wanted.setdefault(row, []).append(seed)
     out_rows = []
     for row, arch in enumerate(archs):
         if rows is not None and row not in rows:
             continue
-        flops, params = flops_params(counter, arch)
+        flops, params = sizes[row]
         runs = []
         for seed in sorted(wanted.get(row, [])):
             record = cache.get(spec.protocol.key(arch, seed))
@@ -153,7 +155,7 @@ def assemble_table(spec, archs, cache, counter, data_digest=None, rows=None, boo
                 runs.append(dict(record, seed=seed))
         entry = {"row": row, "block_choices": arch.block_string(),
                  "channel_choices": arch.channel_string(), "flops": flops, "params": params,
-                 "in_band": spec.band_max_flops is None or flops <= spec.band_max_flops,
+                 "in_band": row in in_band,
                  "runs": runs}
         if runs:
             entry["top1_mean"] = float(np.mean([r["top1"] for r in runs]))
@@ -293,10 +295,16 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
     cache_file = cache_file or cache_path_for(output)
     counter = counter or table_counter(spec.protocol)
     digest = _data_digest(spec.protocol) if trainer is None else None
-    stored = _check_existing(output, spec, digest)
+    old = _check_existing(output, spec, digest)
+    stored = None
+    if old is not None and len(old["architectures"]) == spec.k:
+        # a resumed build trains what the file lists, even if the sampler has changed since
+        stored = [Architecture.parse(r["block_choices"], r["channel_choices"])
+                  for r in old["architectures"]]
     archs = archs or stored or table_architectures(spec, counter)
-    every_job = table_jobs(spec, band_rows(spec, archs, counter))
-    _refuse_fewer_runs(output, spec, set(every_job), rows)
+    every_job = table_jobs(spec, band_rows(spec, [flops_params(counter, a)[0] for a in archs]))
+    if old is not None:
+        _refuse_fewer_runs(old, output, set(every_job), rows)
     jobs = [(r, s) for r, s in every_job if rows is None or r in rows]
     cache = StandaloneCache(cache_file)
     if not train:
@@ -333,14 +341,9 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
     return table
 
 
-def _refuse_fewer_runs(output, spec, jobs, rows):
-    """A rewrite of ``output`` with fewer seeds would silently drop finished runs from it."""
-    if not os.path.isfile(output):
-        return
-    try:
-        old = load_table(output)
-    except ValueError:
-        return
+def _refuse_fewer_runs(old, output, jobs, rows):
+    """A rewrite of ``output`` (holding the table ``old``) with fewer seeds would silently drop
+    finished runs from it."""
     dropped = sorted((r["row"], run["seed"]) for r in old["architectures"] for run in r["runs"]
                      if (r["row"], run["seed"]) not in jobs and (rows is None or r["row"] in rows))
     if dropped:
@@ -353,9 +356,8 @@ def _refuse_fewer_runs(output, spec, jobs, rows):
 
 
 def _check_existing(output, spec, digest):
-    """Refuse to overwrite a table built with another protocol or sampling; returns the
-    architectures of a complete row list already in ``output`` (a resumed build trains what
-    the file lists, even if the sampler has changed since), else None."""
+    """Refuse to overwrite a table built with another protocol or sampling; returns the table
+    already in ``output`` (None when there is none or it is unreadable)."""
     if not os.path.isfile(output):
         return None
     try:
@@ -370,10 +372,7 @@ def _check_existing(output, spec, digest):
     if digest and old.get("data_digest") and old["data_digest"] != digest:
         raise ValueError("%s was built on other data (digest %s, here %s)"
                          % (output, old["data_digest"], digest))
-    if len(old["architectures"]) == spec.k:
-        return [Architecture.parse(r["block_choices"], r["channel_choices"])
-                for r in old["architectures"]]
-    return None
+    return old
 
 
 def _run_workers(spec, output, cache_file, workers, rows):
