@@ -294,10 +294,9 @@ def protocol_from_args(args):
     :func:`add_standalone_arguments`; ValueError naming a bad flag."""
     from ..ranking import StandaloneProtocol, load_table
     text = args.standalone_seeds              # None: the command picks its own default later
-    if text is None:
-        text = ",".join(str(s) for s in StandaloneProtocol().seeds)
     try:
-        seeds = tuple(int(s) for s in str(text).split(",") if s.strip())
+        seeds = tuple(StandaloneProtocol().seeds) if text is None else \
+            tuple(int(s) for s in str(text).split(",") if s.strip())
     except ValueError:
         raise ValueError("--standalone-seeds must be comma-separated integers, got %r"
                          % text) from None

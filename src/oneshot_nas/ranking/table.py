@@ -176,16 +176,21 @@ def assemble_table(spec, archs, cache, counter, data_digest=None, rows=None, boo
     return table
 
 
-def _seed_pairs(rows):
-    pairs = [(r["runs"][0]["top1"], r["runs"][1]["top1"]) for r in rows if len(r["runs"]) >= 2]
-    return np.array(pairs).reshape(-1, 2)
+def _mean_pairs(rows, width):
+    """Per row with ``2 * width`` seeds or more: the mean top-1 of its first ``width`` seeds and
+    of its next ``width`` (width 1: seed 0 against seed 1)."""
+    accs = [[run["top1"] for run in r["runs"]] for r in rows if len(r["runs"]) >= 2 * width]
+    return np.array([(np.mean(a[:width]), np.mean(a[width:2 * width])) for a in accs]) \
+        .reshape(-1, 2)
 
 
-def _half_pairs(rows):
-    """Per row with 4+ seeds: the mean of its first two seeds and of its next two."""
-    four = [[run["top1"] for run in r["runs"]] for r in rows if len(r["runs"]) >= 4]
-    pairs = [(np.mean(accs[:2]), np.mean(accs[2:4])) for accs in four]
-    return np.array(pairs).reshape(-1, 2)
+def _agreement(pairs, bootstrap, seed):
+    """Kendall tau and Spearman rho between the two columns of ``pairs`` (None below 3 rows)."""
+    if len(pairs) < 3:
+        return None
+    corr = rank_correlations(pairs[:, 0], pairs[:, 1], bootstrap, seed=seed)
+    return {"kendall_tau": corr["kendall_tau"], "spearman_rho": corr["spearman_rho"],
+            "null_sd": tau_null_sd(len(pairs))}
 
 
 def table_statistics(rows, bootstrap=2000, seed=0):
@@ -195,19 +200,15 @@ def table_statistics(rows, bootstrap=2000, seed=0):
     finished = [r for r in rows if r["runs"]]
     stats = {"rows_finished": len(finished)}
     for name, subset in (("all", finished), ("band", [r for r in finished if r["in_band"]])):
-        pairs = _seed_pairs(subset)
+        pairs = _mean_pairs(subset, 1)
         entry = {"rows": len(subset), "rows_with_two_seeds": len(pairs)}
-        if len(pairs) >= 3:
-            corr = rank_correlations(pairs[:, 0], pairs[:, 1], bootstrap, seed=seed)
-            entry["seed_to_seed"] = {"kendall_tau": corr["kendall_tau"],
-                                     "spearman_rho": corr["spearman_rho"],
-                                     "null_sd": tau_null_sd(len(pairs))}
-        halves = _half_pairs(subset)
-        if len(halves) >= 3:
-            corr = rank_correlations(halves[:, 0], halves[:, 1], bootstrap, seed=seed)
-            entry["two_seed_means"] = {"rows": len(halves), "kendall_tau": corr["kendall_tau"],
-                                       "spearman_rho": corr["spearman_rho"],
-                                       "null_sd": tau_null_sd(len(halves))}
+        seed_to_seed = _agreement(pairs, bootstrap, seed)
+        if seed_to_seed:
+            entry["seed_to_seed"] = seed_to_seed
+        halves = _mean_pairs(subset, 2)
+        two_seed_means = _agreement(halves, bootstrap, seed)
+        if two_seed_means:
+            entry["two_seed_means"] = dict(rows=len(halves), **two_seed_means)
         noise = spread_against_noise([[run["top1"] for run in r["runs"]] for r in subset]) \
             if len(subset) >= 2 else None
         if noise is not None:

@@ -124,8 +124,9 @@ def read_search_results(path):
 
 def table_seeds(table):
     """Seeds ``0 .. n - 1`` for a winner placed among a table's band rows: ``n`` is what the
-    table's band rows were trained with (``sampling.band_seeds``), at least 2."""
-    return tuple(range(max(2, int(table["sampling"].get("band_seeds", 1)))))
+    table's band rows were trained with, at least 2."""
+    from .table import spec_from_table
+    return tuple(range(max(2, spec_from_table(table).band_seeds)))
 
 
 def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
