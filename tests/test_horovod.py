@@ -169,3 +169,40 @@ def test_supernet_workers_sample_the_same_paths(tmp_path):
     assert len(paths[0]) == 8 and paths[0] == paths[1]
     assert len(set(paths[0])) > 1
     _assert_same_parameters(rec)
+
+
+# A worker stuck before its first batch: rank 1 of this wrapper never starts its epoch.
+STUCK_RANK_1 = """import os, sys, time
+from oneshot_nas.training import trainer
+if os.environ.get("HOROVOD_RANK") == "1":
+    def stuck_before_the_first_batch(run, epoch):
+        time.sleep(3600)
+    trainer._one_epoch = stuck_before_the_first_batch
+from oneshot_nas.cli.train_imagenet import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_stuck_worker_fails_the_run_with_both_workers_stacks(tmp_path):
+    """The in-process watchdog turns a hang into a failure within its period (plus
+    horovodrun's shutdown), with the Python stacks of both workers in the output."""
+    wrapper = tmp_path / "stuck_rank_1.py"
+    wrapper.write_text(STUCK_RANK_1)
+    cmd = [HOROVODRUN, "-np", "2", "-H", "localhost:2", "--gloo", sys.executable, str(wrapper),
+           "--horovod", "--dataset", "digits", "--model", "OneShot-S+", "--batch-size", "32",
+           "--no-augment", "-j", "0", "--num-epochs", "1", "--no-progress",
+           "--save-frequency", "0", "--save-dir", str(tmp_path),
+           "--logging-file", str(tmp_path / "log.txt"), "--watchdog-seconds", "20"]
+    tic = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIME_LIMIT)
+    seconds = time.time() - tic
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, text[-4000:]
+    assert seconds < 20 + 120, seconds
+    assert "Timeout (0:00:20)!" in text, text[-6000:]
+    assert "stuck_before_the_first_batch" in text, text[-6000:]
+    for rank in (0, 1):
+        # horovodrun prefixes every line of a worker with its rank
+        assert any(line.startswith("[%d]" % rank) and 'File "' in line
+                   for line in text.splitlines()), (rank, text[-6000:])

@@ -9,6 +9,7 @@ from dataclasses import fields
 from ..models import list_models
 from ..training.config import (DEFAULT_HARD_WEIGHT, DEFAULT_MIXUP_ALPHA, DEFAULT_TEMPERATURE,
                                TrainConfig)
+from ..training.watchdog import stacks_on_terminate
 from .common import (OPTIMIZERS, add_input_arguments, add_model_arguments, command, data_group,
                      fill_data_defaults, new_parser, report_crashes, setup_logging)
 
@@ -114,6 +115,11 @@ def build_parser():
                    help="JSON-lines metrics (default: logging file + .jsonl)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--horovod", action="store_true", help="launched by horovodrun")
+    c.add_argument("--watchdog-seconds", type=int, default=600, metavar="S",
+                   help="with --horovod: a worker that finishes no batch (training, "
+                        "recalibration or validation) for S seconds prints its threads' stacks "
+                        "and exits, and horovodrun stops the others, which print theirs "
+                        "(default 600; 0: no watchdog)")
     c.add_argument("--no-progress", dest="progress", action="store_false")
     c.add_argument("--max-batches-per-epoch", type=int, default=0, help=argparse.SUPPRESS)
     return p
@@ -135,8 +141,10 @@ def main(argv=None):
     rank = 0
     if args.horovod:
         # a worker that crashes must die (its peers would wait for it forever); a hung one
-        # prints its threads' Python stacks on SIGUSR1
+        # prints its threads' Python stacks on SIGUSR1, and on SIGTERM (horovodrun stopping
+        # it after another worker failed, e.g. by its watchdog) before it ends
         report_crashes()
+        stacks_on_terminate()
         try:
             import horovod.mxnet as hvd
             hvd.init()

@@ -81,6 +81,7 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
     metrics_file: str = None
     seed: int = 0
     horovod: bool = False
+    watchdog_seconds: int = 600        # --horovod: a worker without progress this long exits
     progress: bool = True
     max_batches_per_epoch: int = 0     # 0 = the whole epoch (tests / smoke runs use a cap)
 
@@ -161,6 +162,9 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
                              "e.g. flops-330-params-5.0" % self.train_constraint_method)
         if self.batch_size < 1:
             raise ValueError("--batch-size must be >= 1, got %d" % self.batch_size)
+        if self.watchdog_seconds < 0:
+            raise ValueError("--watchdog-seconds must be >= 0 (0: no watchdog), got %d"
+                             % self.watchdog_seconds)
         if self.horovod and self.devices:
             raise ValueError("--devices does not apply with --horovod: each Horovod worker uses "
                              "gpu(local rank) with --num-gpus 1, else the CPU")

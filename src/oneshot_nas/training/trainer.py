@@ -21,6 +21,7 @@ from .checkpoint import (CheckpointError, check_writable_dir, latest_checkpoint,
                          load_trainer_states, remove_partial_files, remove_replaced_best,
                          restore_rng, save_checkpoint, save_parameters)
 from .config import TrainConfig
+from . import watchdog
 from .samplers import ConstraintBox, Prefetcher, make_sampler
 
 __all__ = ["train", "TrainingRun", "build_model", "make_lr_scheduler", "make_trainer",
@@ -103,14 +104,14 @@ def make_trainer(net, cfg, iters, ctx, hvd=None, size=1):
         opt_params["multi_precision"] = True
     if hvd is not None:
         hvd.broadcast_parameters(net.collect_params(), root_rank=0)
-        return hvd.DistributedTrainer(net.collect_params(), cfg.optimizer, opt_params)
+        return _horovod_trainer(hvd)(net.collect_params(), cfg.optimizer, opt_params)
     # Several devices: the kvstore sums the gradients and every device applies the update
     # itself (update_on_kvstore=False). Updated on the kvstore, every parameter would be
     # pushed at every step, so that the blocks off the sampled path would move with their
     # stale gradients (and weight decay / momentum) instead of being skipped as on one device.
-    trainer = gluon.Trainer(net.collect_params(), cfg.optimizer, opt_params,
-                            kvstore="device" if len(ctx) > 1 else None,
-                            update_on_kvstore=False if len(ctx) > 1 else None)
+    trainer = _Trainer(net.collect_params(), cfg.optimizer, opt_params,
+                       kvstore="device" if len(ctx) > 1 else None,
+                       update_on_kvstore=False if len(ctx) > 1 else None)
     if len(ctx) > 1:
         # mxnet 1.9.1 has no public call for this; step(), save_states() and load_states()
         # run the same two methods lazily
@@ -118,6 +119,68 @@ def make_trainer(net, cfg, iters, ctx, hvd=None, size=1):
         if trainer._params_to_init:
             trainer._init_params()
     return trainer
+
+
+def _fresh(params):
+    """``(index, parameter)`` of the parameters whose gradient this step computed (backward
+    sets ``_fresh_grad`` on the parameter's data, the update clears it)."""
+    return [(i, p) for i, p in enumerate(params)
+            if p.grad_req != "null" and p.list_data()[0]._fresh_grad]
+
+
+class _ScheduleStep:
+    """Every parameter of a step on every device learns at the schedule's rate of that step.
+
+    MXNet 1.9's optimizer counts updates per parameter and per device, and asks the schedule
+    for the rate at the largest count seen so far (``num_update``). When a step does not update
+    every parameter (a supernet trains one path), a parameter updated before any that has
+    been updated at every step gets the previous step's rate on the first device and this
+    step's on the others, whose updates run later: the devices' copies of the weights drift
+    apart, and a checkpoint (their average) no longer continues the run it came from. Counting
+    the step once, before any update, gives every parameter this step's rate everywhere; a
+    fixed subnet, whose every parameter is updated at every step, learns as before.
+    """
+
+    def _update(self, ignore_stale_grad=False):
+        # the per-parameter counts never exceed the number of steps: this is the step's value
+        self._optimizer.num_update += 1
+        super()._update(ignore_stale_grad=ignore_stale_grad)
+
+
+class _Trainer(_ScheduleStep, gluon.Trainer):
+    """gluon's Trainer for one path per step: one rate per step (:class:`_ScheduleStep`), and
+    on several devices only this step's gradients summed.
+
+    A supernet step trains one path: the parameters off it keep a stale gradient that the
+    update skips (``ignore_stale_grad``). gluon would still sum every gradient at every step
+    (16 M values for the Fashion-MNIST supernet, about four times what a path uses), doubling
+    each stale one. Every device runs the same path, so the same keys are summed; a fixed
+    subnet's gradients are all fresh, so nothing changes for it.
+    """
+
+    def _allreduce_grads(self):
+        if not self._kvstore:
+            return
+        for i, param in _fresh(self._params):
+            self._kvstore.pushpull(i, param.list_grad(), priority=-i)
+
+
+def _horovod_trainer(hvd):
+    """Horovod's DistributedTrainer as :class:`_Trainer`: one rate per step, and only this
+    step's gradients reduced over the workers (every worker samples the same path, so the
+    same tensors, in the same order and under the same names, are reduced on all of them)."""
+
+    class Trainer(_ScheduleStep, hvd.DistributedTrainer):
+        def _allreduce_grads(self):
+            if hvd.size() == 1:
+                return
+            for i, param in _fresh(self._params):
+                hvd.allreduce_(param.list_grad()[0], average=not self._average_in_framework,
+                               name=self._prefix + str(i), priority=-i,
+                               prescale_factor=1.0 / self._gradient_predivide_factor,
+                               postscale_factor=self._postscale_factor)
+
+    return Trainer
 
 
 def constraint_counter(cfg, method=None):
@@ -291,6 +354,12 @@ def train(cfg):
     if isinstance(cfg, dict):
         cfg = TrainConfig.from_dict(cfg)
     cfg.validate()
+    with watchdog.watching(cfg.watchdog_seconds if cfg.horovod else 0, "this Horovod worker"):
+        return _train(cfg)
+
+
+def _train(cfg):
+    """The steps of :func:`train` (under the Horovod watchdog)."""
     run = _start(cfg)
     start_epoch, best_top1, meta = _resume(run)
     _optimizer(run, meta)
@@ -600,9 +669,10 @@ def _train_epoch(run, epoch):
             bar.set_postfix(loss="%.3f" % (loss_sum / seen), acc="%.3f" % top1.get()[1],
                             lr="%.4f" % lr, refresh=False)
             bar.update(1)
+            watchdog.kick()
             if cfg.log_interval and (i + 1) % cfg.log_interval == 0:
                 metrics.write(kind="step", epoch=epoch, batch=i, loss=loss_sum / seen, lr=lr,
-                              accuracy=top1.get()[1])
+                              accuracy=top1.get()[1], seconds=time.time() - tic)
                 if run.rank == 0:
                     logger.info("Epoch[%d] Batch [%d]\tSpeed: %f samples/sec\taccuracy=%f\t"
                                 "loss=%f\tlr=%f%s", epoch, i + 1, seen / (time.time() - tic),
@@ -631,10 +701,11 @@ def _bar(total, desc, show):
 
 
 def _ticking(batches, bar):
-    """``batches``, advancing ``bar`` by one per batch."""
+    """``batches``, advancing ``bar`` by one per batch (progress for the watchdog too)."""
     for batch in batches:
         yield batch
         bar.update(1)
+        watchdog.kick()
 
 
 def _validate_supernet(cfg, epoch, net, sampler, train_data, val_data, ctx, hvd=None,
