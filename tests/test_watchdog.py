@@ -1,6 +1,7 @@
 """The Horovod watchdog (oneshot_nas.training.watchdog) in a real process: no progress for
-its period ends the process with the stacks of its threads; progress keeps it alive; outside a
-watched run nothing is armed."""
+its period prints the stacks of its threads and ends the process after the grace; progress
+keeps it alive; outside a watched run nothing is armed."""
+import signal
 import subprocess
 import sys
 import time
@@ -8,7 +9,7 @@ import time
 from oneshot_nas.training import watchdog
 
 
-def _python(code, timeout=60):
+def _python(code, timeout=90):
     tic = time.time()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=timeout)
@@ -24,8 +25,8 @@ def test_a_worker_without_progress_exits_with_its_stacks():
         "    time.sleep(60)\n"
         "with watchdog.watching(2):\n"
         "    stuck_before_the_first_batch()\n")
-    assert proc.returncode == 1, proc.stderr
-    assert seconds < 30
+    assert proc.returncode == -signal.SIGALRM, proc.stderr
+    assert 2 + watchdog.GRACE_SECONDS <= seconds < 2 + watchdog.GRACE_SECONDS + 20
     assert "no progress for 2 s" in proc.stderr
     assert "Timeout (0:00:02)!" in proc.stderr
     assert "stuck_before_the_first_batch" in proc.stderr
