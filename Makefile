@@ -1,6 +1,7 @@
 # Two commands do all the set-up (README): `make demo` and `make test`. Both create .venv
-# and install the package (pyproject.toml) with its pinned dependencies first; `make test` and
-# `make install` also build Horovod, which the demo does not use.
+# and install the package (pyproject.toml) with the tested versions of its dependencies
+# (constraints.txt) first; `make test` and `make install` also build Horovod, which the demo
+# does not use.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -23,28 +24,30 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
 HVD_STAMP := $(VENV)/.horovod
 # horovod builds against the installed mxnet (about 3 minutes on 2 cores), without build
-# isolation, with Gloo only (SPEC section 2). WITH_HOROVOD=0 skips it; its tests then skip.
+# isolation, with Gloo only (no MPI needed on one machine). WITH_HOROVOD=0 skips it; its tests
+# then skip.
 # Its build tools come from PyPI into the venv (cmake; setuptools and wheel, which a build
 # without isolation needs); only a C++ compiler (g++) comes from the machine.
 WITH_HOROVOD ?= 1
-HVD_BUILD_TOOLS := "setuptools==69.5.1" "wheel==0.42.0" "cmake==3.31.6"
+HVD_BUILD_TOOLS := setuptools wheel cmake
+CONSTRAINTS := constraints.txt
 
 # PEP 660 editable install of pyproject.toml (setuptools >= 64 in an isolated build).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip==24.3.1"
-	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 $(HVD_STAMP): $(STAMP)
 ifeq ($(WITH_HOROVOD),1)
 	@command -v g++ >/dev/null || { echo "building horovod needs a C++ compiler (g++):" \
 	  "install it, or run WITH_HOROVOD=0 make $(MAKECMDGOALS)" >&2; exit 2; }
-	$(PY) -m pip install --quiet $(HVD_BUILD_TOOLS)
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) $(HVD_BUILD_TOOLS)
 	PATH="$(abspath $(VENV))/bin:$$PATH" \
 	HOROVOD_WITH_MXNET=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 \
-	$(PY) -m pip install --quiet --no-build-isolation "horovod==0.28.1"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) --no-build-isolation horovod
 	touch $(HVD_STAMP)
 endif
 

@@ -186,3 +186,34 @@ def test_the_real_files():
     assert (np.bincount(data["test_labels"]) == 1000).all()
     # the mean pixel of Fashion-MNIST's training images is 72.94 (0.286 on the 0..1 scale)
     assert data["train_images"].mean() == pytest.approx(72.94, abs=0.01)
+
+
+@needs_data
+def test_a_protocol_at_64_px_trains_on_64_px_images_end_to_end(monkeypatch):
+    """The table protocol's input size reaches the trainer: a tiny stand-alone run at 64 px
+    (two batches, real files) sees 64-px batches and records a test top-1; the size is part of
+    the protocol's settings and cache key, and the default (32 px) is left out of both."""
+    from oneshot_nas import Architecture
+    from oneshot_nas.ranking.protocol import StandaloneProtocol, train_standalone
+    from oneshot_nas.training import train
+    from oneshot_nas.training import trainer as trainer_module
+    seen, shapes = [], set()
+    split = trainer_module._split
+
+    def recording_split(batch, ctx):
+        shapes.add(tuple(batch[0].shape[1:]))
+        return split(batch, ctx)
+    monkeypatch.setattr(trainer_module, "_split", recording_split)
+
+    def trainer(cfg):
+        seen.append(cfg.input_size)
+        return train(cfg)
+    protocol = StandaloneProtocol.fashion_mnist(input_size=64, epochs=1, val_interval=1,
+                                                train_subset=1000, max_batches_per_epoch=2)
+    result = train_standalone(Architecture.smallest(), protocol, trainer=trainer)
+    assert seen == [64] and shapes == {(3, 64, 64)}
+    assert 0.0 <= result["top1"] <= 1.0 and np.isfinite(result["loss"])
+    assert protocol.settings()["input_size"] == 64
+    assert protocol.key(Architecture.smallest(), 0) != \
+        StandaloneProtocol.fashion_mnist(input_size=48).key(Architecture.smallest(), 0)
+    assert "input_size" not in StandaloneProtocol.fashion_mnist().settings()

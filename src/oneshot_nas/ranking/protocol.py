@@ -62,6 +62,9 @@ class StandaloneProtocol(ModelConfig):
     train_subset: int = 0                # fashion-mnist: stratified training images (0: all)
     val_interval: int = 0                # 0: validate after the last epoch only
     label_smoothing: bool = False
+    input_size: int = 0                  # px; 0: the data set's default (32 for digits and
+    #                                      Fashion-MNIST); left out of the stored settings when 0,
+    #                                      so that tables and caches made before it keep their keys
 
     @classmethod
     def fashion_mnist(cls, **overrides):
@@ -83,7 +86,15 @@ class StandaloneProtocol(ModelConfig):
     def to_dict(self):
         out = asdict(self)
         out["seeds"] = list(self.seeds)
+        if not out["input_size"]:
+            del out["input_size"]
         return out
+
+    @property
+    def image_size(self):
+        """The input size in pixels (``input_size``, else the data set's default)."""
+        from ..data import default_input_size
+        return self.input_size or default_input_size(self.dataset)
 
     def settings(self):
         """Everything that changes one run's result (the seeds list does not)."""
@@ -96,10 +107,9 @@ class StandaloneProtocol(ModelConfig):
 
     def train_config(self, arch, seed, num_workers=0):
         """The :class:`~oneshot_nas.training.TrainConfig` of one stand-alone run."""
-        from ..data import default_input_size
         from ..training import TrainConfig
         return TrainConfig(
-            dataset=self.dataset, input_size=default_input_size(self.dataset),
+            dataset=self.dataset, input_size=self.image_size,
             batch_size=self.batch_size, num_workers=num_workers,
             model="ShuffleNas_fixArch", block_choices=arch.block_string(),
             channel_choices=arch.channel_string(), **self.model_settings(),
