@@ -3,7 +3,7 @@ float32 (as ``fuse_graph`` makes it, and MXNet's stock partitioning that also fu
 BN-folded float32 and int8, measured in one run with interleaved rounds.
 
     python bench/bench_deploy.py                       # OneShot-S+, 224 px, batch 32
-    python bench/bench_deploy.py --output docs/bench_deploy.md
+    python bench/bench_deploy.py --output /tmp/bench_deploy.md
 
 Every round times each variant once (``--min-seconds`` of forward passes each, after warm-up),
 in turn, so that a load change on the machine hits all variants alike; the table reports the

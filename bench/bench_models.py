@@ -3,7 +3,7 @@
 Prints a markdown table and (with --output) writes it with the machine description. All
 figures come from one run; ratios compare against the masked reference measured in the same
 run, which computes every sampled block at maximum width and masks the unselected channels to
-zero (the earlier port's method). Figures of the earlier port (SPEC section 8) are printed
+zero (the earlier port's method). Figures of the earlier port (docs/design.md, section 7) are printed
 beside ours for orientation only: they were measured in another run.
 """
 import argparse
@@ -103,7 +103,7 @@ def main(argv=None):
                      EARLIER_PORT[("OneShot-S+", size)]))
 
     lines = ["| work | input | batch | img/s | vs masked reference (same run) | earlier port "
-             "(SPEC 8) | vs earlier port |", "|---|---|---|---|---|---|---|"]
+             "| vs earlier port |", "|---|---|---|---|---|---|---|"]
     for work, size, batch, ips, ratio, earlier in rows:
         lines.append("| %s | %d px | %d | %.2f | %s | %.2f | %.2fx |" % (
             work, size, batch, ips, "%.2fx" % ratio if ratio is not None else "-", earlier,

@@ -2,7 +2,7 @@
 
 Prints a markdown table and (with --output FILE) writes it as a markdown section with the
 machine description. All figures come from one run (medians of repeats). The earlier port's
-figures (SPEC section 8) are shown beside ours for orientation only: another run measured them.
+figures (docs/design.md, section 7) are shown beside ours for orientation only: another run measured them.
 """
 import argparse
 import os
@@ -104,7 +104,7 @@ def main(argv=None):
                      % args.population, "%.0f arch/s" % (args.population / t_many),
                      "> %d arch/s" % TARGETS["many"], "-"))
 
-    lines = ["| work | this run | target (issue 3) | earlier port (SPEC 8) |",
+    lines = ["| work | this run | target | earlier port |",
              "|---|---:|---:|---:|"]
     lines += ["| %s | %s | %s | %s |" % row for row in rows]
     report = "\n".join(lines)

@@ -52,7 +52,7 @@ def main(argv=None):
     with open(args.output, "w") as f:
         f.write("# Benchmarks\n\nProduced by `make bench` (`python bench/run_all.py`) on %s, "
                 "%s. Every ratio compares figures measured in the same run; figures of the "
-                "earlier MXNet port (SPEC section 8) are for orientation only.\n\n"
+                "earlier MXNet port (docs/design.md, section 7) are for orientation only.\n\n"
                 % (describe_machine(), datetime.date.today().isoformat()))
         f.write("\n\n".join(sections) + "\n")
     print("wrote %s" % args.output)

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Train OneShot-S+ (SE, last conv after pooling, the searched choices of SPEC section 6) from
+# Train OneShot-S+ (SE, last conv after pooling, the searched choices of docs/design.md, section 5) from
 # scratch; BLOCK_CHOICES / CHANNEL_CHOICES override the architecture (e.g. a search result).
 BLOCK_CHOICES=${BLOCK_CHOICES:-0,0,0,1,0,0,1,0,3,2,0,1,2,2,1,2,0,0,2,0}
 CHANNEL_CHOICES=${CHANNEL_CHOICES:-8,7,6,8,5,7,3,4,2,4,2,3,4,5,6,6,3,3,4,6}

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Train the OneShot subnet (SPEC section 6, no SE) from scratch, hybridized.
+# Train the OneShot subnet (docs/design.md, section 5; no SE) from scratch, hybridized.
 # ImageNet recipe: lr 1.3, wd 3e-5, cosine, 360 epochs, 4 GPUs x 256, float16, label smoothing,
 # no wd on BN/bias, 5 warm-up epochs, NAG. DATASET=digits: the digits recipe on the CPU.
 set -e

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Train the OneShot+ supernet (SE, last conv after pooling; block + channel selection).
-# ImageNet recipe (SPEC section 7): lr 0.65, wd 4e-5, cosine, 120 epochs, batch 64 x 1 GPU,
+# ImageNet recipe (docs/design.md, section 6): lr 0.65, wd 4e-5, cosine, 120 epochs, batch 64 x 1 GPU,
 # float16, label smoothing, no wd on BN/bias, 5 warm-up epochs, channel selection from epoch 60
 # with warm-up. DATASET=digits / DATASET=fashion-mnist run the small-data recipes on the CPU.
 # Both hold training images out for the search (SPOS: 50,000 on ImageNet; 360 of the 1,438

@@ -1,4 +1,4 @@
-"""calculate_flops.py: SPEC figures through the command line, exported symbols, bad input."""
+"""calculate_flops.py: the reference figures (docs/design.md) through the command line, exported symbols, bad input."""
 import json
 import os
 import subprocess
@@ -11,7 +11,7 @@ from oneshot_nas import get_model
 from oneshot_nas.cli.calculate_flops import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPEC_ROWS = [
+REFERENCE_ROWS = [
     (["--model", "OneShot"], 327.91, 344.98, 3433579),
     (["--model", "OneShot", "--channels-layout", "ShuffleNetV2+"], 218.70, 232.17, 2692590),
     (["--model", "OneShot+"], 297.06, 312.22, 3742955),
@@ -30,12 +30,12 @@ def last_json(out):
     return json.loads(out.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("flags,mflops,mflops_rb,params", SPEC_ROWS)
+@pytest.mark.parametrize("flags,mflops,mflops_rb,params", REFERENCE_ROWS)
 def test_model_flags_match_spec(capsys, flags, mflops, mflops_rb, params):
     code, out, _ = run(capsys, *flags, "-norelubn", "--json")
     result = last_json(out)
     assert code == 0
-    # SPEC section 6 gives MFLOPs to 0.01 M, with and without ReLU+BN
+    # docs/design.md (section 5) gives MFLOPs to 0.01 M, with and without ReLU+BN
     assert round(result["flops_m"], 2) == mflops and result["params"] == params
     assert abs(result["params_m"] - params / 1e6) < 1e-6
     code, out, _ = run(capsys, *flags, "--json")
@@ -50,7 +50,7 @@ def test_block_and_channel_choices_equal_the_preset(capsys):
     assert code == 0 and result["params"] == 3541829 and round(result["flops_m"], 2) == 291.48
 
 
-@pytest.mark.parametrize("flags,mflops,mflops_rb,params", SPEC_ROWS)
+@pytest.mark.parametrize("flags,mflops,mflops_rb,params", REFERENCE_ROWS)
 def test_symbol_exported_by_the_model_gives_the_same_numbers(capsys, tmp_path, flags, mflops,
                                                             mflops_rb, params):
     kwargs = {"channels_layout": flags[3]} if len(flags) > 2 else {}

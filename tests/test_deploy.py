@@ -429,9 +429,18 @@ def test_predict_cli_bad_input_exits_2(capsys, tmp_path):
 
 # ---- the acceptance run on digits -----------------------------------------------------------
 @pytest.mark.slow
-def test_trained_digits_subnet_int8_within_one_point(tmp_path):
+def test_trained_digits_subnet_int8_within_two_points(tmp_path):
     """Train OneShot-S+ at 32 px on digits (10 epochs), then int8 with naive and entropy
-    calibration loses at most 1 point of top-1 and BN folding changes no prediction."""
+    calibration loses at most 2 points of top-1 (7 of the 359 validation images) and BN
+    folding changes no prediction; a graph calibrated on blank images, a broken quantization,
+    fails that bound.
+
+    The bound comes from the measured drops. Run alone (bench/int8_drop_distribution.py,
+    docs/int8_drop_distribution.json: 12 training seeds, seed 0 twice with identical figures),
+    naive calibration lost at most 1 image (0.28 points) and entropy at most 3 (0.84 points,
+    seed 7). Inside the CI suite two of nine runs lost 4 and 5 images with entropy (1.11 and
+    1.39 points, fp32 at 97.2 %, lower than any run alone): the old 1-point bound failed by
+    chance. 2 points is 2 images above the worst drop seen; blank calibration loses far more."""
     from oneshot_nas.data import make_loaders
     from oneshot_nas.training import train
     from oneshot_nas.training.config import TrainConfig
@@ -449,11 +458,15 @@ def test_trained_digits_subnet_int8_within_one_point(tmp_path):
     for mode in ("naive", "entropy"):
         calib, _ = calibration_iter(train_data, 10)
         graphs["int8-" + mode] = quantize_graph(*graph, calib_mode=mode, calib_data=calib)
+    # the regression the bound must catch: thresholds taken from blank images
+    blank, _ = calibration_iter([mx.nd.zeros((32, 3, 32, 32))] * 10, 10)
+    graphs["int8-blank"] = quantize_graph(*graph, calib_mode="naive", calib_data=blank)
     results = {r.name: r for r in evaluate_variants(
-        graphs, 32, val_data, variants=("fp32", "fp32-folded", "int8-naive", "int8-entropy"),
-        speed=False)}
+        graphs, 32, val_data, speed=False,
+        variants=("fp32", "fp32-folded", "int8-naive", "int8-entropy", "int8-blank"))}
     fp32 = results["fp32"].top1
     assert fp32 > 0.9
     assert results["fp32-folded"].predictions == results["fp32"].predictions
     for mode in ("naive", "entropy"):
-        assert results["int8-" + mode].top1 >= fp32 - 0.01, (mode, results)
+        assert results["int8-" + mode].top1 >= fp32 - 0.02, (mode, results)
+    assert results["int8-blank"].top1 < fp32 - 0.02, results

@@ -1,4 +1,4 @@
-"""Profiling: SPEC section 6 figures, lookup table == symbolic count, cache, MicroNet profile."""
+"""Profiling: the reference figures of docs/design.md (section 5), lookup table == symbolic count, cache, MicroNet profile."""
 import csv
 import io
 import json
@@ -14,8 +14,8 @@ from oneshot_nas.profiling import (LookupTable, build_symbol, count_flops_params
                                    flops_params_function, micronet_profile, parse_data_shapes)
 from oneshot_nas.profiling.lookup_table import CACHE_ENV, default_cache_dir
 
-# SPEC section 6: (preset, layout) -> (MFLOPs, MFLOPs incl. ReLU+BN, params)
-SPEC_ROWS = [
+# docs/design.md, section 5: (preset, layout) -> (MFLOPs, MFLOPs incl. ReLU+BN, params)
+REFERENCE_ROWS = [
     ("OneShot", "OneShot", 327.91, 344.98, 3433579),
     ("OneShot", "ShuffleNetV2+", 218.70, 232.17, 2692590),
     ("OneShot+", "OneShot", 297.06, 312.22, 3742955),
@@ -46,13 +46,13 @@ def tables(cache_dir):
 
 
 # ---- symbolic counter -------------------------------------------------------------------------
-@pytest.mark.parametrize("name,layout,mflops,mflops_rb,params", SPEC_ROWS)
+@pytest.mark.parametrize("name,layout,mflops,mflops_rb,params", REFERENCE_ROWS)
 def test_symbolic_count_matches_spec(name, layout, mflops, mflops_rb, params):
     arch, config = preset(name, layout)
     sym = build_symbol(arch, **config)
     plain = count_symbol(sym, relu_bn=False)
     full = count_symbol(sym, relu_bn=True)
-    # SPEC gives both totals to 0.01 M: they must round to its figures
+    # docs/design.md gives both totals to 0.01 M: they must round to its figures
     assert round(plain.mflops, 2) == mflops, plain.mflops
     assert plain.params == params == full.params
     assert round(full.mflops, 2) == mflops_rb, full.mflops
@@ -142,7 +142,7 @@ def test_lookup_table_equals_symbolic_count_for_200_architectures(tables, config
 
 
 def test_lookup_table_reproduces_spec_rows(cache_dir):
-    for name, layout, mflops, mflops_rb, params in SPEC_ROWS:
+    for name, layout, mflops, mflops_rb, params in REFERENCE_ROWS:
         arch, config = preset(name, layout)
         table = LookupTable.load_or_build(cache_dir=cache_dir, progress=False, **config)
         f, p = table.flops_params(arch)

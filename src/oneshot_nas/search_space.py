@@ -75,7 +75,7 @@ def channel_warmup_min_index(epoch, epoch_start_cs, ignore_first_two_cs=False):
     """Lowest channel-choice index that may be sampled at ``epoch`` under the warm-up schedule.
 
     Before ``epoch_start_cs`` only the maximum width (index 9) is used; afterwards the range
-    widens by the unlock table ``CS_WARMUP_UNLOCKED`` (SPEC section 4).
+    widens by the unlock table ``CS_WARMUP_UNLOCKED`` (docs/design.md, section 3).
     """
     floor = 2 if ignore_first_two_cs else 0
     if epoch < epoch_start_cs:
@@ -207,7 +207,7 @@ class Architecture:
     @classmethod
     def sample_for_epoch(cls, epoch, rng=None, epoch_start_cs=0, cs_warm_up=False,
                          ignore_first_two_cs=False, use_all_channels=False):
-        """Sample with the supernet-training schedule of SPEC section 4."""
+        """Sample with the supernet-training schedule of docs/design.md, section 3."""
         top = NUM_CHANNEL_CHOICES - 1
         if use_all_channels or epoch < epoch_start_cs:
             return cls.sample(rng, fixed_channels=(top,) * NUM_BLOCKS)

@@ -1,4 +1,4 @@
-"""``calculate_flops.py``: FLOPs / params of an exported subnet symbol (SPEC sections 6 and 7).
+"""``calculate_flops.py``: FLOPs / params of an exported subnet symbol (docs/design.md, sections 5 and 6).
 
 Examples::
 
@@ -21,12 +21,12 @@ DEFAULT_MODEL = "OneShot-S+"
 
 
 def build_parser():
-    """The argument parser (flags of SPEC section 7 and issue 3)."""
+    """The argument parser (flags: docs/design.md, section 6)."""
     from ..models.zoo import PRESETS
     from ..search_space import CHANNEL_LAYOUTS
 
     parser = OneLineParser(prog=PROG, description="FLOPs and parameters of a subnet symbol graph, "
-                     "counted by the rules of the project's SPEC (section 6); optionally its "
+                     "counted by the rules of docs/design.md (section 5); optionally its "
                      "MicroNet-challenge profile and scores.")
     graph = parser.add_argument_group("graph to count (an exported symbol, or a model built "
                                       "and exported into a temporary directory)")

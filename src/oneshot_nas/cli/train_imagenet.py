@@ -1,4 +1,4 @@
-"""``train_imagenet.py``: train the supernet or a fixed subnet (flags of SPEC section 7)."""
+"""``train_imagenet.py``: train the supernet or a fixed subnet (flags: docs/design.md, section 6)."""
 import argparse
 import json
 import logging

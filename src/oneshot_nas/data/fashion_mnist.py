@@ -10,7 +10,7 @@ and checks what it reads (magic number, sizes, label range, image / label counts
 Images become network inputs by zero padding 28 -> 32 px (2 pixels on every side; other sizes
 are resized from the padded image) and repeating the grey channel three times. Padding keeps
 every pixel as it is (no interpolation blur), gives the 32-px input whose 5 stride-2 stages end
-at 1 x 1, and is what the stand-alone figures of SPEC section 11 were measured with.
+at 1 x 1, and is what the stand-alone figures in docs/ranking.md were measured with.
 
 Splits: the official 10,000-image test file is the validation split of every final report; the
 held-out search split is taken from the 60,000-image training file (:mod:`.splits`); a training

@@ -1,7 +1,7 @@
 """ONNX export of a fixed subnet graph, and its check against MXNet with onnxruntime.
 
 MXNet 1.9.1's exporter (``mxnet.onnx``) does the op-by-op translation; this module adds what
-it lacks for these models (SPEC section 12):
+it lacks for these models (docs/design.md, section 1):
 
 * the channel shuffle's ``Reshape`` with MXNet's special shape values (``0, -4, 2, -1, -2`` and
   ``0, -3, -2``), which the exporter refuses: every special value (0, -1, -2, -3, -4) is

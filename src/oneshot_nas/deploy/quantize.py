@@ -1,10 +1,10 @@
 """MKLDNN (oneDNN) fusion and int8 quantization of an exported fixed subnet.
 
 ``quantize_graph`` wraps ``mxnet.contrib.quantization.quantize_model_mkldnn`` with what this
-architecture needs (SPEC section 2):
+architecture needs (docs/design.md, section 1):
 
 * ``quantized_dtype='int8'`` by default. With ``'auto'`` the quantized hard-swish multiply
-  receives a uint8 and an int8 input and the graph fails at inference (SPEC section 2);
+  receives a uint8 and an int8 input and the graph fails at inference;
   ``'uint8'`` cannot hold the negative activations. Every quantized graph is therefore run
   once on a calibration batch before it is returned, and a failure is reported with what to
   use instead. (Since the hard-swish multiply stays float32 by default, see ``FLOAT_OPS``,
@@ -16,7 +16,7 @@ architecture needs (SPEC section 2):
 * The hard-swish multiply ``x * hard_sigmoid(x)`` stays float32 (``FLOAT_OPS``): MXNet's
   int8 elementwise multiply cost the trained OneShot-S+ 5-6 points of top-1 on digits; in
   float32 the int8 graph matches the float32 accuracy.
-* SPEC section 2 records infinite calibration thresholds from BN running variances of 0
+* MKLDNN computes infinite calibration thresholds from BN running variances of 0
   (channels that were constant on the training data). With eps = 1e-5 this build did not
   reproduce it; as a guard such variances are raised to a tiny floor, which leaves such a
   channel's output (its input equals its mean) unchanged, and a warning names the count.

@@ -21,7 +21,7 @@ _BN_BETA_INIT = mx.init.Constant(1e-4)
 
 
 def _conv_init(in_per_group):
-    # SPEC section 3: "other conv weights Normal(1 / weight.shape[1])".
+    # docs/design.md, section 2: other conv weights Normal(1 / weight.shape[1]).
     return mx.init.Normal(1.0 / in_per_group)
 
 
@@ -202,7 +202,7 @@ def make_stem(layers, use_se):
 
 
 def make_tail(layers, in_channels, use_se, last_conv_after_pooling):
-    """The three tail variants of SPEC section 3, ending with a pooled 1024-wide feature."""
+    """The three tail variants of docs/design.md, section 2, ending with a pooled 1024-wide feature."""
     act = "hswish" if use_se else "relu"
     init = mx.init.Normal(0.01)
     tail = nn.HybridSequential(prefix="tail_")

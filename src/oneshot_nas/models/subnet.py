@@ -19,7 +19,7 @@ class ShuffleNasOneShotFix(GraphPerInputSize, nn.HybridBlock):
     architecture : Architecture
     channels_layout : {'OneShot', 'ShuffleNetV2+'}
     use_se : bool
-        SE in stages 2-3, hard-swish activations (SPEC section 3).
+        SE in stages 2-3, hard-swish activations (docs/design.md, section 2).
     last_conv_after_pooling : bool
         MobileNetV3-style tail.
     classes : int

@@ -43,7 +43,7 @@ class _ChoicePosition(nn.Block):
 
 
 class ShuffleNasOneShot(nn.Block):
-    """Weight-sharing supernet of SPEC section 4.
+    """Weight-sharing supernet of docs/design.md, section 3.
 
     Parameters
     ----------

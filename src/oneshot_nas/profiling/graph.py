@@ -1,6 +1,6 @@
 """A parsed MXNet symbol graph with the shape of every tensor, inferred once for the whole graph.
 
-Both counters (:mod:`.symbolic` for the SPEC FLOPs / params and :mod:`.micronet` for the
+Both counters (:mod:`.symbolic` for the FLOPs / params of docs/design.md and :mod:`.micronet` for the
 MicroNet profile) walk the nodes of this one structure instead of asking MXNet for shapes layer
 by layer, which is what made the earlier port slow.
 """
@@ -194,7 +194,7 @@ class Graph:
         return total
 
     def total_params(self):
-        """Every argument of the graph except the data inputs (SPEC section 6)."""
+        """Every argument of the graph except the data inputs (docs/design.md, section 5)."""
         return sum(_prod(s) for name, s in self.arg_shapes.items() if name not in self.data_names)
 
     def op_nodes(self):

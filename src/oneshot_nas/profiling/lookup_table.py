@@ -95,7 +95,7 @@ def _count_parts(parts, data_shape):
 class LookupTable:
     """FLOPs and params of every part of the search space for one model configuration.
 
-    Counts follow SPEC section 6 without ReLU and BN (``-norelubn``), the convention of every
+    Counts follow docs/design.md (section 5) without ReLU and BN (``-norelubn``), the convention of every
     FLOPs constraint; the counts including ReLU and BN are kept too.
 
     Use :meth:`load_or_build`; the constructor takes already counted arrays.
@@ -140,7 +140,7 @@ class LookupTable:
         architecture : Architecture
             Or anything with ``blocks`` and ``channels`` sequences of 20 ints.
         relu_bn : bool
-            Include ReLU and BN FLOPs (the "incl. ReLU+BN" column of SPEC section 6).
+            Include ReLU and BN FLOPs (the "with ReLU + BN" column of docs/design.md, section 5).
 
         Returns
         -------

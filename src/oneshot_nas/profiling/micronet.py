@@ -1,7 +1,7 @@
 """MicroNet-challenge profile of a subnet: op-by-op table, totals and scores.
 
 Counting follows the seed's "Searched Model Profiling" table (``seeds/000_*``), whose totals
-SPEC section 6 quotes for OneShot-S+ (3.652M params, 301.4M mults + 288.3M adds):
+docs/design.md (section 5) quotes for OneShot-S+ (3.652M params, 301.4M mults + 288.3M adds):
 
 * BatchNorm is folded into the preceding convolution at inference and is not counted.
 * Convolution / fully connected (quantizable): params = weight + bias; per output element

@@ -1,4 +1,4 @@
-"""FLOPs and parameters of a symbol graph by the counting rules of SPEC section 6.
+"""FLOPs and parameters of a symbol graph by the counting rules of docs/design.md, section 5.
 
 Rules (per image, batch independent):
 
@@ -135,7 +135,7 @@ def count_graph(graph, relu_bn=True):
         layers.append(LayerCount(node["name"], op, tuple(graph.output_shape(node_id)), flops,
                                  graph.node_params(node)))
     if uncounted:
-        log.debug("ops not counted by the SPEC rules: %s", dict(uncounted))
+        log.debug("ops not counted by the counting rules: %s", dict(uncounted))
     return SymbolCount(total, graph.total_params(), relu_bn, layers, dict(uncounted))
 
 

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 # the supernet scores a search can maximise: held-out top-1, or held-out cross-entropy
 SEARCH_SCORES = ("acc", "loss")
 
-# MFLOPs, M params at 224 px / 1000 classes (SPEC section 5)
+# MFLOPs, M params at 224 px / 1000 classes (docs/design.md, section 4)
 COMPARISON_MODELS = {
     "SinglePathOneShot": (328.0, 3.4),
     "MobileNetV3_large": (217.0, 5.4),
@@ -303,7 +303,7 @@ def genetic_search(state, evaluate, counter, constraints, objective, population_
                    retain_length=10, random_select=0.1, mutate_chance=0.1, generations=20,
                    fixed_blocks=None, fixed_channels=None, checkpoint=None, latency_fn=None,
                    progress=None, max_tries=200000, on_evaluated=None):
-    """Genetic search of SPEC section 5; returns the state (``state.results`` holds every
+    """Genetic search of docs/design.md, section 4; returns the state (``state.results`` holds every
     evaluated candidate, ``state.history`` best / mean fitness per generation).
 
     ``progress(state, None)`` is called after every generation, ``on_evaluated(state, arch,

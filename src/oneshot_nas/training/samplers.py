@@ -62,7 +62,7 @@ class ConstraintBox:
 
 
 class UniformSampler:
-    """Uniform block choices; channel choices per the warm-up schedule of SPEC section 4.
+    """Uniform block choices; channel choices per the warm-up schedule of docs/design.md, section 3.
 
     Parameters
     ----------
@@ -150,7 +150,7 @@ class ConstrainedRandomSampler(UniformSampler):
 
 
 class StrollingEvolutionSampler(ConstrainedRandomSampler):
-    """Strolling evolution (SPEC section 5): a small genetic pool walks the FLOPs range of the
+    """Strolling evolution (docs/design.md, section 4): a small genetic pool walks the FLOPs range of the
     box in ``cuts`` bins up and down, emitting alternately the largest- and smallest-params
     child of each generation, so that samples cover the whole box."""
 

@@ -186,7 +186,7 @@ def _horovod_trainer(hvd):
 def constraint_counter(cfg, method=None):
     """Vectorised ``(blocks, channels) -> (mflops, mparams)`` of the configured search space.
 
-    Constraints are in ImageNet units (224 px, 1000 classes) as in SPEC section 5, whatever
+    Constraints are in ImageNet units (224 px, 1000 classes) (docs/design.md, section 4), whatever
     the training resolution, so that ``flops-330-params-5.0`` means the same everywhere.
     """
     from ..profiling import LookupTable, count_flops_params
