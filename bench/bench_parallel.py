@@ -126,18 +126,19 @@ def main(argv=None):
     from oneshot_nas.machine import describe_machine
     row, flops, blocks, channels = median_row()
     tic = time.time()
-    lines = ["%s; %d workers; total batch %d in every mode; %s" % (
-        describe_machine(), args.workers, TOTAL_BATCH, command_line("bench_parallel.py",
-                                                                    sys.argv[1:] if argv is None
-                                                                    else argv)), ""]
+    lines = ["## Data-parallel CPU training (bench/bench_parallel.py)", "",
+             "Measured on its own, nothing else running: %s; %d workers; total batch %d in "
+             "every mode; speed from the step records after %d warm-up batches." % (
+                 describe_machine(), args.workers, TOTAL_BATCH, args.warmup), "",
+             command_line("bench_parallel.py", sys.argv[1:] if argv is None else argv), ""]
     for kind in ("supernet", "stand-alone"):
         flags = workload_flags(kind, args.supernet_batches, blocks, channels)
         title = ("Fashion-MNIST supernet (default recipe settings, random widths), %d batches"
                  % args.supernet_batches if kind == "supernet" else
                  "stand-alone table run, row %d (%.0f MFLOPs), one epoch of 10,000 images"
                  % (row, flops))
-        lines += ["## " + title, ""]
-        print(lines[-2], flush=True)
+        lines += ["### " + title, "", "```"]
+        print(lines[-3], flush=True)
         results = {mode: run(mode, args.workers, flags, 0, args.warmup, args.timeout)
                    for mode in MODES}
         base = results["one-process"][0]
@@ -156,7 +157,7 @@ def main(argv=None):
                          "difference %.4f, largest difference between modes (seed 0) %.4f"
                          % (again, abs(again - results["one-process"][1]), spread))
             print(lines[-1], flush=True)
-        lines.append("")
+        lines += ["```", ""]
     lines.append("total time %.0f s" % (time.time() - tic))
     if args.output:
         publish("\n".join(lines), args.output)

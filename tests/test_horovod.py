@@ -208,3 +208,28 @@ def test_a_stuck_worker_fails_the_run_with_both_workers_stacks(tmp_path):
         in text, text[-6000:]
     assert any(line.startswith("[0]<stderr>:") and "in _train_epoch" in line
                for line in text.splitlines()), text[-6000:]
+
+
+OTHER_SEED_ON_RANK_1 = """import os, sys
+from oneshot_nas.cli.train_imagenet import main
+extra = ["--seed", "1"] if os.environ.get("HOROVOD_RANK") == "1" else []
+sys.exit(main(sys.argv[1:] + extra))
+"""
+
+
+@pytest.mark.slow
+def test_workers_that_start_from_other_weights_are_refused(tmp_path):
+    """No per-parameter broadcast: every worker initialises from the seed, and one digest
+    broadcast refuses a worker whose weights differ (here: another --seed) in one line."""
+    wrapper = tmp_path / "other_seed.py"
+    wrapper.write_text(OTHER_SEED_ON_RANK_1)
+    cmd = [HOROVODRUN, "-np", "2", "-H", "localhost:2", "--gloo", sys.executable, str(wrapper),
+           "--horovod", "--dataset", "digits", "--model", "OneShot-S+", "--batch-size", "32",
+           "--no-augment", "-j", "0", "--num-epochs", "1", "--no-progress",
+           "--save-frequency", "0", "--save-dir", str(tmp_path),
+           "--logging-file", str(tmp_path / "log.txt")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIME_LIMIT)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, text[-4000:]
+    assert "[1]<stderr>:train_imagenet.py: error: Horovod worker 1 starts from other weights " \
+           "than rank 0" in text, text[-4000:]

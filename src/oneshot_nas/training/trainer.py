@@ -103,7 +103,7 @@ def make_trainer(net, cfg, iters, ctx, hvd=None, size=1):
     if cfg.dtype != "float32":
         opt_params["multi_precision"] = True
     if hvd is not None:
-        hvd.broadcast_parameters(net.collect_params(), root_rank=0)
+        _check_same_weights(net, hvd)
         return _horovod_trainer(hvd)(net.collect_params(), cfg.optimizer, opt_params)
     # Several devices: the kvstore sums the gradients and every device applies the update
     # itself (update_on_kvstore=False). Updated on the kvstore, every parameter would be
@@ -119,6 +119,25 @@ def make_trainer(net, cfg, iters, ctx, hvd=None, size=1):
         if trainer._params_to_init:
             trainer._init_params()
     return trainer
+
+
+def _check_same_weights(net, hvd):
+    """Every Horovod worker starts from rank 0's weights: all initialise them from one seed (or
+    load one checkpoint), and one broadcast of a digest checks it.
+
+    Horovod's ``broadcast_parameters`` (one asynchronous broadcast per parameter, 1,861 for the
+    supernet) crashed a worker with a segmentation fault inside ``broadcast_`` in 1 of 100
+    two-worker starts here (bench/horovod_start_loop.py); a worker crashed that way used to stay
+    alive without taking part in collectives, which is how a start hangs."""
+    params = [p for _, p in sorted(net._collect_params_with_prefix().items())]
+    digest = sum((i + 1) * float(np.sum(p.list_data()[0].asnumpy(), dtype=np.float64))
+                 for i, p in enumerate(params))
+    local = nd.array([digest], dtype="float64")
+    root = hvd.broadcast(local, root_rank=0, name="initial_weights_digest").asnumpy()[0]
+    if root != digest:
+        raise ValueError("Horovod worker %d starts from other weights than rank 0 (weight "
+                           "digest %r vs %r): every worker must run the same command"
+                           % (hvd.rank(), digest, root))
 
 
 def _fresh(params):
@@ -416,7 +435,11 @@ def _start(cfg):
                 info.num_val, iters, total_batch, size, ",".join(str(c) for c in ctx))
 
     net = build_model(cfg, classes)
+    # every Horovod worker draws the same initial weights (checked when its trainer is made),
+    # then its own random numbers
+    mx.random.seed(cfg.seed)
     net.initialize(mx.init.Xavier(), ctx=ctx)
+    mx.random.seed(cfg.seed + rank)
     if cfg.dtype != "float32":
         net.cast(cfg.dtype)
     return TrainingRun(cfg, net, ctx, train_data, iters, classes, metrics, rank=rank, size=size,
