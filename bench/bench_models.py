@@ -3,7 +3,8 @@
 Prints a markdown table and (with --output) writes it with the machine description. All
 figures come from one run; ratios compare against the masked reference measured in the same
 run, which computes every sampled block at maximum width and masks the unselected channels to
-zero (the earlier port's method). Figures of the earlier port (docs/design.md, section 7) are printed
+zero (the earlier port's method). Figures of the earlier port (docs/design.md, section 7) are
+printed
 beside ours for orientation only: they were measured in another run.
 """
 import argparse

@@ -2,7 +2,8 @@
 
 Prints a markdown table and (with --output FILE) writes it as a markdown section with the
 machine description. All figures come from one run (medians of repeats). The earlier port's
-figures (docs/design.md, section 7) are shown beside ours for orientation only: another run measured them.
+figures (docs/design.md, section 7) are shown beside ours for orientation only: another run
+measured them.
 """
 import argparse
 import os

@@ -1,4 +1,5 @@
-"""calculate_flops.py: the reference figures (docs/design.md) through the command line, exported symbols, bad input."""
+"""calculate_flops.py: the reference figures (docs/design.md) through the command line,
+exported symbols, bad input."""
 import json
 import os
 import subprocess

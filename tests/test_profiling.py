@@ -1,4 +1,5 @@
-"""Profiling: the reference figures of docs/design.md (section 5), lookup table == symbolic count, cache, MicroNet profile."""
+"""Profiling: the reference figures of docs/design.md (section 5), lookup table == symbolic
+count, cache, MicroNet profile."""
 import csv
 import io
 import json

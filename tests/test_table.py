@@ -173,7 +173,8 @@ def test_table_statistics_against_scipy(tmp_path):
 
 
 def test_noise_figures_on_fixed_inputs():
-    # docs/design.md, section 8 (2 digits): 0.28 at K = 8, 0.22 at 12, 0.16 at 20, 0.13 at 30, 0.10 at 50
+    # docs/design.md, section 8 (2 digits): 0.28 at K = 8, 0.22 at 12, 0.16 at 20, 0.13 at 30,
+    # 0.10 at 50
     for k, sd in ((8, 0.28), (12, 0.22), (20, 0.16), (30, 0.13), (50, 0.10)):
         assert tau_null_sd(k) == pytest.approx(sd, abs=0.01)      # design.md truncates
     res = spread_against_noise([[0.80, 0.82], [0.90], [0.85, 0.85], [0.70]])

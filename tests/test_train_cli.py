@@ -1,4 +1,5 @@
-"""train_imagenet.py command line: every flag of docs/design.md (section 6) listed, bad values exit 2 in one line."""
+"""train_imagenet.py command line: every flag of docs/design.md (section 6) listed, bad values
+exit 2 in one line."""
 import re
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import pytest
 
 from oneshot_nas.cli.train_imagenet import build_parser
 
-CONTRACT_FLAGS = """--rec-train --rec-train-idx --rec-val --rec-val-idx --use-rec --data-dir --batch-size
+FLAGS = """--rec-train --rec-train-idx --rec-val --rec-val-idx --use-rec --data-dir --batch-size
 --num-gpus -j --dtype --num-epochs --lr --lr-mode --lr-decay --lr-decay-period --lr-decay-epoch
 --warmup-lr --warmup-epochs --momentum --wd --no-wd --label-smoothing --mixup --mixup-alpha
 --mixup-off-epoch --teacher --temperature --hard-weight --mode --input-size --crop-ratio
@@ -21,7 +22,7 @@ CONTRACT_FLAGS = """--rec-train --rec-train-idx --rec-val --rec-val-idx --use-re
 
 def test_help_lists_every_spec_flag():
     text = build_parser().format_help()
-    for flag in CONTRACT_FLAGS:
+    for flag in FLAGS:
         assert re.search(r"(^|[\s,\[])%s[\s,=\]]" % re.escape(flag), text), flag
 
 

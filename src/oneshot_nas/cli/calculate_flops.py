@@ -1,4 +1,5 @@
-"""``calculate_flops.py``: FLOPs / params of an exported subnet symbol (docs/design.md, sections 5 and 6).
+"""``calculate_flops.py``: FLOPs / params of an exported subnet symbol (docs/design.md,
+sections 5 and 6).
 
 Examples::
 

@@ -1,4 +1,5 @@
-"""``search_supernet.py``: random / genetic subnet search in a trained supernet (docs/design.md, sections 4 and 6)."""
+"""``search_supernet.py``: random / genetic subnet search in a trained supernet
+(docs/design.md, sections 4 and 6)."""
 import sys
 from dataclasses import fields
 

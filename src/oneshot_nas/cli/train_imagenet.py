@@ -1,4 +1,5 @@
-"""``train_imagenet.py``: train the supernet or a fixed subnet (flags: docs/design.md, section 6)."""
+"""``train_imagenet.py``: train the supernet or a fixed subnet (flags: docs/design.md,
+section 6)."""
 import argparse
 import json
 import logging

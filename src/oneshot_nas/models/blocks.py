@@ -202,7 +202,8 @@ def make_stem(layers, use_se):
 
 
 def make_tail(layers, in_channels, use_se, last_conv_after_pooling):
-    """The three tail variants of docs/design.md, section 2, ending with a pooled 1024-wide feature."""
+    """The three tail variants of docs/design.md (section 2), ending with a pooled 1024-wide
+    feature."""
     act = "hswish" if use_se else "relu"
     init = mx.init.Normal(0.01)
     tail = nn.HybridSequential(prefix="tail_")

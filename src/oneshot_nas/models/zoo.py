@@ -1,4 +1,5 @@
-"""Model registry: ``get_model(name, **kwargs)`` and the preset table of docs/design.md, section 5."""
+"""Model registry: ``get_model(name, **kwargs)`` and the preset table of docs/design.md
+(section 5)."""
 from ..search_space import Architecture
 from .subnet import ShuffleNasOneShotFix
 from .supernet import ShuffleNasOneShot

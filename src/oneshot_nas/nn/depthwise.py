@@ -1,6 +1,7 @@
 """Depthwise convolution with two exact fast paths for MXNet 1.9.1 on the CPU.
 
-Both paths compute exactly what ``F.Convolution(..., num_group=channels)`` computes (docs/design.md, section 7):
+Both paths compute exactly what ``F.Convolution(..., num_group=channels)`` computes
+(docs/design.md, section 7):
 
 * **Kernel cropping.** With zero padding, a k x k kernel on an H x W map only ever touches the
   taps that some output position can reach inside the map (the central (2H-1) x (2W-1) taps at

@@ -1,6 +1,7 @@
 """Channel shuffle: the reshape form and a 1x1-convolution form that quantizes better.
 
-Both produce the channel order of docs/design.md (section 2): reshape to (N, 2, C/2, H, W), swap axes 1 and
+Both produce the channel order of docs/design.md (section 2): reshape to (N, 2, C/2, H, W),
+swap axes 1 and
 2, reshape back. The convolution form multiplies by a fixed permutation matrix, so MKLDNN can
 quantize it like any other convolution instead of falling back to float for reshape/transpose.
 """

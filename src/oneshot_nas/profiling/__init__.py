@@ -1,4 +1,5 @@
-"""Profiling: FLOPs / params of symbol graphs (docs/design.md, section 5), lookup tables, MicroNet scores."""
+"""Profiling: FLOPs / params of symbol graphs (docs/design.md, section 5), lookup tables,
+MicroNet scores."""
 from .graph import load_symbol, parse_data_shapes
 from .symbolic import (DEFAULT_MODEL_CONFIG, MODEL_CONFIG_KEYS, LayerCount, SymbolCount,
                        build_symbol, count_symbol, count_symbol_file)

@@ -1,6 +1,7 @@
 """A parsed MXNet symbol graph with the shape of every tensor, inferred once for the whole graph.
 
-Both counters (:mod:`.symbolic` for the FLOPs / params of docs/design.md and :mod:`.micronet` for the
+Both counters (:mod:`.symbolic` for the FLOPs / params of docs/design.md and :mod:`.micronet`
+for the
 MicroNet profile) walk the nodes of this one structure instead of asking MXNet for shapes layer
 by layer, which is what made the earlier port slow.
 """

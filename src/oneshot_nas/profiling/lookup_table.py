@@ -95,7 +95,8 @@ def _count_parts(parts, data_shape):
 class LookupTable:
     """FLOPs and params of every part of the search space for one model configuration.
 
-    Counts follow docs/design.md (section 5) without ReLU and BN (``-norelubn``), the convention of every
+    Counts follow docs/design.md (section 5) without ReLU and BN (``-norelubn``), the
+    convention of every
     FLOPs constraint; the counts including ReLU and BN are kept too.
 
     Use :meth:`load_or_build`; the constructor takes already counted arrays.

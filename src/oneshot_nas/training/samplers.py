@@ -150,9 +150,9 @@ class ConstrainedRandomSampler(UniformSampler):
 
 
 class StrollingEvolutionSampler(ConstrainedRandomSampler):
-    """Strolling evolution (docs/design.md, section 4): a small genetic pool walks the FLOPs range of the
-    box in ``cuts`` bins up and down, emitting alternately the largest- and smallest-params
-    child of each generation, so that samples cover the whole box."""
+    """Strolling evolution (docs/design.md, section 4): a small genetic pool walks the FLOPs
+    range of the box in ``cuts`` bins up and down, emitting alternately the largest- and
+    smallest-params child of each generation, so that samples cover the whole box."""
 
     def __init__(self, flops_params_many, box, parents=5, children=10, mutate=0.1, cuts=7,
                  **kwargs):

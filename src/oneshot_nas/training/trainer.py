@@ -20,8 +20,8 @@ from ..search_space import Architecture
 from .checkpoint import (CheckpointError, check_writable_dir, latest_checkpoint, load_meta,
                          load_trainer_states, remove_partial_files, remove_replaced_best,
                          restore_rng, save_checkpoint, save_parameters)
-from .config import TrainConfig
 from . import watchdog
+from .config import TrainConfig
 from .samplers import ConstraintBox, Prefetcher, make_sampler
 
 __all__ = ["train", "TrainingRun", "build_model", "make_lr_scheduler", "make_trainer",
@@ -136,8 +136,8 @@ def _check_same_weights(net, hvd):
     root = hvd.broadcast(local, root_rank=0, name="initial_weights_digest").asnumpy()[0]
     if root != digest:
         raise ValueError("Horovod worker %d starts from other weights than rank 0 (weight "
-                           "digest %r vs %r): every worker must run the same command"
-                           % (hvd.rank(), digest, root))
+                         "digest %r vs %r): every worker must run the same command"
+                         % (hvd.rank(), digest, root))
 
 
 def _fresh(params):
@@ -205,8 +205,8 @@ def _horovod_trainer(hvd):
 def constraint_counter(cfg, method=None):
     """Vectorised ``(blocks, channels) -> (mflops, mparams)`` of the configured search space.
 
-    Constraints are in ImageNet units (224 px, 1000 classes) (docs/design.md, section 4), whatever
-    the training resolution, so that ``flops-330-params-5.0`` means the same everywhere.
+    Constraints are in ImageNet units (224 px, 1000 classes; docs/design.md, section 4),
+    whatever the training resolution, so that ``flops-330-params-5.0`` means the same everywhere.
     """
     from ..profiling import LookupTable, count_flops_params
     method = method or cfg.flop_param_method
