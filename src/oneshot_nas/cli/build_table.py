@@ -31,7 +31,8 @@ def build_parser():
     t = p.add_argument_group("table")
     t.add_argument("--output", default=DEFAULT_TABLE, help="table JSON (resumed if present)")
     t.add_argument("--cache-file", default=None, help="runs cache (default <output>.runs.json)")
-    t.add_argument("-k", "--num-archs", type=int, default=spec.k)
+    t.add_argument("-k", "--num-archs", type=int, default=spec.k,
+                   help="architectures (rows) in the table")
     t.add_argument("--seed", type=int, default=spec.seed, help="architecture sampling")
     t.add_argument("--max-flops", type=float, default=None,
                    help="sample under this many MFLOPs (224 px units); default: the whole space")
@@ -53,17 +54,22 @@ def build_parser():
     t.add_argument("--rows", default=None, help=argparse.SUPPRESS)
 
     g = p.add_argument_group("stand-alone protocol")
-    g.add_argument("--dataset", default=d.dataset, choices=DATASETS)
-    g.add_argument("--train-subset", type=int, default=d.train_subset)
+    g.add_argument("--dataset", default=d.dataset, choices=DATASETS,
+                   help="data set of the stand-alone runs")
+    g.add_argument("--train-subset", type=int, default=d.train_subset,
+                   help="stratified training images per run, a multiple of 10 (0: all)")
     add_protocol_arguments(g, d)
     g.add_argument("--val-interval", type=int, default=d.val_interval,
                    help="also test every N epochs (the curve stored with each run)")
-    g.add_argument("--no-augment", action="store_true")
-    g.add_argument("--label-smoothing", action="store_true")
-    g.add_argument("--channels-layout", default=d.channels_layout, choices=sorted(CHANNEL_LAYOUTS))
-    g.add_argument("--no-se", dest="use_se", action="store_false")
+    g.add_argument("--no-augment", action="store_true", help="no training augmentation")
+    g.add_argument("--label-smoothing", action="store_true", help="label smoothing 0.1")
+    g.add_argument("--channels-layout", default=d.channels_layout,
+                   choices=sorted(CHANNEL_LAYOUTS), help="stage widths of the architectures")
+    g.add_argument("--no-se", dest="use_se", action="store_false",
+                   help="architectures without squeeze-and-excitation (default: with)")
     g.add_argument("--no-last-conv-after-pooling", dest="last_conv_after_pooling",
-                   action="store_false")
+                   action="store_false",
+                   help="architectures with the last conv before pooling (default: after)")
     g.add_argument("--max-batches-per-epoch", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--logging-file", default=None, help="default: <output>.log")
     return p

@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 
-from .common import OneLineParser, command, run_parsed
+from .common import OneLineParser, command, new_parser, run_parsed
 
 __all__ = ["main", "build_parser"]
 
@@ -26,9 +26,9 @@ def build_parser():
     from ..models.zoo import PRESETS
     from ..search_space import CHANNEL_LAYOUTS
 
-    parser = OneLineParser(prog=PROG, description="FLOPs and parameters of a subnet symbol graph, "
-                     "counted by the rules of docs/design.md (section 5); optionally its "
-                     "MicroNet-challenge profile and scores.")
+    parser = new_parser("FLOPs and parameters of a subnet symbol graph, counted by the rules of "
+                        "docs/design.md (section 5); optionally its MicroNet-challenge profile "
+                        "and scores.", prog=PROG, parser_class=OneLineParser)
     graph = parser.add_argument_group("graph to count (an exported symbol, or a model built "
                                       "and exported into a temporary directory)")
     graph.add_argument("-s", "--symbol-path", default=None,

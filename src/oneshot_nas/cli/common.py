@@ -39,10 +39,19 @@ _FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
 # -- parsers ----------------------------------------------------------------------------------
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every valued flag's help ends with its default; an on / off switch's does not (``--no-x
+    (default: True)`` would read backwards)."""
+
+    def _get_help_string(self, action):
+        if action.nargs == 0:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def new_parser(description, prog=None, parser_class=argparse.ArgumentParser):
-    """A parser that shows every flag's default in ``--help``."""
-    return parser_class(prog=prog, description=description,
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    """A parser that shows every valued flag's default in ``--help``."""
+    return parser_class(prog=prog, description=description, formatter_class=_DefaultsFormatter)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -182,7 +191,8 @@ def add_data_source_arguments(group):
                             "~/.mxnet/datasets/fashion-mnist)" % (DEFAULT_IMAGENET_DIR, DEBIAN_DIR))
     for flag, name in (("--rec-train", "train.rec"), ("--rec-train-idx", "train.idx"),
                        ("--rec-val", "val.rec"), ("--rec-val-idx", "val.idx")):
-        group.add_argument(flag, default=os.path.expanduser(os.path.join(_REC, name)))
+        group.add_argument(flag, default=os.path.expanduser(os.path.join(_REC, name)),
+                           help="ImageNet RecordIO file %s (with --use-rec)" % name)
     group.add_argument("--use-rec", action="store_true", help="read ImageNet from RecordIO")
 
 
@@ -190,10 +200,13 @@ def add_input_arguments(group):
     """``--input-size``, ``--crop-ratio`` and ``--train-subset``."""
     group.add_argument("--input-size", type=int, default=None,
                        help="default 224 (ImageNet) or 32 (digits, fashion-mnist)")
-    group.add_argument("--crop-ratio", type=float, default=0.875)
+    group.add_argument("--crop-ratio", type=float, default=0.875,
+                       help="ImageNet validation: centre crop of this share of the resized "
+                            "short side")
     group.add_argument("--train-subset", type=int, default=0, metavar="N",
                        help="fashion-mnist: train on a fixed stratified subset of N training "
-                            "images (0: all that the held-out split leaves)")
+                            "images, a multiple of 10 (the same count of every class; 0: all "
+                            "that the held-out split leaves)")
 
 
 def fill_data_defaults(values):
@@ -215,9 +228,12 @@ def data_group(parser):
 def add_model_arguments(group):
     """The supernet's shape: ``--channels-layout``, ``--use-se``, ``--last-conv-after-pooling``
     (the fields of :class:`oneshot_nas.config.ModelConfig`)."""
-    group.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS))
-    group.add_argument("--use-se", action="store_true")
-    group.add_argument("--last-conv-after-pooling", action="store_true")
+    group.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS),
+                       help="stage widths: OneShot 64/160/320/640, ShuffleNetV2+ 48/128/256/512")
+    group.add_argument("--use-se", action="store_true",
+                       help="squeeze-and-excitation in stages 2-3 and hard-swish activations")
+    group.add_argument("--last-conv-after-pooling", action="store_true",
+                       help="the 1024-wide last conv after global pooling (MobileNetV3 style)")
 
 
 def add_subnet_arguments(group, shuffle_help):
@@ -230,9 +246,12 @@ def add_subnet_arguments(group, shuffle_help):
     group.add_argument("--block-choices", default=None, help="20 comma-separated block choices")
     group.add_argument("--channel-choices", default=None,
                        help="20 comma-separated channel choices")
-    group.add_argument("--channels-layout", default=None, choices=sorted(CHANNEL_LAYOUTS))
-    group.add_argument("--use-se", action="store_true", default=None)
-    group.add_argument("--last-conv-after-pooling", action="store_true", default=None)
+    group.add_argument("--channels-layout", default=None, choices=sorted(CHANNEL_LAYOUTS),
+                       help="stage widths (None: the preset's or the params file's)")
+    group.add_argument("--use-se", action="store_true", default=None,
+                       help="squeeze-and-excitation (None: the preset's or the params file's)")
+    group.add_argument("--last-conv-after-pooling", action="store_true", default=None,
+                       help="last conv after pooling (None: the preset's or the params file's)")
     group.add_argument("--classes", type=int, default=None,
                        help="default: read from the classifier in --params, else 1000")
     group.add_argument("--shuffle-method", default="reshape", choices=["reshape", "conv"],
@@ -249,7 +268,9 @@ def add_size_constraint_arguments(group, max_flops=None):
     from ..search.algorithms import COMPARISON_MODELS
     group.add_argument("--max-flops", type=float, default=max_flops, help="absolute MFLOPs limit")
     group.add_argument("--max-params", type=float, default=None, help="absolute M params limit")
-    group.add_argument("--comparison-model", default=None, choices=sorted(COMPARISON_MODELS))
+    group.add_argument("--comparison-model", default=None, choices=sorted(COMPARISON_MODELS),
+                       help="the reference of --flop-max, --param-max and "
+                            "--normalised-score-max")
     group.add_argument("--flop-max", type=float, default=None,
                        help="FLOPs limit as a multiple of the comparison model's")
     group.add_argument("--param-max", type=float, default=None,
@@ -258,14 +279,23 @@ def add_size_constraint_arguments(group, max_flops=None):
                        help="limit of 0.5 F/F_ref + 0.5 P/P_ref (1.0 = the comparison model)")
 
 
+_PROTOCOL_HELP = {"epochs": "stand-alone runs' epochs",
+                  "lr": "stand-alone runs' learning rate (cosine schedule)",
+                  "batch-size": "stand-alone runs' batch size (images)",
+                  "warmup-epochs": "stand-alone runs' linear warm-up (epochs)",
+                  "wd": "stand-alone runs' weight decay (none on BN and biases)"}
+
+
 def add_protocol_arguments(group, defaults, prefix="--"):
     """The stand-alone recipe's flags (``<prefix>epochs``, ``lr``, ``batch-size``,
     ``warmup-epochs``, ``wd``, ``optimizer``), their defaults from the protocol ``defaults``."""
     for name, kind in (("epochs", int), ("lr", float), ("batch-size", int),
                        ("warmup-epochs", int), ("wd", float)):
         group.add_argument(prefix + name, type=kind,
-                           default=getattr(defaults, name.replace("-", "_")))
-    group.add_argument(prefix + "optimizer", default=defaults.optimizer, choices=OPTIMIZERS)
+                           default=getattr(defaults, name.replace("-", "_")),
+                           help=_PROTOCOL_HELP[name])
+    group.add_argument(prefix + "optimizer", default=defaults.optimizer, choices=OPTIMIZERS,
+                       help="stand-alone runs' optimizer")
 
 
 def add_standalone_arguments(parser):

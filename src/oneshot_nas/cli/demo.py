@@ -24,13 +24,14 @@ runs nor a "winner beats random" verdict can be measured there within minutes. T
 evidence is the Fashion-MNIST ground-truth table and ``rank_check --benchmark``
 (docs/ranking.md); a Fashion-MNIST supernet worth scoring takes longer than the demo's budget.
 """
-import argparse
 import json
 import os
 import shlex
 import subprocess
 import sys
 import time
+
+from .common import new_parser
 
 __all__ = ["main", "RANKING_NOTE"]
 
@@ -97,18 +98,25 @@ def _last_json(text):
     raise SystemExit("expected a JSON line in the output")
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser():
+    p = new_parser(__doc__.splitlines()[0])
     p.add_argument("--fast", action="store_true", default=os.environ.get("DEMO_FAST") == "1",
                    help="short smoke run (also DEMO_FAST=1)")
-    p.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "0")))
+    p.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "0")),
+                   help="seed of every random choice (also SEED=n)")
     p.add_argument("--work-dir", default=os.environ.get("DEMO_DIR", "demo_run"),
-                   help="checkpoints and search results")
-    p.add_argument("--log-dir", default=os.environ.get("LOG_DIR", "logs"))
-    p.add_argument("--plot-dir", default=os.environ.get("PLOT_DIR", "docs/demo"))
+                   help="checkpoints and search results (also DEMO_DIR)")
+    p.add_argument("--log-dir", default=os.environ.get("LOG_DIR", "logs"),
+                   help="logs and the summary (also LOG_DIR)")
+    p.add_argument("--plot-dir", default=os.environ.get("PLOT_DIR", "docs/demo"),
+                   help="figures (also PLOT_DIR)")
     p.add_argument("--max-flops", type=float, default=300.0,
                    help="FLOPs limit of the search (MFLOPs at 224 px, 1000 classes)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
 
     root = os.getcwd()
     for d in (args.work_dir, args.log_dir, args.plot_dir):

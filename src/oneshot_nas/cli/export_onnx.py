@@ -62,7 +62,8 @@ def build_parser(prog=PROG):
     c = p.add_argument_group("check against MXNet")
     c.add_argument("--no-check", dest="check", action="store_false",
                    help="only write the model (onnx.checker still runs)")
-    c.add_argument("--check-batch-sizes", type=_ints, default=[1, 7])
+    c.add_argument("--check-batch-sizes", type=_ints, default=[1, 7],
+                   help="comma-separated batch sizes run through both runtimes")
     c.add_argument("--check-sizes", type=_ints, default=[32, 64], help="image sizes, px")
     c.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest accepted max|onnx - mxnet| / max|mxnet|")

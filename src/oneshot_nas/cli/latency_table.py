@@ -13,12 +13,13 @@ def build_parser():
     p = new_parser(__doc__.splitlines()[0], prog="latency_table")
     g = p.add_argument_group("model")
     add_model_arguments(g)
-    g.add_argument("--input-size", type=int, default=224)
-    g.add_argument("--classes", type=int, default=1000)
+    g.add_argument("--input-size", type=int, default=224, help="image size (px)")
+    g.add_argument("--classes", type=int, default=1000, help="classifier outputs")
     t = p.add_argument_group("timing")
-    t.add_argument("--batch-size", type=int, default=1)
-    t.add_argument("--warmup", type=int, default=5)
-    t.add_argument("--repeats", type=int, default=20)
+    t.add_argument("--batch-size", type=int, default=1, help="images per timed call")
+    t.add_argument("--warmup", type=int, default=5, help="untimed calls per block")
+    t.add_argument("--repeats", type=int, default=20,
+                   help="timed calls per block (median reported)")
     t.add_argument("--check", type=int, default=10, help="random subnets to check against")
     t.add_argument("--output", required=True, help="JSON file to write")
     return p

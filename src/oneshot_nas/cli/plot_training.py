@@ -2,21 +2,21 @@
 
 ``python -m oneshot_nas.cli.plot_training logs/shufflenas_supernet.jsonl --output-dir docs``
 """
-import argparse
 import os
 import sys
 
-from .common import command, start
+from .common import command, new_parser, start
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = new_parser(__doc__.splitlines()[0])
     p.add_argument("metrics", help="JSON-lines metrics file written by train_imagenet.py")
     p.add_argument("--output-dir", default=".", help="where to write the PNGs")
-    p.add_argument("--title", default=None)
+    p.add_argument("--title", default=None, help="figure title (default: the log's name)")
     p.add_argument("--train-upper-constraints", default=None,
                    help="draw this box on the coverage plot, e.g. flops-330-params-5.0")
-    p.add_argument("--train-bottom-constraints", default=None)
+    p.add_argument("--train-bottom-constraints", default=None,
+                   help="draw this constraint box's lower corner, e.g. flops-190-params-2.8")
     return p
 
 

@@ -55,8 +55,10 @@ def build_parser(prog=PROG):
                    help="mxnet runs the symbol; onnxruntime runs --onnx, or PREFIX.onnx with "
                         "--model-prefix (default: onnxruntime with --onnx, else mxnet)")
     pre = p.add_argument_group("preprocessing (default: <prefix>-deploy.json, else ImageNet)")
-    pre.add_argument("--input-size", type=int, default=None)
-    pre.add_argument("--crop-ratio", type=float, default=None)
+    pre.add_argument("--input-size", type=int, default=None,
+                       help="image size (px; default: the model's deploy record)")
+    pre.add_argument("--crop-ratio", type=float, default=None,
+                       help="centre crop share (default: the model's deploy record)")
     pre.add_argument("--style", default=None, choices=["imagenet", "digits", "fashion-mnist"],
                      help="validation pipeline: resize + centre crop, digits (resize), or "
                           "fashion-mnist (zero-pad 28 -> 32 px)")
@@ -64,8 +66,8 @@ def build_parser(prog=PROG):
     pre.add_argument("--std", type=_floats, default=None, help="R,G,B on the 0..255 scale")
     pre.add_argument("--synset", default=None, help="text file with one class name per line")
     o = p.add_argument_group("output")
-    o.add_argument("--topk", type=int, default=5)
-    o.add_argument("--batch-size", type=int, default=32)
+    o.add_argument("--topk", type=int, default=5, help="classes printed per image")
+    o.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     o.add_argument("--json", action="store_true", help="one JSON object per image")
     return p
 

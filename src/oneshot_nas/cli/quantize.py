@@ -42,20 +42,23 @@ def build_parser(prog=PROG):
                    help="no --params: random weights (speed measurements only)")
 
     d = p.add_argument_group("data (calibration: training split; evaluation: validation split)")
-    d.add_argument("--dataset", default="imagenet", choices=DATASETS)
+    d.add_argument("--dataset", default="imagenet", choices=DATASETS,
+                   help="calibration and evaluation data")
     d.add_argument("--data-dir", default=None,
                    help="ImageNet-style folder with train/, val/; fashion-mnist: the folder of "
                         "its IDX files (default: Debian's)")
     d.add_argument("--use-rec", action="store_true", help="read --rec-* RecordIO files")
-    d.add_argument("--rec-train", default=None)
-    d.add_argument("--rec-train-idx", default=None)
-    d.add_argument("--rec-val", default=None)
-    d.add_argument("--rec-val-idx", default=None)
+    d.add_argument("--rec-train", default=None, help="RecordIO training file (calibration)")
+    d.add_argument("--rec-train-idx", default=None, help="its index file")
+    d.add_argument("--rec-val", default=None, help="RecordIO validation file (--eval)")
+    d.add_argument("--rec-val-idx", default=None, help="its index file")
     d.add_argument("--input-size", type=int, default=None,
                    help="default 32 for digits and fashion-mnist, else 224")
-    d.add_argument("--crop-ratio", type=float, default=0.875)
+    d.add_argument("--crop-ratio", type=float, default=0.875,
+                   help="validation centre crop share of the resized short side")
     d.add_argument("--batch-size", type=int, default=32, help="calibration / evaluation batch")
-    d.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=2)
+    d.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=2,
+                   help="data-loading worker processes")
 
     q = p.add_argument_group("quantization")
     q.add_argument("--calib-mode", default="naive",
@@ -77,7 +80,8 @@ def build_parser(prog=PROG):
                    help="top-1 / top-5 of every variant on the validation split")
     e.add_argument("--speed", action="store_true",
                    help="throughput and batch-1 latency of every variant")
-    e.add_argument("--bench-batch-size", type=int, default=32)
+    e.add_argument("--bench-batch-size", type=int, default=32,
+                   help="batch of the speed measurement (images)")
     e.add_argument("--repeats", type=int, default=5, help="timed rounds (median reported)")
     e.add_argument("--eval-json", default=None, help="default: <quantized prefix>-eval.json")
 
@@ -85,8 +89,9 @@ def build_parser(prog=PROG):
     o.add_argument("--output-dir", default=None, help="default: the folder of --params")
     o.add_argument("--prefix", default=None,
                    help="file prefix (default: the model name or the symbol file's prefix)")
-    o.add_argument("--logging-file", default=None)
-    o.add_argument("--no-progress", dest="progress", action="store_false")
+    o.add_argument("--logging-file", default=None, help="text log (default: none)")
+    o.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bars")
     return p
 
 

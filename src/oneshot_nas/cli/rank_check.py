@@ -37,14 +37,17 @@ def build_parser():
     m.add_argument("--score-all-rows", action="store_true",
                    help="--benchmark: also score rows whose stand-alone runs are not finished "
                         "(cached in output-dir/supernet_scores.npz for a later rerun)")
-    m.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS))
+    m.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS),
+                   help="the supernet's stage widths")
     m.add_argument("--use-se", action="store_true",
                    help="the supernet has SE modules (trained with --use-se)")
     m.add_argument("--no-last-conv-after-pooling", dest="last_conv_after_pooling",
-                   action="store_false")
+                   action="store_false",
+                   help="a supernet with the last conv before pooling (default: after)")
     m.add_argument("--holdout-search", type=int, default=None, metavar="N",
                    help="held-out images to score on (default: the supernet's, from its JSON)")
-    m.add_argument("--update-bn-images", type=int, default=1024)
+    m.add_argument("--update-bn-images", type=int, default=1024,
+                   help="training images for every scored subnet's BN recalibration")
     m.add_argument("--batch-size", type=int, default=128, help="scoring batch size")
     m.add_argument("--score", default="auto", choices=["auto", "acc", "loss"],
                    help="primary supernet score; auto: the less noisy of held-out accuracy "
@@ -52,7 +55,8 @@ def build_parser():
 
     s = p.add_argument_group("architectures (constraints in MFLOPs / M params at 224 px, "
                              "1000 classes, as in the search)")
-    s.add_argument("-k", "--num-archs", type=int, default=12)
+    s.add_argument("-k", "--num-archs", type=int, default=12,
+                   help="architectures sampled and trained (without --benchmark)")
     add_size_constraint_arguments(s, max_flops=300.0)
     s.add_argument("--seed", type=int, default=0, help="architecture sampling and bootstrap")
 
@@ -62,7 +66,8 @@ def build_parser():
     r.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
     r.add_argument("--min-spread", type=float, default=5.0,
                    help="warn when stand-alone accuracies spread over fewer points")
-    r.add_argument("--output-dir", default="rank_check")
+    r.add_argument("--output-dir", default="rank_check",
+                   help="folder of rank_check.json, the scatter and the log")
     r.add_argument("--logging-file", default=None, help="default: output-dir/rank_check.log")
     return p
 

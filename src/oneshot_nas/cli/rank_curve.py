@@ -5,12 +5,11 @@ checkpoint; the step count comes from the JSON the trainer writes beside each ``
 plots tau with its bootstrap interval against the steps, beside what ranking by FLOPs alone
 gives and the table's seed-to-seed tau (the ceiling).
 """
-import argparse
 import json
 import os
 import sys
 
-from .common import command, start
+from .common import command, new_parser, start
 
 __all__ = ["build_parser", "main", "rank_curve"]
 
@@ -81,8 +80,8 @@ def rank_curve(paths, output, steps=None):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m oneshot_nas.cli.rank_curve",
-                                description="Kendall tau against supernet training steps.")
+    p = new_parser("Kendall tau against supernet training steps.",
+                   prog="python -m oneshot_nas.cli.rank_curve")
     p.add_argument("results", nargs="+", help="rank_check.json files (rank_check --benchmark)")
     p.add_argument("--output", default="rank_curve.png", help="PNG (and JSON beside it)")
     p.add_argument("--steps", default=None,

@@ -14,8 +14,10 @@ def build_parser():
     from ..search.algorithms import SEARCH_SCORES
     p = new_parser("Search subnets of a trained SPOS supernet (BN recalibration per candidate).")
     d = data_group(p)
-    d.add_argument("--batch-size", type=int, default=128)
-    d.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4)
+    d.add_argument("--batch-size", type=int, default=128,
+                   help="images per batch of recalibration and scoring")
+    d.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4,
+                   help="data-loading worker processes (0: load in the search process)")
     add_input_arguments(d)
     d.add_argument("--num-gpus", type=int, default=0, help="evaluate on gpu(0)")
     d.add_argument("--devices", default=None, metavar="LIST",
@@ -27,17 +29,23 @@ def build_parser():
     add_model_arguments(m)
 
     s = p.add_argument_group("search")
-    s.add_argument("--search-mode", default="genetic", choices=["random", "genetic"])
+    s.add_argument("--search-mode", default="genetic", choices=["random", "genetic"],
+                   help="random sampling or the genetic search (as many candidates either way)")
     s.add_argument("--search-iters", type=int, default=20,
                    help="generations (genetic) or candidates (random)")
-    s.add_argument("--population-size", type=int, default=50)
-    s.add_argument("--retain-length", type=int, default=10)
-    s.add_argument("--random-select", type=float, default=0.1)
-    s.add_argument("--mutate-chance", type=float, default=0.1)
+    s.add_argument("--population-size", type=int, default=50,
+                   help="candidates per generation")
+    s.add_argument("--retain-length", type=int, default=10,
+                   help="best candidates kept as parents of the next generation")
+    s.add_argument("--random-select", type=float, default=0.1,
+                   help="probability of keeping each other candidate as a parent too")
+    s.add_argument("--mutate-chance", type=float, default=0.1,
+                   help="probability of mutating each gene of a child")
     s.add_argument("--fixed-block-choices", default=None, help="search channels only")
     s.add_argument("--fixed-channel-choices", default=None, help="search blocks only")
-    s.add_argument("--topk", type=int, default=3)
-    s.add_argument("--update-bn-images", type=int, default=20000)
+    s.add_argument("--topk", type=int, default=3, help="best candidates reported")
+    s.add_argument("--update-bn-images", type=int, default=20000,
+                   help="training images for every candidate's BN recalibration")
     s.add_argument("--bn-group-size", type=int, default=32,
                    help="images per BN recalibration group (defines the statistics)")
     s.add_argument("--holdout-search", type=int, default=None, metavar="N",
@@ -48,10 +56,12 @@ def build_parser():
                    help="scoring images per candidate (default all)")
     s.add_argument("--cache-mb", type=int, default=2048,
                    help="keep validation images in memory up to this size")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of the search's random choices")
 
     o = p.add_argument_group("objective and constraints (MFLOPs / M params at 224 px, 1000 classes)")
-    o.add_argument("--search-target", default="acc", choices=["acc", "balanced_flop_acc"])
+    o.add_argument("--search-target", default="acc", choices=["acc", "balanced_flop_acc"],
+                   help="fitness: the score, or score - ratio x normalised size "
+                        "(needs --comparison-model)")
     o.add_argument("--search-score", default="acc", choices=list(SEARCH_SCORES),
                    help="the supernet score the objective uses: held-out top-1, or held-out "
                         "cross-entropy (as exp(-loss), larger is better; less noisy, see "
@@ -65,11 +75,13 @@ def build_parser():
     o.add_argument("--hard-latency", action="store_true", help="hard latency constraint")
 
     r = p.add_argument_group("outputs")
-    r.add_argument("--output-dir", default="search_results")
+    r.add_argument("--output-dir", default="search_results",
+                   help="folder of search_results.json, the checkpoint and the plots")
     r.add_argument("--resume", action="store_true", help="continue from output-dir's checkpoint")
     r.add_argument("--export-best", default=None, help="export the best subnet to this folder")
     r.add_argument("--logging-file", default=None, help="default: output-dir/search.log")
-    r.add_argument("--no-progress", dest="progress", action="store_false")
+    r.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar (a log line per candidate)")
     return p
 
 

@@ -1,6 +1,5 @@
 """``train_imagenet.py``: train the supernet or a fixed subnet (flags: docs/design.md,
 section 6)."""
-import argparse
 import json
 import logging
 import os
@@ -26,7 +25,8 @@ def build_parser():
                    help="train on these devices instead, e.g. gpu:2,gpu:3 or cpu:0,cpu:1 (every "
                         "batch is split between them, kvstore device; --batch-size is per "
                         "device)")
-    d.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4)
+    d.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4,
+                   help="data-loading worker processes (0: load in the training process)")
     add_input_arguments(d)
     d.add_argument("--reduced-dataset-scale", type=int, default=1,
                    help="train on 1/k of the training set")
@@ -43,23 +43,31 @@ def build_parser():
     m.add_argument("--channel-choices", default=None,
                    help="20 comma-separated channel choices 0..9")
     add_model_arguments(m)
-    m.add_argument("--mode", default="hybrid", choices=["hybrid", "imperative"])
-    m.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    m.add_argument("--mode", default="hybrid", choices=["hybrid", "imperative"],
+                   help="hybrid: cached graphs (a fixed subnet is exported at the end)")
+    m.add_argument("--dtype", default="float32", choices=["float32", "float16"],
+                   help="training precision (float16 needs GPUs)")
 
     s = p.add_argument_group("supernet")
-    s.add_argument("--use-all-blocks", action="store_true")
+    s.add_argument("--use-all-blocks", action="store_true",
+                   help="average the outputs of all four choice blocks of every layer")
     s.add_argument("--affine-free-bn", action="store_true",
                    help="choice-block BatchNorm without gamma / beta (the official SPOS supernet)")
-    s.add_argument("--use-all-channels", action="store_true")
+    s.add_argument("--use-all-channels", action="store_true",
+                   help="always train at full width (no channel selection)")
     s.add_argument("--epoch-start-cs", type=int, default=0,
                    help="first epoch with channel selection")
     s.add_argument("--cs-warm-up", action="store_true", help="widen the channel range gradually")
     s.add_argument("--ignore-first-two-cs", action="store_true", help="never sample 0.2x / 0.4x")
     s.add_argument("--train-upper-constraints", default=None, help="e.g. flops-330-params-5.0")
     s.add_argument("--train-bottom-constraints", default=None, help="e.g. flops-190-params-2.8")
-    s.add_argument("--train-constraint-method", default=None, choices=["random", "evolution"])
+    s.add_argument("--train-constraint-method", default=None, choices=["random", "evolution"],
+                   help="how paths inside the constraint box are drawn: rejection (random) or "
+                        "strolling evolution (default with a box: random)")
     s.add_argument("--flop-param-method", default="lookup_table",
-                   choices=["lookup_table", "symbol"])
+                   choices=["lookup_table", "symbol"],
+                   help="how sampled paths' MFLOPs / M params are counted (the lookup table is "
+                        "exact and about 10^5 times faster)")
     s.add_argument("--update-bn-images", type=int, default=20000,
                    help="training images for BN recalibration before supernet validation")
     s.add_argument("--val-subnets", type=int, default=1,
@@ -68,20 +76,26 @@ def build_parser():
                    help="validate every N epochs (and after the last one)")
 
     o = p.add_argument_group("optimisation")
-    o.add_argument("--num-epochs", type=int, default=120)
+    o.add_argument("--num-epochs", type=int, default=120, help="training epochs (>= 1)")
     o.add_argument("--lr", type=float, default=0.1, help="per worker; scaled by Horovod size")
-    o.add_argument("--optimizer", default="nag", choices=OPTIMIZERS)
-    o.add_argument("--lr-mode", default="cosine", choices=["step", "poly", "cosine"])
-    o.add_argument("--lr-decay", type=float, default=0.1)
-    o.add_argument("--lr-decay-period", type=int, default=0)
-    o.add_argument("--lr-decay-epoch", default="40,60")
-    o.add_argument("--warmup-lr", type=float, default=0.0)
-    o.add_argument("--warmup-epochs", type=int, default=0)
-    o.add_argument("--momentum", type=float, default=0.9)
-    o.add_argument("--wd", type=float, default=1e-4)
+    o.add_argument("--optimizer", default="nag", choices=OPTIMIZERS, help="optimizer")
+    o.add_argument("--lr-mode", default="cosine", choices=["step", "poly", "cosine"],
+                   help="learning-rate schedule after the warm-up")
+    o.add_argument("--lr-decay", type=float, default=0.1,
+                   help="step schedule: factor at every decay epoch")
+    o.add_argument("--lr-decay-period", type=int, default=0,
+                   help="step schedule: decay every N epochs (0: at --lr-decay-epoch)")
+    o.add_argument("--lr-decay-epoch", default="40,60",
+                   help="step schedule: comma-separated decay epochs")
+    o.add_argument("--warmup-lr", type=float, default=0.0,
+                   help="learning rate at the start of the linear warm-up")
+    o.add_argument("--warmup-epochs", type=int, default=0, help="linear warm-up (epochs)")
+    o.add_argument("--momentum", type=float, default=0.9, help="SGD / NAG momentum")
+    o.add_argument("--wd", type=float, default=1e-4, help="weight decay")
     o.add_argument("--no-wd", action="store_true", help="no weight decay on BN and biases")
-    o.add_argument("--label-smoothing", action="store_true")
-    o.add_argument("--mixup", action="store_true")
+    o.add_argument("--label-smoothing", action="store_true",
+                   help="label smoothing 0.1 (GluonCV's)")
+    o.add_argument("--mixup", action="store_true", help="mixup training")
     o.add_argument("--mixup-alpha", type=float, default=None,
                    help="Beta(alpha, alpha) mixing weights; needs --mixup (default %g)"
                         % DEFAULT_MIXUP_ALPHA)
@@ -97,9 +111,12 @@ def build_parser():
                         % DEFAULT_HARD_WEIGHT)
 
     c = p.add_argument_group("checkpoints, logs, distribution")
-    c.add_argument("--save-frequency", type=int, default=10)
-    c.add_argument("--save-dir", default="params")
-    c.add_argument("--resume-epoch", type=int, default=0)
+    c.add_argument("--save-frequency", type=int, default=10,
+                   help="write a checkpoint every N epochs (0: none; a new best always)")
+    c.add_argument("--save-dir", default="params",
+                   help="folder of checkpoints, final weights and the exported symbol")
+    c.add_argument("--resume-epoch", type=int, default=0,
+                   help="with --resume-params and no checkpoint .json: the epoch to go on from")
     c.add_argument("--resume-params", default="",
                    help="weights to start from; with a checkpoint's .json beside it, also that "
                         "checkpoint's epoch and .states (see --resume-states)")
@@ -110,19 +127,23 @@ def build_parser():
                    help="continue from the latest complete checkpoint in --save-dir (it loads "
                         "that checkpoint's .states pickle: use it on your own save folders "
                         "only)")
-    c.add_argument("--log-interval", type=int, default=50)
-    c.add_argument("--logging-file", default="train_imagenet.log")
+    c.add_argument("--log-interval", type=int, default=50,
+                   help="log a line (and a metrics record) every N batches (0: none)")
+    c.add_argument("--logging-file", default="train_imagenet.log", help="text log")
     c.add_argument("--metrics-file", default=None,
                    help="JSON-lines metrics (default: logging file + .jsonl)")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=int, default=0,
+                   help="seed of every random choice (weights, data order, sampled paths)")
     c.add_argument("--horovod", action="store_true", help="launched by horovodrun")
     c.add_argument("--watchdog-seconds", type=int, default=600, metavar="S",
                    help="with --horovod: a worker that finishes no batch (training, "
                         "recalibration or validation) for S seconds prints its threads' stacks "
                         "and exits, and horovodrun stops the others, which print theirs "
-                        "(default 600; 0: no watchdog)")
-    c.add_argument("--no-progress", dest="progress", action="store_false")
-    c.add_argument("--max-batches-per-epoch", type=int, default=0, help=argparse.SUPPRESS)
+                        "(0: no watchdog)")
+    c.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bars (log lines only)")
+    c.add_argument("--max-batches-per-epoch", type=int, default=0, metavar="N",
+                   help="end every epoch after N batches, for tiny smoke runs (0: whole epochs)")
     return p
 
 

@@ -31,7 +31,8 @@ def build_parser():
     add_standalone_arguments(p)
     p.set_defaults(standalone_seeds=None)
     r = p.add_argument_group("outputs")
-    r.add_argument("--output-dir", default="winner_check")
+    r.add_argument("--output-dir", default="winner_check",
+                   help="folder of winner_check.json, the plot and the log")
     r.add_argument("--logging-file", default=None, help="default: output-dir/winner_check.log")
     return p
 
