@@ -162,6 +162,8 @@ SEARCH_CASES = [
     (["--hard-latency"], "--hard-latency needs --target-latency"),
     (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
     (["--population-size", "0"], "--population-size must be >= 1, got 0"),
+    (["--population-size", "2", "--retain-length", "5"],
+     "--retain-length 5 keeps more parents than --population-size 2 has candidates"),
     (["--num-gpus", str(GPUS + 1)], "--num-gpus %d, but this machine has %d GPU(s)"
                                     % (GPUS + 1, GPUS)),
 ]

@@ -60,6 +60,7 @@ def test_preset_with_se_trains_with_se_params():
     (dict(model="ShuffleNas_fixArch", block_choices=S_PLUS[0], use_all_blocks=True),
      "--use-all-blocks only apply to the supernet"),
     (dict(dtype="float16"), "--dtype float16 needs a GPU"),
+    (dict(num_epochs=0), "--num-epochs must be >= 1, got 0"),
 ])
 def test_train_config_refuses_ignored_or_impossible_settings(settings, needle):
     if settings.get("dtype") == "float16" and mx.context.num_gpus():

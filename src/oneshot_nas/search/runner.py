@@ -332,6 +332,9 @@ def run_search(cfg, counter=None):
             raise ValueError("%s must be >= %d, got %d" % (flag, low, value))
     if cfg.val_images is not None and cfg.val_images < 1:
         raise ValueError("--val-images must be >= 1, got %d" % cfg.val_images)
+    if cfg.search_mode == "genetic" and cfg.retain_length > cfg.population_size:
+        raise ValueError("--retain-length %d keeps more parents than --population-size %d has "
+                         "candidates" % (cfg.retain_length, cfg.population_size))
     if not cfg.supernet_params:
         raise ValueError("--supernet-params is required")
     if not os.path.isfile(cfg.supernet_params):

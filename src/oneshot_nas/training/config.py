@@ -162,6 +162,9 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
                              "e.g. flops-330-params-5.0" % self.train_constraint_method)
         if self.batch_size < 1:
             raise ValueError("--batch-size must be >= 1, got %d" % self.batch_size)
+        if self.num_epochs < 1:
+            raise ValueError("--num-epochs must be >= 1, got %d (0 would save untrained "
+                             "weights as the result)" % self.num_epochs)
         if self.watchdog_seconds < 0:
             raise ValueError("--watchdog-seconds must be >= 0 (0: no watchdog), got %d"
                              % self.watchdog_seconds)
