@@ -171,6 +171,19 @@ def test_supernet_workers_sample_the_same_paths(tmp_path):
     _assert_same_parameters(rec)
 
 
+def _run_wrapped(tmp_path, wrapper, code, *extra):
+    """Two workers running ``code`` (a wrapper around train_imagenet's main, written to
+    ``wrapper``) on a one-epoch OneShot-S+ digits run; returns the process and its output."""
+    wrapper.write_text(code)
+    cmd = [HOROVODRUN, "-np", "2", "-H", "localhost:2", "--gloo", sys.executable, str(wrapper),
+           "--horovod", "--dataset", "digits", "--model", "OneShot-S+", "--batch-size", "32",
+           "--no-augment", "-j", "0", "--num-epochs", "1", "--no-progress",
+           "--save-frequency", "0", "--save-dir", str(tmp_path),
+           "--logging-file", str(tmp_path / "log.txt")] + list(extra)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIME_LIMIT)
+    return proc, proc.stdout + proc.stderr
+
+
 # A worker stuck before its first batch: rank 1 of this wrapper never starts its epoch.
 STUCK_RANK_1 = """import os, sys, time
 from oneshot_nas.training import trainer
@@ -189,16 +202,9 @@ def test_a_stuck_worker_fails_the_run_with_both_workers_stacks(tmp_path):
     horovodrun's shutdown), with the Python stacks of both workers in the output: rank 1
     where it is stuck, rank 0 waiting for it."""
     wrapper = tmp_path / "stuck_rank_1.py"
-    wrapper.write_text(STUCK_RANK_1)
-    cmd = [HOROVODRUN, "-np", "2", "-H", "localhost:2", "--gloo", sys.executable, str(wrapper),
-           "--horovod", "--dataset", "digits", "--model", "OneShot-S+", "--batch-size", "32",
-           "--no-augment", "-j", "0", "--num-epochs", "1", "--no-progress",
-           "--save-frequency", "0", "--save-dir", str(tmp_path),
-           "--logging-file", str(tmp_path / "log.txt"), "--watchdog-seconds", "20"]
     tic = time.time()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIME_LIMIT)
+    proc, text = _run_wrapped(tmp_path, wrapper, STUCK_RANK_1, "--watchdog-seconds", "20")
     seconds = time.time() - tic
-    text = proc.stdout + proc.stderr
     assert proc.returncode != 0, text[-4000:]
     assert seconds < 20 + 15 + 120, seconds
     # horovodrun prefixes every line of a worker with its rank
@@ -221,15 +227,7 @@ sys.exit(main(sys.argv[1:] + extra))
 def test_workers_that_start_from_other_weights_are_refused(tmp_path):
     """No per-parameter broadcast: every worker initialises from the seed, and one digest
     broadcast refuses a worker whose weights differ (here: another --seed) in one line."""
-    wrapper = tmp_path / "other_seed.py"
-    wrapper.write_text(OTHER_SEED_ON_RANK_1)
-    cmd = [HOROVODRUN, "-np", "2", "-H", "localhost:2", "--gloo", sys.executable, str(wrapper),
-           "--horovod", "--dataset", "digits", "--model", "OneShot-S+", "--batch-size", "32",
-           "--no-augment", "-j", "0", "--num-epochs", "1", "--no-progress",
-           "--save-frequency", "0", "--save-dir", str(tmp_path),
-           "--logging-file", str(tmp_path / "log.txt")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIME_LIMIT)
-    text = proc.stdout + proc.stderr
+    proc, text = _run_wrapped(tmp_path, tmp_path / "other_seed.py", OTHER_SEED_ON_RANK_1)
     assert proc.returncode != 0, text[-4000:]
     assert "[1]<stderr>:train_imagenet.py: error: Horovod worker 1 starts from other weights " \
            "than rank 0" in text, text[-4000:]
