@@ -115,8 +115,9 @@ def test_two_seed_means_statistic_on_fixed_rows():
     from oneshot_nas.ranking.table import table_statistics
     accs = [[0.80, 0.82, 0.81, 0.83], [0.85, 0.84, 0.86, 0.85], [0.90, 0.88, 0.89, 0.91],
             [0.70, 0.72, 0.69, 0.70]]
-    rows = [{"in_band": True, "runs": [{"top1": a, "seed": s} for s, a in enumerate(r)]}
-            for r in accs]
+    rows = [{"in_band": True, "flops": 100.0 + 10 * i, "params": 1.0 + i,
+             "runs": [{"top1": a, "seed": s} for s, a in enumerate(r)]}
+            for i, r in enumerate(accs)]
     halves = table_statistics(rows, bootstrap=50)["band"]["two_seed_means"]
     # means of seeds 0-1: 0.81, 0.845, 0.89, 0.71; of seeds 2-3: 0.82, 0.855, 0.90, 0.695
     assert halves["rows"] == 4 and halves["kendall_tau"]["value"] == pytest.approx(1.0)

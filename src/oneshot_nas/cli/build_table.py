@@ -43,6 +43,16 @@ def build_parser():
     t.add_argument("--band-seeds", type=int, default=spec.band_seeds,
                    help="rows under --band-max-flops are trained with seeds 0..N-1 (their means "
                         "rank a search winner)")
+    m = p.add_argument_group("FLOPs-matched set (rows FLOPs cannot order)")
+    m.add_argument("--matched-archs", type=int, default=spec.matched_k,
+                   help="architectures within --matched-tolerance of --matched-flops, chosen to "
+                        "differ in block types and widths (0: no matched set)")
+    m.add_argument("--matched-flops", type=float, default=None,
+                   help="their FLOPs target in MFLOPs (default: 97 %% of --band-max-flops)")
+    m.add_argument("--matched-tolerance", type=float, default=spec.matched_tolerance,
+                   help="allowed relative distance from the target")
+    m.add_argument("--matched-seeds", type=int, default=spec.matched_seeds,
+                   help="seeds 0..N-1 of every matched row")
     t.add_argument("--rebuild-rows", default=None,
                    help="comma-separated rows of the table --table to train again into --output")
     t.add_argument("--table", default=DEFAULT_TABLE, help="the stored table (--rebuild-rows)")
@@ -59,6 +69,9 @@ def build_parser():
     g.add_argument("--train-subset", type=int, default=d.train_subset,
                    help="stratified training images per run, a multiple of 10 (0: all)")
     add_protocol_arguments(g, d)
+    g.add_argument("--input-size", type=int, default=0,
+                   help="input size in px (0: the data set's own, 32 for Fashion-MNIST; other "
+                        "sizes resize the padded 32-px image bilinearly)")
     g.add_argument("--val-interval", type=int, default=d.val_interval,
                    help="also test every N epochs (the curve stored with each run)")
     g.add_argument("--no-augment", action="store_true", help="no training augmentation")
@@ -87,16 +100,34 @@ def spec_from_args(args):
     from ..ranking.table import TableSpec
     if args.epochs < 1:
         raise ValueError("--epochs must be >= 1, got %d" % args.epochs)
+    if args.input_size and not 16 <= args.input_size <= 512:
+        raise ValueError("--input-size must be 0 or in 16..512 px, got %d" % args.input_size)
     protocol = StandaloneProtocol.fashion_mnist(
         dataset=args.dataset, train_subset=args.train_subset, epochs=args.epochs, lr=args.lr,
         batch_size=args.batch_size, warmup_epochs=args.warmup_epochs, wd=args.wd,
         optimizer=args.optimizer, val_interval=args.val_interval, augment=not args.no_augment,
         label_smoothing=args.label_smoothing, channels_layout=args.channels_layout,
         use_se=args.use_se, last_conv_after_pooling=args.last_conv_after_pooling,
-        max_batches_per_epoch=args.max_batches_per_epoch)
+        max_batches_per_epoch=args.max_batches_per_epoch, input_size=args.input_size)
     return TableSpec(k=args.num_archs, seed=args.seed, max_flops=args.max_flops,
                      second_seed_rows=args.second_seed_rows, band_seeds=args.band_seeds,
-                     band_max_flops=args.band_max_flops, protocol=protocol).validate()
+                     band_max_flops=args.band_max_flops, protocol=protocol,
+                     matched_k=args.matched_archs, matched_flops=args.matched_flops,
+                     matched_tolerance=args.matched_tolerance,
+                     matched_seeds=args.matched_seeds).validate()
+
+
+def _interval(entry):
+    return "%.3f [%.3f, %.3f]" % (entry["value"], entry["ci"][0], entry["ci"][1])
+
+
+def _subset_labels(table):
+    labels = [("all", "whole table"), ("band", "FLOPs <= %s M" % table["band"]["max_flops"])]
+    s = table["sampling"]
+    if s.get("matched_k"):
+        labels.append(("matched", "matched set (%.1f MFLOPs +- %g %%)"
+                       % (s["matched_flops"], 100 * s["matched_tolerance"])))
+    return labels
 
 
 def print_summary(table):
@@ -104,25 +135,30 @@ def print_summary(table):
     print("table: %d architectures, %d of %d runs finished%s"
           % (len(table["architectures"]), table["runs_done"], table["runs_expected"],
              "" if table["complete"] else " (incomplete: rerun the command to resume)"))
-    for name, label in (("all", "whole table"),
-                        ("band", "FLOPs <= %s M" % table["band"]["max_flops"])):
+    for name, label in _subset_labels(table):
         entry = stats.get(name, {})
         s2s = entry.get("seed_to_seed")
-        noise = entry.get("spread_against_noise")
         if s2s:
-            tau = s2s["kendall_tau"]
-            print("%s: seed-to-seed Kendall tau %.3f [%.3f, %.3f] over %d rows with two seeds "
-                  "(null sd %.2f)" % (label, tau["value"], tau["ci"][0], tau["ci"][1],
-                                      entry["rows_with_two_seeds"], s2s["null_sd"]))
+            print("%s: seed-to-seed Kendall tau %s over %d rows with two seeds (null sd %.2f)"
+                  % (label, _interval(s2s["kendall_tau"]), entry["rows_with_two_seeds"],
+                     s2s["null_sd"]))
         else:
             print("%s: %d rows with two seeds (< 3: no seed-to-seed tau)"
                   % (label, entry.get("rows_with_two_seeds", 0)))
         halves = entry.get("two_seed_means")
         if halves:
-            tau = halves["kendall_tau"]
-            print("%s: Kendall tau %.3f [%.3f, %.3f] between the means of seeds 0-1 and 2-3 over "
-                  "%d rows with four seeds" % (label, tau["value"], tau["ci"][0], tau["ci"][1],
-                                               halves["rows"]))
+            print("%s: Kendall tau %s between the means of seeds 0-1 and 2-3 over %d rows with "
+                  "four seeds" % (label, _interval(halves["kendall_tau"]), halves["rows"]))
+        residual = entry.get("residual_seed_to_seed")
+        if residual:
+            print("%s: residual seed-to-seed Kendall tau %s over %d rows (accuracy after a "
+                  "least-squares line on log FLOPs: what FLOPs cannot see)"
+                  % (label, _interval(residual["kendall_tau"]), residual["rows"]))
+        if "flops_alone" in entry:
+            print("%s: ranking by size alone, mean top-1 against FLOPs: Kendall tau %s; "
+                  "against params: %s" % (label, _interval(entry["flops_alone"]),
+                                          _interval(entry["params_alone"])))
+        noise = entry.get("spread_against_noise")
         if noise:
             print("%s: %d rows; mean top-1 spread (sd) %.2f points, seed sd %.2f points, ratio "
                   "%.1f; range %.2f points" % (label, entry["rows"], 100 * noise["spread_sd"],

@@ -2,9 +2,9 @@
 import numpy as np
 
 from ..search.algorithms import sample_population
-from ..search_space import NUM_CHANNEL_CHOICES, Architecture
+from ..search_space import NUM_BLOCK_CHOICES, NUM_BLOCKS, NUM_CHANNEL_CHOICES, Architecture
 
-__all__ = ["sample_spread", "flops_params"]
+__all__ = ["sample_spread", "sample_matched", "flops_params"]
 
 
 def flops_params(counter, arch):
@@ -61,4 +61,45 @@ def sample_spread(k, counter, constraints, seed=0, pool_per_band=200, band_halfw
         picks.append(found)
     return sorted(picks, key=lambda a: flops_params(counter, a)[0])
 
+
+def sample_matched(k, counter, target, tolerance=0.03, seed=0, exclude=(), pool=4000,
+                   max_draws=400000):
+    """``k`` distinct architectures within ``tolerance`` (a fraction) of ``target`` MFLOPs,
+    as different from each other as possible.
+
+    Uniformly drawn architectures inside the FLOPs window form a pool; starting from its first
+    member, each next pick is the pool member farthest (in choices that differ, block and
+    channel choices of every layer counted separately) from those already picked, so the set
+    varies block types and widths instead of clustering around one kind of net.
+
+    Returns
+    -------
+    list of Architecture, in the order picked
+    """
+    rng = np.random.default_rng(seed)
+    low, high = target * (1 - tolerance), target * (1 + tolerance)
+    skip = {(tuple(a.blocks), tuple(a.channels)) for a in exclude}
+    found, seen, drawn = [], set(), 0
+    while len(found) < pool and drawn < max_draws:
+        blocks = rng.integers(0, NUM_BLOCK_CHOICES, (1024, NUM_BLOCKS))
+        channels = rng.integers(0, NUM_CHANNEL_CHOICES, (1024, NUM_BLOCKS))
+        drawn += 1024
+        flops, _ = counter(blocks, channels)
+        for i in np.flatnonzero((flops >= low) & (flops <= high)):
+            key = (tuple(int(v) for v in blocks[i]), tuple(int(v) for v in channels[i]))
+            if key not in seen and key not in skip:
+                seen.add(key)
+                found.append(np.concatenate([blocks[i], channels[i]]))
+    if len(found) < k:
+        raise ValueError("only %d architectures lie within %.0f %% of %.1f MFLOPs; widen "
+                         "--matched-tolerance or move --matched-flops"
+                         % (len(found), 100 * tolerance, target))
+    codes = np.array(found[:pool])
+    picked = [0]
+    distance = (codes != codes[0]).sum(axis=1)
+    while len(picked) < k:
+        nxt = int(np.argmax(distance))
+        picked.append(nxt)
+        distance = np.minimum(distance, (codes != codes[nxt]).sum(axis=1))
+    return [Architecture(codes[i, :NUM_BLOCKS], codes[i, NUM_BLOCKS:]) for i in picked]
 

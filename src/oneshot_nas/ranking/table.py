@@ -10,21 +10,33 @@ spread over the FLOPs order, also seed 1 so that the table reports its own noise
 under the search's FLOPs limit (the band, where a search winner is placed) are trained with
 seeds ``0 .. band_seeds - 1``, so that their means are precise enough to rank a winner among.
 
+A table may also hold a **FLOPs-matched set** (``matched_k`` rows, ``"set": "matched"``; the
+spread rows are ``"set": "spread"``): architectures within ``matched_tolerance`` of one FLOPs
+target just under the search's limit, chosen to differ in block types and widths, each trained
+with seeds ``0 .. matched_seeds - 1``. FLOPs cannot order them; a supernet that ranks them does
+so from what it has learnt about the blocks and widths themselves.
+
+The statistics are recomputed from the runs whenever a table is loaded: a table whose stored
+means or figures differ from its runs is refused.
+
 Table JSON (format 1)::
 
     {"format": 1, "dataset": "fashion-mnist", "data_digest": "...",
      "units": "MFLOPs / M params at 224 px, 1000 classes",
      "protocol": {...StandaloneProtocol without seeds...},
      "sampling": {"k": 30, "seed": 0, "max_flops": null, "second_seed_rows": 10,
-                  "band_seeds": 4},
+                  "band_seeds": 4, "matched_k": 12, "matched_flops": 291.0,
+                  "matched_tolerance": 0.03, "matched_seeds": 3},
      "band": {"max_flops": 300.0},
      "complete": true,
      "architectures": [{"row": 0, "block_choices": "...", "channel_choices": "...",
-                        "flops": 71.2, "params": 1.3, "in_band": true,
+                        "flops": 71.2, "params": 1.3, "in_band": true, "set": "spread",
                         "runs": [{"seed": 0, "top1": 0.87, "loss": 0.36, "curve": [...],
                                   "seconds": 62.0}],
                         "top1_mean": 0.87, "loss_mean": 0.36}, ...],
-     "statistics": {...seed-to-seed tau, spread against noise...}}
+     "statistics": {"bootstrap": 2000, "bootstrap_seed": 0,
+                    "all" / "band" / "matched": {seed-to-seed tau, spread against noise,
+                        FLOPs-alone and params-alone tau, residual seed-to-seed tau}}}
 """
 import json
 import logging
@@ -41,25 +53,30 @@ from ..files import atomic_write_json
 from ..search.algorithms import Constraints
 from ..search_space import Architecture
 from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
-from .sampling import flops_params, sample_spread
-from .stats import rank_correlations, spread_against_noise, tau_null_sd
+from .sampling import flops_params, sample_matched, sample_spread
+from .stats import partial_tau_ci, rank_correlations, spread_against_noise, tau_null_sd
 
 __all__ = ["TABLE_FORMAT", "TableSpec", "table_architectures", "second_seed_rows",
            "table_jobs", "build_table", "assemble_table", "table_statistics", "load_table",
            "validate_table", "rebuild_rows", "table_counter", "cache_path_for",
-           "spec_from_table", "spec_to_argv", "seed_tau", "plot_table", "band_rows"]
+           "spec_from_table", "spec_to_argv", "seed_tau", "plot_table", "band_rows",
+           "SETS"]
 
 logger = logging.getLogger(__name__)
 
 TABLE_FORMAT = 1
 UNITS = "MFLOPs / M params at 224 px, 1000 classes"
+SETS = ("spread", "matched")
+BOOTSTRAP = 2000
 
 
 @dataclass
 class TableSpec:
     """What a table is: its architectures (K, sampling seed, FLOPs cap), its seeds (seed 1
     on ``second_seed_rows`` rows; seeds up to ``band_seeds - 1`` on every row in the band), the
-    search's FLOPs band used for the within-band statistics, and the stand-alone protocol."""
+    search's FLOPs band used for the within-band statistics, the FLOPs-matched set
+    (``matched_k`` rows within ``matched_tolerance`` of ``matched_flops``, default 97 % of the
+    band's limit, each with ``matched_seeds`` seeds) and the stand-alone protocol."""
 
     k: int = 30
     seed: int = 0
@@ -68,6 +85,32 @@ class TableSpec:
     band_max_flops: float = 300.0
     band_seeds: int = 4
     protocol: StandaloneProtocol = field(default_factory=StandaloneProtocol.fashion_mnist)
+    matched_k: int = 0
+    matched_flops: float = None
+    matched_tolerance: float = 0.03
+    matched_seeds: int = 3
+
+    @property
+    def matched_target(self):
+        """The matched set's FLOPs target (97 % of the band's limit unless given)."""
+        if self.matched_flops is not None:
+            return float(self.matched_flops)
+        return 0.97 * self.band_max_flops if self.band_max_flops else None
+
+    @property
+    def rows(self):
+        """Rows of the table: the spread rows, then the matched ones."""
+        return self.k + self.matched_k
+
+    def sampling(self):
+        """The ``sampling`` entry of the table JSON (matched fields only with a matched set)."""
+        out = {"k": self.k, "seed": self.seed, "max_flops": self.max_flops,
+               "second_seed_rows": self.second_seed_rows, "band_seeds": self.band_seeds}
+        if self.matched_k:
+            out.update(matched_k=self.matched_k, matched_flops=self.matched_target,
+                       matched_tolerance=self.matched_tolerance,
+                       matched_seeds=self.matched_seeds)
+        return out
 
     def validate(self):
         if self.k < 3:
@@ -77,6 +120,18 @@ class TableSpec:
                              % (self.k, self.second_seed_rows))
         if self.band_seeds < 1:
             raise ValueError("--band-seeds must be at least 1, got %d" % self.band_seeds)
+        if self.matched_k < 0 or (self.matched_k and self.matched_k < 3):
+            raise ValueError("--matched-archs must be 0 or at least 3, got %d" % self.matched_k)
+        if self.matched_k:
+            if self.matched_target is None:
+                raise ValueError("--matched-archs needs --matched-flops (there is no band "
+                                 "limit to default it to)")
+            if not 0 < self.matched_tolerance < 0.5:
+                raise ValueError("--matched-tolerance must be in (0, 0.5), got %g"
+                                 % self.matched_tolerance)
+            if self.matched_seeds < 2:
+                raise ValueError("--matched-seeds must be at least 2 (the set reports its own "
+                                 "seed-to-seed tau), got %d" % self.matched_seeds)
         return self
 
 
@@ -87,9 +142,14 @@ def table_counter(protocol):
 
 
 def table_architectures(spec, counter):
-    """The K architectures of a table, sorted by FLOPs (deterministic in the spec)."""
+    """The rows of a table (deterministic in the spec): K architectures spread over FLOPs,
+    sorted by FLOPs, then the matched set."""
     constraints = Constraints.build(max_flops=spec.max_flops)
-    return sample_spread(spec.k, counter, constraints, seed=spec.seed)
+    spread = sample_spread(spec.k, counter, constraints, seed=spec.seed)
+    if not spec.matched_k:
+        return spread
+    return spread + sample_matched(spec.matched_k, counter, spec.matched_target,
+                                   spec.matched_tolerance, seed=spec.seed, exclude=spread)
 
 
 def second_seed_rows(k, n):
@@ -99,22 +159,26 @@ def second_seed_rows(k, n):
 
 def band_rows(spec, flops):
     """The rows whose FLOPs (one value per row) are within the search's band (all rows without
-    a band limit)."""
+    a band limit); matched rows included."""
     limit = spec.band_max_flops
     return [row for row, f in enumerate(flops) if limit is None or f <= limit]
 
 
 def table_jobs(spec, in_band=()):
-    """``(row, seed)`` pairs in training order: seed 0 of every row in bit-reversed order
-    (0, 16, 8, 24, ... of 30 rows sorted by FLOPs, so that a partial table already spans the
-    range), then seed 1 of the second-seed rows, then, seed by seed, the band rows ``in_band``
-    up to seed ``band_seeds - 1`` (a partial build has the same seeds on every band row)."""
+    """``(row, seed)`` pairs in training order: seed 0 of every spread row in bit-reversed
+    order (0, 16, 8, 24, ... of 30 rows sorted by FLOPs, so that a partial table already spans
+    the range), seed 0 of the matched rows, seed 1 of the second-seed rows, then seed by seed
+    the matched rows up to ``matched_seeds - 1``, and the spread rows in the band ``in_band``
+    up to seed ``band_seeds - 1`` (a partial build has the same seeds on every row of a set)."""
     order = sorted(range(spec.k), key=lambda i: (_bit_reverse(i, spec.k), i))
-    jobs = [(row, 0) for row in order]
+    matched = list(range(spec.k, spec.rows))
+    jobs = [(row, 0) for row in order] + [(row, 0) for row in matched]
     jobs += [(row, 1) for row in second_seed_rows(spec.k, spec.second_seed_rows)]
+    jobs += [(row, seed) for seed in range(1, spec.matched_seeds if matched else 1)
+             for row in matched]
     have = set(jobs)
-    jobs += [(row, seed) for seed in range(1, spec.band_seeds) for row in sorted(in_band)
-             if (row, seed) not in have]
+    jobs += [(row, seed) for seed in range(1, spec.band_seeds)
+             for row in sorted(r for r in in_band if r < spec.k) if (row, seed) not in have]
     return jobs
 
 
@@ -135,7 +199,8 @@ def _data_digest(protocol):
     return None
 
 
-def assemble_table(spec, archs, cache, counter, data_digest=None, rows=None, bootstrap=2000):
+def assemble_table(spec, archs, cache, counter, data_digest=None, rows=None,
+                   bootstrap=BOOTSTRAP):
     """The table dict from the runs in ``cache`` (rows without a finished run are listed with
     no runs; ``complete`` says whether every job has finished)."""
     sizes = [flops_params(counter, arch) for arch in archs]
@@ -155,7 +220,7 @@ def assemble_table(spec, archs, cache, counter, data_digest=None, rows=None, boo
                 runs.append(dict(record, seed=seed))
         entry = {"row": row, "block_choices": arch.block_string(),
                  "channel_choices": arch.channel_string(), "flops": flops, "params": params,
-                 "in_band": row in in_band,
+                 "in_band": row in in_band, "set": SETS[row >= spec.k],
                  "runs": runs}
         if runs:
             entry["top1_mean"] = float(np.mean([r["top1"] for r in runs]))
@@ -166,8 +231,7 @@ def assemble_table(spec, archs, cache, counter, data_digest=None, rows=None, boo
     table = {
         "format": TABLE_FORMAT, "dataset": spec.protocol.dataset, "data_digest": data_digest,
         "units": UNITS, "protocol": spec.protocol.settings(),
-        "sampling": {"k": spec.k, "seed": spec.seed, "max_flops": spec.max_flops,
-                     "second_seed_rows": spec.second_seed_rows, "band_seeds": spec.band_seeds},
+        "sampling": spec.sampling(),
         "band": {"max_flops": spec.band_max_flops},
         "complete": done == expected, "runs_done": done, "runs_expected": expected,
         "architectures": out_rows,
@@ -193,13 +257,50 @@ def _agreement(pairs, bootstrap, seed):
             "null_sd": tau_null_sd(len(pairs))}
 
 
-def table_statistics(rows, bootstrap=2000, seed=0):
-    """The table's own noise: seed-to-seed Kendall tau (whole table and within the band) with
-    bootstrap intervals, the same between two-seed means (seeds 0-1 against 2-3) where rows
-    have four seeds, and the spread of mean accuracies against the seed noise."""
+def _subsets(finished):
+    """The named row subsets the statistics are given for."""
+    subsets = [("all", finished), ("band", [r for r in finished if r["in_band"]])]
+    matched = [r for r in finished if r.get("set") == "matched"]
+    if matched:
+        subsets.append(("matched", matched))
+    return subsets
+
+
+def _size_alone(subset, bootstrap, seed):
+    """Kendall tau (with interval) of FLOPs and of params against the mean top-1: what ranking
+    by size alone achieves on these rows (None below 3 rows)."""
+    if len(subset) < 3:
+        return {}
+    means = np.array([np.mean([run["top1"] for run in r["runs"]]) for r in subset])
+    return {"%s_alone" % name: rank_correlations(np.array([r[name] for r in subset]), means,
+                                                 bootstrap, seed=seed)["kendall_tau"]
+            for name in ("flops", "params")}
+
+
+def _residual_seed_to_seed(subset, bootstrap, seed):
+    """Seed-to-seed Kendall tau of the accuracy residuals after a least-squares line on log
+    FLOPs (seed 0 against seed 1, rows with two seeds): the share of the ground truth FLOPs
+    cannot see. None below 5 rows."""
+    two = [r for r in subset if len(r["runs"]) >= 2]
+    if len(two) < 5:
+        return None
+    first = np.array([r["runs"][0]["top1"] for r in two])
+    second = np.array([r["runs"][1]["top1"] for r in two])
+    log_flops = np.log(np.array([r["flops"] for r in two]))
+    return dict(rows=len(two), kendall_tau=partial_tau_ci(first, second, log_flops, bootstrap,
+                                                          seed=seed))
+
+
+def table_statistics(rows, bootstrap=BOOTSTRAP, seed=0):
+    """The table's own noise and its size baselines, for the whole table, within the band and
+    within the matched set: seed-to-seed Kendall tau with bootstrap intervals, the same between
+    two-seed means (seeds 0-1 against 2-3) where rows have four seeds, the spread of mean
+    accuracies against the seed noise, FLOPs-alone and params-alone tau, and the residual
+    seed-to-seed tau (what FLOPs cannot see)."""
     finished = [r for r in rows if r["runs"]]
-    stats = {"rows_finished": len(finished)}
-    for name, subset in (("all", finished), ("band", [r for r in finished if r["in_band"]])):
+    stats = {"bootstrap": int(bootstrap), "bootstrap_seed": int(seed),
+             "rows_finished": len(finished)}
+    for name, subset in _subsets(finished):
         pairs = _mean_pairs(subset, 1)
         entry = {"rows": len(subset), "rows_with_two_seeds": len(pairs)}
         seed_to_seed = _agreement(pairs, bootstrap, seed)
@@ -213,6 +314,10 @@ def table_statistics(rows, bootstrap=2000, seed=0):
             if len(subset) >= 2 else None
         if noise is not None:
             entry["spread_against_noise"] = noise
+        entry.update(_size_alone(subset, bootstrap, seed))
+        residual = _residual_seed_to_seed(subset, bootstrap, seed)
+        if residual:
+            entry["residual_seed_to_seed"] = residual
         stats[name] = entry
     return stats
 
@@ -230,7 +335,8 @@ def plot_table(table, path):
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.4))
     for r in rows:
         accs = [100 * run["top1"] for run in r["runs"]]
-        colour = "tab:blue" if r["in_band"] else "tab:gray"
+        colour = "tab:orange" if r.get("set") == "matched" else \
+            "tab:blue" if r["in_band"] else "tab:gray"
         ax.scatter([r["flops"]], [np.mean(accs)], s=30, color=colour, edgecolor="k", lw=0.4,
                    zorder=3)
         if len(accs) > 1:
@@ -244,6 +350,8 @@ def plot_table(table, path):
     if band:
         ax.axvline(band, color="tab:blue", ls="--", lw=0.8,
                    label="search band <= %g MFLOPs" % band)
+        if any(r.get("set") == "matched" for r in rows):
+            ax.scatter([], [], color="tab:orange", edgecolor="k", lw=0.4, label="matched set")
         ax.legend(loc="lower right", fontsize=8)
     ax.set_xlabel("MFLOPs (224 px, 1000 classes)")
     ax.set_ylabel("stand-alone test top-1 (%; bar: seed range)")
@@ -298,7 +406,7 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
     digest = _data_digest(spec.protocol) if trainer is None else None
     old = _check_existing(output, spec, digest)
     stored = None
-    if old is not None and len(old["architectures"]) == spec.k:
+    if old is not None and len(old["architectures"]) == spec.rows:
         # a resumed build trains what the file lists, even if the sampler has changed since
         stored = [Architecture.parse(r["block_choices"], r["channel_choices"])
                   for r in old["architectures"]]
@@ -362,12 +470,13 @@ def _check_existing(output, spec, digest):
     if not os.path.isfile(output):
         return None
     try:
-        old = load_table(output)
+        old = load_table(output, recompute=False)
     except ValueError:
         return None
+    rows_fields = ("k", "seed", "max_flops", "matched_k", "matched_flops", "matched_tolerance")
+    new_sampling = spec.sampling()
     if old["protocol"] != spec.protocol.settings() or \
-            old["sampling"]["k"] != spec.k or old["sampling"]["seed"] != spec.seed or \
-            old["sampling"]["max_flops"] != spec.max_flops:
+            any(old["sampling"].get(f) != new_sampling.get(f) for f in rows_fields):
         raise ValueError("%s was built with another protocol or sampling; choose another "
                          "--output (or delete it and its runs cache)" % output)
     if digest and old.get("data_digest") and old["data_digest"] != digest:
@@ -405,6 +514,12 @@ def spec_to_argv(spec):
             "--warmup-epochs", str(p.warmup_epochs), "--wd", str(p.wd),
             "--optimizer", p.optimizer, "--val-interval", str(p.val_interval),
             "--channels-layout", p.channels_layout]
+    if spec.matched_k:
+        argv += ["--matched-archs", str(spec.matched_k), "--matched-flops",
+                 repr(spec.matched_target), "--matched-tolerance", repr(spec.matched_tolerance),
+                 "--matched-seeds", str(spec.matched_seeds)]
+    if p.input_size:
+        argv += ["--input-size", str(p.input_size)]
     if spec.max_flops is not None:
         argv += ["--max-flops", str(spec.max_flops)]
     if not p.augment:
@@ -428,8 +543,10 @@ _RUN_REQUIRED = {"seed": int, "top1": (int, float), "loss": (int, float), "curve
                  "seconds": (int, float)}
 
 
-def validate_table(table, name="table"):
-    """Check a table dict against format 1; ValueError with one line naming the field."""
+def validate_table(table, name="table", recompute=True):
+    """Check a table dict against format 1; ValueError with one line naming the field.
+    ``recompute``: also recompute every row's means and the statistics from the runs and
+    refuse a table whose stored figures differ."""
     if not isinstance(table, dict):
         raise ValueError("%s is not a ground-truth table (a JSON object)" % name)
     for key, kind in _REQUIRED.items():
@@ -453,11 +570,75 @@ def validate_table(table, name="table"):
             if not 0.0 <= run["top1"] <= 1.0:
                 raise ValueError("%s: architecture %d has top-1 %r outside 0..1"
                                  % (name, i, run["top1"]))
+        if row.get("set", SETS[0]) not in SETS:
+            raise ValueError("%s: architecture %d has set %r; one of %s"
+                             % (name, i, row["set"], ", ".join(SETS)))
+    if recompute:
+        _check_recomputed(table, name)
     return table
 
 
-def load_table(path):
-    """Read and check a table file; ValueError (one line) when missing or malformed."""
+def _check_recomputed(table, name):
+    """Refuse a table whose stored row means or statistics differ from its runs (a hand edit,
+    or figures computed by other code): every figure is recomputed here."""
+    for i, row in enumerate(table["architectures"]):
+        for key, field_name in (("top1_mean", "top1"), ("loss_mean", "loss")):
+            if not row["runs"]:
+                if key in row:
+                    raise ValueError("%s: architecture %d has a %s but no runs" % (name, i, key))
+                continue
+            mean = float(np.mean([run[field_name] for run in row["runs"]]))
+            stored = row.get(key)
+            if not isinstance(stored, (int, float)) or not _close(stored, mean):
+                raise ValueError("%s: architecture %d stores %s %r, its runs give %r; the "
+                                 "table was edited or is damaged" % (name, i, key, stored, mean))
+    stats = table["statistics"]
+    if "bootstrap" not in stats:
+        raise ValueError("%s has statistics without their bootstrap settings (an older "
+                         "build): rewrite it with build_table --status" % name)
+    fresh = table_statistics(table["architectures"], bootstrap=stats["bootstrap"],
+                             seed=stats["bootstrap_seed"])
+    where = _first_difference(stats, fresh)
+    if where is not None:
+        raise ValueError("%s: stored statistics%s differ from those its runs give; the table "
+                         "was edited or built by other code (rewrite it with build_table "
+                         "--status)" % (name, where))
+
+
+def _close(a, b):
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+def _first_difference(stored, fresh, path=""):
+    """The path of the first figure that differs between two statistics dicts (None: same)."""
+    if isinstance(fresh, dict):
+        if not isinstance(stored, dict) or set(stored) != set(fresh):
+            return path or "[...]"
+        for key in fresh:
+            where = _first_difference(stored[key], fresh[key], "%s[%r]" % (path, key))
+            if where is not None:
+                return where
+        return None
+    if isinstance(fresh, (list, tuple)):
+        if not isinstance(stored, (list, tuple)) or len(stored) != len(fresh):
+            return path
+        for n, (a, b) in enumerate(zip(stored, fresh)):
+            where = _first_difference(a, b, "%s[%d]" % (path, n))
+            if where is not None:
+                return where
+        return None
+    if isinstance(fresh, bool) or not isinstance(fresh, (int, float)):
+        return None if stored == fresh else path
+    if isinstance(stored, bool) or not isinstance(stored, (int, float)):
+        return path
+    return None if _close(float(stored), float(fresh)) else path
+
+
+def load_table(path, recompute=True):
+    """Read and check a table file; ValueError (one line) when missing or malformed, or (with
+    ``recompute``) when its stored figures differ from its runs."""
     if not path or not os.path.isfile(path):
         raise ValueError("ground-truth table %s does not exist (build one with python -m "
                          "oneshot_nas.cli.build_table)" % path)
@@ -467,7 +648,7 @@ def load_table(path):
     except (OSError, ValueError) as err:
         raise ValueError("cannot read ground-truth table %s: %s"
                          % (path, str(err).splitlines()[0])) from None
-    return validate_table(table, path)
+    return validate_table(table, path, recompute)
 
 
 def spec_from_table(table):
@@ -477,7 +658,10 @@ def spec_from_table(table):
                      second_seed_rows=int(s["second_seed_rows"]),
                      band_seeds=int(s.get("band_seeds", 1)),
                      band_max_flops=table["band"].get("max_flops"),
-                     protocol=StandaloneProtocol.from_dict(dict(table["protocol"], seeds=[0])))
+                     protocol=StandaloneProtocol.from_dict(dict(table["protocol"], seeds=[0])),
+                     matched_k=int(s.get("matched_k", 0)), matched_flops=s.get("matched_flops"),
+                     matched_tolerance=float(s.get("matched_tolerance", 0.03)),
+                     matched_seeds=int(s.get("matched_seeds", 3)))
 
 
 def rebuild_rows(table_path, rows, output, trainer=None, counter=None):
@@ -492,9 +676,9 @@ def rebuild_rows(table_path, rows, output, trainer=None, counter=None):
     stored = load_table(table_path)
     spec = spec_from_table(stored)
     rows = set(int(r) for r in rows)
-    bad = sorted(r for r in rows if not 0 <= r < spec.k)
+    bad = sorted(r for r in rows if not 0 <= r < spec.rows)
     if bad:
-        raise ValueError("--rebuild-rows %s: the table has rows 0..%d" % (bad[0], spec.k - 1))
+        raise ValueError("--rebuild-rows %s: the table has rows 0..%d" % (bad[0], spec.rows - 1))
     if os.path.abspath(output) == os.path.abspath(table_path):
         raise ValueError("--output must differ from the table being audited (%s)" % table_path)
     archs = [Architecture.parse(r["block_choices"], r["channel_choices"])
