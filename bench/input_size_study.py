@@ -4,10 +4,10 @@ For each input size (32, 48 and 64 px by default; the network is unchanged, the 
 zero-padded to 32 px and then resized bilinearly, see ``oneshot_nas.data.fashion_mnist``):
 
 1. the map size entering every stage, measured on the network itself;
-2. the choice layers in which ShuffleNet kernels compute the same function: a k x k depthwise
-   convolution with padding k // 2 and stride s on an n x n map only multiplies data with the
-   taps whose offset d satisfies 0 <= c + d <= n - 1 for some output centre c; two kernels
-   whose used taps are the same set compute the same function class;
+2. the choice layers in which ShuffleNet kernels compute the same function
+   (``oneshot_nas.ranking.equivalence``: two kernels whose taps that ever meet data are the
+   same set compute the same function class), the map sizes counted there checked against
+   those measured in 1;
 3. training speed with one OpenMP thread (``--threads``): images per second of a stand-alone
    step of the stored table's smallest, median and largest architecture and supernet steps
    per second (random blocks and widths), batch 64;
@@ -25,9 +25,10 @@ import subprocess
 import sys
 import time
 
+from oneshot_nas.ranking.equivalence import choice_layer_maps, same_function_layers
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE = os.path.join(ROOT, "docs", "ranking", "fashion_mnist_table.json")
-KERNELS = {0: 3, 1: 5, 2: 7}            # ShuffleNet block choice -> depthwise kernel
 PAIR_LAYERS = range(9, 20)
 BATCH = 64
 
@@ -36,13 +37,6 @@ def table_rows():
     with open(TABLE) as f:
         table = json.load(f)
     return sorted(table["architectures"], key=lambda r: r["flops"])
-
-
-def used_taps(n, k, stride):
-    """Offsets of a k x k depthwise kernel (padding k // 2) that ever meet data on an n-px map."""
-    outputs = (n - 1) // stride + 1
-    last_centre = stride * (outputs - 1)
-    return (max(-(k // 2), -last_centre), min(k // 2, n - 1))
 
 
 def layer_maps(size):
@@ -62,18 +56,6 @@ def layer_maps(size):
     stages = [n for n, (stage, _, _, _), prev in zip(seen, layout, [None] + list(layout))
               if prev is None or prev[0] != stage]
     return layers, stages
-
-
-def same_function(layers):
-    """``(layers where two of the three ShuffleNet kernels coincide, where all three do)``."""
-    some, every = [], []
-    for i, (n, stride) in enumerate(layers):
-        taps = {k: used_taps(n, k, stride) for k in KERNELS.values()}
-        if len(set(taps.values())) < 3:
-            some.append(i)
-        if len(set(taps.values())) == 1:
-            every.append(i)
-    return some, every
 
 
 def speeds(size, repeats=8, warmup=4):
@@ -223,7 +205,10 @@ def main(argv=None):
     tic = time.time()
     for size in sizes:
         layers, stages = layer_maps(size)
-        some, every = same_function(layers)
+        if layers != choice_layer_maps(size):
+            sys.exit("input_size_study: the network's maps %s differ from the counted ones %s"
+                     % (layers, choice_layer_maps(size)))
+        some, every = same_function_layers(size)
         print("%3d px: maps entering the stem and stages %s -> %s; choice layers where two "
               "ShuffleNet kernels compute the same function: %d of %d (%s), all three: %d"
               % (size, size, " -> ".join(map(str, stages)), len(some), len(layers),

@@ -217,3 +217,32 @@ def test_a_protocol_at_64_px_trains_on_64_px_images_end_to_end(monkeypatch):
     assert protocol.key(Architecture.smallest(), 0) != \
         StandaloneProtocol.fashion_mnist(input_size=48).key(Architecture.smallest(), 0)
     assert "input_size" not in StandaloneProtocol.fashion_mnist().settings()
+
+
+@pytest.mark.slow
+@needs_data
+def test_build_table_input_size_end_to_end(tmp_path, monkeypatch, capsys):
+    """``build_table --input-size 48`` on a tiny run (real files, real trainer, two batches per
+    run): every run sees 48-px batches, the size is stored in the table's protocol, and a
+    resumed build with another size is refused instead of mixing sizes in one table."""
+    from oneshot_nas.cli import build_table
+    from oneshot_nas.ranking import load_table
+    from oneshot_nas.training import trainer as trainer_module
+    shapes = set()
+    split = trainer_module._split
+
+    def recording_split(batch, ctx):
+        shapes.add(tuple(batch[0].shape[1:]))
+        return split(batch, ctx)
+    monkeypatch.setattr(trainer_module, "_split", recording_split)
+    out = str(tmp_path / "t48.json")
+    argv = ["--output", out, "-k", "3", "--second-seed-rows", "0", "--band-seeds", "1",
+            "--train-subset", "1000", "--epochs", "1", "--val-interval", "1",
+            "--max-batches-per-epoch", "2", "--input-size", "48"]
+    assert build_table.main(argv) == 0
+    assert shapes == {(3, 48, 48)}
+    table = load_table(out)
+    assert table["protocol"]["input_size"] == 48 and table["complete"]
+    assert "table: 3 architectures, 3 of 3 runs finished" in capsys.readouterr().out
+    assert build_table.main(argv[:-1] + ["64"]) == 2
+    assert "another protocol or sampling" in capsys.readouterr().err

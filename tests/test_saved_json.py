@@ -55,11 +55,17 @@ def test_old_supernet_json_gives_the_search_its_split(tmp_path):
 def test_old_supernet_json_is_checked_against_a_table(tmp_path):
     from oneshot_nas.ranking.check import _check_supernet_matches
     params = _supernet_beside(tmp_path, _fixture("ShuffleNas-supernet-final.json"))
+    from oneshot_nas.ranking import StandaloneProtocol
     flags = dict(channels_layout="OneShot", use_se=False, last_conv_after_pooling=False)
-    _check_supernet_matches(params, {"dataset": "digits"}, flags)
+    _check_supernet_matches(params, {"dataset": "digits"}, StandaloneProtocol(**flags))
     with pytest.raises(ValueError) as err:
-        _check_supernet_matches(params, {"dataset": "digits"}, dict(flags, use_se=True))
+        _check_supernet_matches(params, {"dataset": "digits"},
+                                StandaloneProtocol(**dict(flags, use_se=True)))
     assert "use_se=False" in str(err.value) and "\n" not in str(err.value)
+    # the old JSON's supernet saw 32-px digits: a table at 48 px is refused
+    with pytest.raises(ValueError, match="trained at 32 px, the table's nets at 48 px"):
+        _check_supernet_matches(params, {"dataset": "digits"},
+                                StandaloneProtocol(input_size=48, **flags))
 
 
 def test_a_corrupted_supernet_json_field_is_named_in_one_line():

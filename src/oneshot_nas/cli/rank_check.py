@@ -37,6 +37,10 @@ def build_parser():
     m.add_argument("--score-all-rows", action="store_true",
                    help="--benchmark: also score rows whose stand-alone runs are not finished "
                         "(cached in output-dir/supernet_scores.npz for a later rerun)")
+    m.add_argument("--twins", type=int, default=8,
+                   help="--benchmark: rows also scored against a twin computing the same "
+                        "function with other kernels at the table's input size (the "
+                        "supernet's noise floor; 0: none)")
     m.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS),
                    help="the supernet's stage widths")
     m.add_argument("--use-se", action="store_true",
@@ -78,7 +82,8 @@ def _run_benchmark(args):
         benchmark=args.benchmark, supernet_params=args.supernet_params,
         holdout_search=args.holdout_search, update_bn_images=args.update_bn_images,
         batch_size=args.batch_size, score=args.score, bootstrap=args.bootstrap,
-        seed=args.seed, output_dir=args.output_dir, score_all=args.score_all_rows)
+        seed=args.seed, output_dir=args.output_dir, score_all=args.score_all_rows,
+        twins=args.twins)
     return run_benchmark_check(cfg)
 
 
@@ -110,7 +115,35 @@ def print_benchmark(res):
                 % b["ceiling_two_seed_means"]["value"]
         print("within the search's band (<= %g MFLOPs, K = %d): Kendall tau %.3f [%.3f, %.3f]%s"
               % (b["max_flops"], b["k"], bt["value"], bt["ci"][0], bt["ci"][1], ceiling))
-    print("results: %s\nplot: %s" % (res["results_path"], res["plot"]))
+    print_beyond_flops(res)
+    print("results: %s\nper-row scores: %s\nplot: %s"
+          % (res["results_path"], res["scores_path"], res["plot"]))
+
+
+def _ci(entry):
+    return "%.3f [%.3f, %.3f]" % (entry["value"], entry["ci"][0], entry["ci"][1])
+
+
+def print_beyond_flops(res):
+    """What the supernet adds beyond FLOPs, per subset, and its noise floor."""
+    from ..ranking.beyond_flops import SUBSETS
+    for name, label in SUBSETS:
+        f = res["beyond_flops"].get(name)
+        if not f:
+            continue
+        print("%s (K = %d): supernet tau %s, FLOPs alone %s; supernet - FLOPs %s; partial tau "
+              "given log FLOPs %s" % (label, f["k"], _ci(f["kendall_tau"]),
+                                      _ci(f["flops_alone"]), _ci(f["minus_flops"]),
+                                      _ci(f["partial_tau"])))
+        if "predictor" in f:
+            p = f["predictor"]
+            print("%s: leave-one-out predictor from [log FLOPs, supernet score]: tau %s, minus "
+                  "FLOPs alone %s" % (label, _ci(p["kendall_tau"]), _ci(p["minus_flops"])))
+    t = res.get("twins")
+    if t and t["pairs"]:
+        print("noise floor: %d rows against same-function twins at %d px: mean score gap %.4f, "
+              "%.2f of the scores' sd over the table" % (len(t["pairs"]), t["input_size"],
+                                                         t["mean_gap"], t["gap_over_sd"]))
 
 
 @command("rank_check")

@@ -31,6 +31,7 @@ from ..search.algorithms import Constraints
 from ..search_space import Architecture
 from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
 from .sampling import flops_params, sample_spread
+from .beyond_flops import beyond_flops
 from .stats import rank_correlations, score_reliability, tau_null_sd
 from .table import load_table, seed_tau
 
@@ -79,6 +80,7 @@ class BenchmarkCheckConfig(SupernetScoring):
     benchmark: str = None               # the table JSON
     progress: bool = True
     score_all: bool = False             # also score rows without finished runs (for later)
+    twins: int = 8                      # rows scored against a same-function twin (0: none)
 
 
 def jsonable(value):
@@ -86,7 +88,7 @@ def jsonable(value):
                                  else str(o)))
 
 
-def supernet_evaluator(cfg, dataset, model, train_subset=0, progress=False):
+def supernet_evaluator(cfg, dataset, model, train_subset=0, progress=False, input_size=None):
     """Supernet + scoring data + evaluator; returns ``(evaluator, split, holdout)``.
 
     Parameters
@@ -97,6 +99,8 @@ def supernet_evaluator(cfg, dataset, model, train_subset=0, progress=False):
         The data set the supernet was trained on (the protocol's, the table's).
     model : ModelConfig
         The supernet's shape.
+    input_size : int, optional
+        Scoring images' size in px (default: the data set's).
     """
     import mxnet as mx
 
@@ -107,7 +111,7 @@ def supernet_evaluator(cfg, dataset, model, train_subset=0, progress=False):
         raise ValueError("--supernet-params file %s does not exist" % cfg.supernet_params)
     ctx = mx.cpu()
     holdout, known = resolve_holdout(cfg.holdout_search, cfg.supernet_params)
-    data_cfg = SearchConfig(dataset=dataset, input_size=default_input_size(dataset),
+    data_cfg = SearchConfig(dataset=dataset, input_size=input_size or default_input_size(dataset),
                             batch_size=cfg.batch_size, num_workers=0,
                             update_bn_images=cfg.update_bn_images, seed=cfg.seed,
                             train_subset=train_subset, progress=progress)
@@ -160,13 +164,15 @@ def _check_score(score):
 
 def run_benchmark_check(cfg, evaluator=None):
     """Score the supernet on every architecture of a stored table; returns the results dict
-    (also written as ``rank_check.json`` with the scatter ``ranking.png``).
+    (also written as ``rank_check.json`` with the scatter ``ranking.png``, and the per-row
+    scores as ``scores.json``).
 
     Parameters
     ----------
     cfg : BenchmarkCheckConfig
     evaluator : (CandidateEvaluator, split dict, holdout), optional
-        Default: built from ``cfg.supernet_params`` and the table's data set and model flags.
+        Default: built from ``cfg.supernet_params`` and the table's data set, input size and
+        model flags.
     """
     _check_score(cfg.score)
     table = load_table(cfg.benchmark)
@@ -175,19 +181,53 @@ def run_benchmark_check(cfg, evaluator=None):
         raise ValueError("%s has %d architectures with finished runs; at least 3 are needed"
                          % (cfg.benchmark, len(rows_in)))
     protocol = StandaloneProtocol.from_dict(dict(table["protocol"], seeds=[0]))
-    _check_supernet_matches(cfg.supernet_params, table, protocol.model_settings())
+    _check_supernet_matches(cfg.supernet_params, table, protocol)
     os.makedirs(cfg.output_dir, exist_ok=True)
-    evaluator, split, _ = evaluator or supernet_evaluator(cfg, table["dataset"], protocol,
-                                                          progress=cfg.progress)
-    logger.info("ranking check against %s: %d architectures, stand-alone %s test top-1 (%s); "
-                "supernet scores on the %s split (%d images)", cfg.benchmark, len(rows_in),
-                table["dataset"], "complete table" if table["complete"] else "incomplete table",
-                split["name"], split["images"])
-    from tqdm import tqdm
+    evaluator, split, _ = evaluator or supernet_evaluator(
+        cfg, table["dataset"], protocol, progress=cfg.progress, input_size=protocol.image_size)
+    logger.info("ranking check against %s: %d architectures, stand-alone %s test top-1 (%s, "
+                "%d px); supernet scores on the %s split (%d images)", cfg.benchmark,
+                len(rows_in), table["dataset"], "complete table" if table["complete"] else
+                "incomplete table", protocol.image_size, split["name"], split["images"])
     scores = _ScoreCache(os.path.join(cfg.output_dir, "supernet_scores.npz"),
                          _scoring_key(cfg, split))
+    rows, hits, losses = _score_rows(cfg, table, evaluator, scores)
+    reliability, primary, correlations = _correlate(rows, "standalone_top1", hits, losses,
+                                                    cfg.score, cfg.bootstrap, cfg.seed)
+    for r in rows:
+        r["score"] = _oriented(r, primary)
+    results = {
+        "mode": "benchmark", "benchmark": cfg.benchmark, "config": jsonable(asdict(cfg)),
+        "dataset": table["dataset"], "input_size": protocol.image_size,
+        "table_complete": table["complete"], "split": split,
+        "k": len(rows), "null_sd": tau_null_sd(len(rows)), "architectures": rows,
+        "reliability": reliability, "primary_score": primary,
+        "primary_score_name": _SCORE_NAMES[primary], "correlations": correlations,
+        "kendall_tau": correlations[primary]["kendall_tau"],
+        "spearman_rho": correlations[primary]["spearman_rho"],
+        "ceiling": seed_tau(table),
+        "band": _band_figures(table, rows, hits, losses, primary, cfg),
+        "baselines": _size_baselines(rows, cfg.bootstrap, cfg.seed),
+        "beyond_flops": beyond_flops(rows, cfg.bootstrap, cfg.seed),
+        "twins": _twin_gaps(cfg, rows, evaluator, scores, primary, protocol),
+    }
+    _log_result(results)
+    results["scores_path"] = _write_scores(cfg, table, evaluator, scores, primary)
+    return _write_results(results, cfg.output_dir)
+
+
+def _oriented(row, primary):
+    """The primary score with higher = better (the loss negated)."""
+    return row["supernet_top1"] if primary == "acc" else -row["supernet_loss"]
+
+
+def _score_rows(cfg, table, evaluator, scores):
+    """Score the table's rows (with ``score_all`` also those without runs, cached for later);
+    returns the rows with ground truth and their per-image hits and losses."""
+    from tqdm import tqdm
+    todo = table["architectures"] if cfg.score_all else \
+        [r for r in table["architectures"] if r["runs"]]
     rows, hits, losses = [], [], []
-    todo = table["architectures"] if cfg.score_all else rows_in
     bar = tqdm(todo, desc="scoring table architectures", unit="arch",
                disable=not cfg.progress)
     for entry in bar:
@@ -200,36 +240,75 @@ def run_benchmark_check(cfg, evaluator=None):
         rows.append({"row": entry["row"], "block_choices": entry["block_choices"],
                      "channel_choices": entry["channel_choices"], "flops": entry["flops"],
                      "params": entry["params"], "in_band": entry["in_band"],
+                     "set": entry.get("set", "spread"),
                      "supernet_top1": float(hit1.mean()), "supernet_loss": float(loss.mean()),
                      "supernet_seconds": seconds, "standalone_top1": entry["top1_mean"],
                      "standalone_per_seed": [r["top1"] for r in entry["runs"]]})
     bar.close()
-    reliability, primary, correlations = _correlate(rows, "standalone_top1", hits, losses,
-                                                    cfg.score, cfg.bootstrap, cfg.seed)
-    band_idx = [i for i, r in enumerate(rows) if r["in_band"]]
-    band = None
-    if len(band_idx) >= 3:
-        _, _, band_corr = _correlate([rows[i] for i in band_idx], "standalone_top1",
-                                     [hits[i] for i in band_idx], [losses[i] for i in band_idx],
-                                     primary, cfg.bootstrap, cfg.seed)
-        band = {"k": len(band_idx), "max_flops": table["band"]["max_flops"],
-                "kendall_tau": band_corr[primary]["kendall_tau"],
-                "spearman_rho": band_corr[primary]["spearman_rho"],
-                "ceiling": seed_tau(table, band=True),
-                "ceiling_two_seed_means": seed_tau(table, band=True, means=True)}
-    results = {
-        "mode": "benchmark", "benchmark": cfg.benchmark, "config": jsonable(asdict(cfg)),
-        "dataset": table["dataset"], "table_complete": table["complete"], "split": split,
-        "k": len(rows), "null_sd": tau_null_sd(len(rows)), "architectures": rows,
-        "reliability": reliability, "primary_score": primary,
-        "primary_score_name": _SCORE_NAMES[primary], "correlations": correlations,
-        "kendall_tau": correlations[primary]["kendall_tau"],
-        "spearman_rho": correlations[primary]["spearman_rho"],
-        "ceiling": seed_tau(table), "band": band,
-        "baselines": _size_baselines(rows, cfg.bootstrap, cfg.seed),
-    }
-    _log_result(results)
-    return _write_results(results, cfg.output_dir)
+    return rows, hits, losses
+
+
+def _band_figures(table, rows, hits, losses, primary, cfg):
+    """Tau within the search's FLOPs band with the table's ceilings there (None below 3)."""
+    idx = [i for i, r in enumerate(rows) if r["in_band"]]
+    if len(idx) < 3:
+        return None
+    _, _, corr = _correlate([rows[i] for i in idx], "standalone_top1", [hits[i] for i in idx],
+                            [losses[i] for i in idx], primary, cfg.bootstrap, cfg.seed)
+    return {"k": len(idx), "max_flops": table["band"]["max_flops"],
+            "kendall_tau": corr[primary]["kendall_tau"],
+            "spearman_rho": corr[primary]["spearman_rho"],
+            "ceiling": seed_tau(table, band=True),
+            "ceiling_two_seed_means": seed_tau(table, band=True, means=True)}
+
+
+def _twin_gaps(cfg, rows, evaluator, scores, primary, protocol):
+    """The supernet's own noise floor: up to ``cfg.twins`` rows (spread over the table) scored
+    against a twin that computes the same function class with other block choices at this
+    input size (:func:`~oneshot_nas.ranking.equivalence.same_function_twin`). The mean
+    absolute score gap is set beside the spread (sd) of the scores over the table."""
+    from .equivalence import same_function_twin
+    if not cfg.twins or not rows:
+        return None
+    picks = sorted({int(i * len(rows) / cfg.twins) for i in range(cfg.twins)}) \
+        if cfg.twins < len(rows) else range(len(rows))
+    pairs = []
+    for i in picks:
+        arch = Architecture.parse(rows[i]["block_choices"], rows[i]["channel_choices"])
+        twin = same_function_twin(arch, protocol.image_size, protocol.channels_layout)
+        if twin is None:
+            continue
+        hit1, loss, _ = scores.get(twin, lambda: _score(evaluator, twin))
+        twin_score = float(hit1.mean()) if primary == "acc" else -float(loss.mean())
+        pairs.append({"row": rows[i]["row"], "twin_blocks": twin.block_string(),
+                      "score": rows[i]["score"], "twin_score": twin_score,
+                      "gap": abs(rows[i]["score"] - twin_score)})
+    if not pairs:
+        return {"pairs": [], "input_size": protocol.image_size}
+    spread = float(np.std([r["score"] for r in rows], ddof=1)) if len(rows) > 1 else 0.0
+    gap = float(np.mean([p["gap"] for p in pairs]))
+    return {"pairs": pairs, "input_size": protocol.image_size, "mean_gap": gap,
+            "score_sd": spread, "gap_over_sd": gap / spread if spread else float("nan")}
+
+
+def _write_scores(cfg, table, evaluator, scores, primary):
+    """Per-row scores of every table row (higher is better) -> ``scores.json``."""
+    out = []
+    for entry in table["architectures"]:
+        arch = Architecture.parse(entry["block_choices"], entry["channel_choices"])
+        if not (entry["runs"] or cfg.score_all):
+            continue
+        hit1, loss, _ = scores.get(arch, lambda: _score(evaluator, arch))
+        out.append({"row": entry["row"], "score": float(hit1.mean()) if primary == "acc"
+                    else -float(loss.mean())})
+    name = _SCORE_NAMES[primary] if primary == "acc" else \
+        "minus the held-out cross-entropy"
+    doc = {"table": os.path.basename(cfg.benchmark),
+           "score": "supernet %s (recalibrated BN) of %s" % (name, cfg.supernet_params),
+           "rows": out}
+    path = os.path.join(cfg.output_dir, "scores.json")
+    atomic_write_json(path, doc, indent=1)
+    return path
 
 
 def _write_results(results, output_dir):
@@ -284,8 +363,9 @@ class _ScoreCache:
         return hit1, loss, seconds
 
 
-def _check_supernet_matches(params, table, model_flags):
-    """Refuse a supernet trained on another data set or with other model flags (its JSON)."""
+def _check_supernet_matches(params, table, protocol):
+    """Refuse a supernet trained on another data set, at another input size or with other
+    model flags (its JSON)."""
     path = os.path.splitext(str(params))[0] + ".json"
     if not params or not os.path.isfile(path):
         return
@@ -295,9 +375,12 @@ def _check_supernet_matches(params, table, model_flags):
     except (OSError, ValueError):
         return
     if config.get("dataset") and config["dataset"] != table["dataset"]:
-        raise ValueError("the supernet %s was trained on %s, the table %s on %s"
-                         % (params, config["dataset"], table.get("dataset"), table["dataset"]))
-    for key, value in model_flags.items():
+        raise ValueError("the supernet %s was trained on %s, the table's nets on %s"
+                         % (params, config["dataset"], table["dataset"]))
+    if config.get("input_size") and int(config["input_size"]) != protocol.image_size:
+        raise ValueError("the supernet %s was trained at %s px, the table's nets at %d px"
+                         % (params, config["input_size"], protocol.image_size))
+    for key, value in protocol.model_settings().items():
         if key in config and config[key] != value:
             raise ValueError("the supernet %s has %s=%s, the table's nets %s=%s"
                              % (params, key, config[key], key, value))
