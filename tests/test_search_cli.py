@@ -93,3 +93,40 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, supernet_params, args, needle
 def test_missing_params_file(tmp_path):
     proc = _search(tmp_path, str(tmp_path / "nope.params"), "--search-iters", "1", check=False)
     assert proc.returncode == 2 and "nope.params does not exist" in proc.stderr
+
+
+def test_the_search_takes_data_and_shape_from_the_supernets_record(tmp_path, supernet_params):
+    """No data or model flag typed: the record beside the weights (as the trainer writes it)
+    decides; a flag that contradicts it is refused in one line naming both values; weights
+    without a record warn once and use the defaults."""
+    import shutil
+    params = str(tmp_path / "recorded.params")
+    shutil.copy(supernet_params, params)
+    with open(str(tmp_path / "recorded.json"), "w") as f:
+        json.dump({"config": {"dataset": "digits", "input_size": 32, "use_se": False,
+                              "last_conv_after_pooling": False,
+                              "channels_layout": "OneShot"}}, f)
+    base = [sys.executable, os.path.join(ROOT, "search_supernet.py"), "--supernet-params",
+            params, "--update-bn-images", "128", "--batch-size", "64", "--population-size",
+            "6", "--retain-length", "2", "--max-flops", "400", "--no-progress", "-j", "1",
+            "--search-iters", "1"]
+    proc = subprocess.run(base + ["--output-dir", str(tmp_path / "s")], capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, res = _topk(tmp_path / "s")
+    assert res["config"]["dataset"] == "digits" and res["config"]["input_size"] == 32
+    assert "--dataset digits --input-size 32" in res["topk"][0]["train_command"]
+    assert res["topk"][0]["script_command"].startswith("DATASET=digits INPUT_SIZE=32 ")
+    assert res["topk"][0]["script_command"].endswith("sh scripts/train_fixArch.sh")
+    for flag, needle in ((["--dataset", "fashion-mnist"],
+                          "--dataset fashion-mnist contradicts the record of"),
+                         (["--use-se"], "(recorded.json says --no-se)")):
+        proc = subprocess.run(base + flag + ["--output-dir", str(tmp_path / "x")],
+                              capture_output=True, text=True, timeout=900)
+        err = [l for l in proc.stderr.splitlines() if "error:" in l]
+        assert proc.returncode == 2 and len(err) == 1 and needle in err[0], proc.stderr[-2000:]
+    os.remove(str(tmp_path / "recorded.json"))
+    proc = subprocess.run(base + ["--dataset", "digits", "--output-dir", str(tmp_path / "n")],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "has no training record beside it" in proc.stderr

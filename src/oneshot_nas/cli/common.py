@@ -178,10 +178,14 @@ def command(prog):
 _REC = os.path.join("~", ".mxnet", "datasets", "imagenet", "rec")
 
 
-def add_data_source_arguments(group):
-    """``--dataset``, ``--data-dir``, the ``--rec-*`` files and ``--use-rec``."""
-    group.add_argument("--dataset", default="imagenet", choices=DATASETS,
-                       help="imagenet: --use-rec or --data-dir; digits: the bundled "
+def add_data_source_arguments(group, from_record=False):
+    """``--dataset``, ``--data-dir``, the ``--rec-*`` files and ``--use-rec``; ``from_record``:
+    the data set defaults to the supernet's training record (then imagenet)."""
+    group.add_argument("--dataset", default=None if from_record else "imagenet",
+                       choices=DATASETS,
+                       help=("default: the supernet's training record, else imagenet. "
+                             if from_record else "") +
+                       "imagenet: --use-rec or --data-dir; digits: the bundled "
                             "scikit-learn digits; fashion-mnist: the IDX files (Debian's "
                             "dataset-fashion-mnist, or --data-dir); synthetic: random tensors "
                             "for speed checks")
@@ -218,22 +222,41 @@ def fill_data_defaults(values):
     return values
 
 
-def data_group(parser):
+def data_group(parser, from_record=False):
     """The ``data`` group of a parser, opened with :func:`add_data_source_arguments`."""
     group = parser.add_argument_group("data")
-    add_data_source_arguments(group)
+    add_data_source_arguments(group, from_record)
     return group
 
 
-def add_model_arguments(group):
+def add_model_arguments(group, from_record=False):
     """The supernet's shape: ``--channels-layout``, ``--use-se``, ``--last-conv-after-pooling``
-    (the fields of :class:`oneshot_nas.config.ModelConfig`)."""
-    group.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS),
-                       help="stage widths: OneShot 64/160/320/640, ShuffleNetV2+ 48/128/256/512")
-    group.add_argument("--use-se", action="store_true",
-                       help="squeeze-and-excitation in stages 2-3 and hard-swish activations")
-    group.add_argument("--last-conv-after-pooling", action="store_true",
-                       help="the 1024-wide last conv after global pooling (MobileNetV3 style)")
+    (the fields of :class:`oneshot_nas.config.ModelConfig`). ``from_record``: every flag
+    defaults to the supernet's training record (see :mod:`oneshot_nas.records`), and
+    ``--no-se`` / ``--no-last-conv-after-pooling`` can say the opposite explicitly."""
+    if not from_record:
+        group.add_argument("--channels-layout", default="OneShot",
+                           choices=sorted(CHANNEL_LAYOUTS),
+                           help="stage widths: OneShot 64/160/320/640, ShuffleNetV2+ "
+                                "48/128/256/512")
+        group.add_argument("--use-se", action="store_true",
+                           help="squeeze-and-excitation in stages 2-3 and hard-swish "
+                                "activations")
+        group.add_argument("--last-conv-after-pooling", action="store_true",
+                           help="the 1024-wide last conv after global pooling (MobileNetV3 "
+                                "style)")
+        return
+    group.add_argument("--channels-layout", default=None, choices=sorted(CHANNEL_LAYOUTS),
+                       help="stage widths (default: the supernet's record, else OneShot)")
+    for flag, dest, value, text in (
+            ("--use-se", "use_se", True, "the supernet has squeeze-and-excitation"),
+            ("--no-se", "use_se", False, "the supernet has no squeeze-and-excitation"),
+            ("--last-conv-after-pooling", "last_conv_after_pooling", True,
+             "the supernet's last conv is after pooling"),
+            ("--no-last-conv-after-pooling", "last_conv_after_pooling", False,
+             "the supernet's last conv is before pooling")):
+        group.add_argument(flag, dest=dest, action="store_const", const=value, default=None,
+                           help=text + " (default: its record, else no)")
 
 
 def add_subnet_arguments(group, shuffle_help):

@@ -17,14 +17,13 @@ stored table's protocol instead of the digits one.
 """
 import sys
 
-from .common import (add_size_constraint_arguments, add_standalone_arguments, command,
-                     new_parser, protocol_from_args, start)
+from .common import (add_model_arguments, add_size_constraint_arguments,
+                     add_standalone_arguments, command, new_parser, protocol_from_args, start)
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser():
-    from ..search_space import CHANNEL_LAYOUTS
     p = new_parser("Ranking check: supernet score vs stand-alone accuracy (Kendall tau, "
                    "Spearman rho, bootstrap intervals): against a stored table "
                    "(--benchmark), or training K new architectures.",
@@ -41,13 +40,7 @@ def build_parser():
                    help="--benchmark: rows also scored against a twin computing the same "
                         "function with other kernels at the table's input size (the "
                         "supernet's noise floor; 0: none)")
-    m.add_argument("--channels-layout", default="OneShot", choices=sorted(CHANNEL_LAYOUTS),
-                   help="the supernet's stage widths")
-    m.add_argument("--use-se", action="store_true",
-                   help="the supernet has SE modules (trained with --use-se)")
-    m.add_argument("--no-last-conv-after-pooling", dest="last_conv_after_pooling",
-                   action="store_false",
-                   help="a supernet with the last conv before pooling (default: after)")
+    add_model_arguments(m, from_record=True)
     m.add_argument("--holdout-search", type=int, default=None, metavar="N",
                    help="held-out images to score on (default: the supernet's, from its JSON)")
     m.add_argument("--update-bn-images", type=int, default=1024,
@@ -153,9 +146,14 @@ def main(argv=None):
     if args.benchmark:
         print_benchmark(_run_benchmark(args))
         return 0
+    from ..records import apply_record
+    from .search_supernet import RECORD_DEFAULTS
+    model = {name: getattr(args, name) for name in ("channels_layout", "use_se",
+                                                    "last_conv_after_pooling")}
+    apply_record(model, args.supernet_params, RECORD_DEFAULTS, fields=tuple(model))
     cfg = RankCheckConfig(
-        supernet_params=args.supernet_params, channels_layout=args.channels_layout,
-        use_se=args.use_se, last_conv_after_pooling=args.last_conv_after_pooling,
+        supernet_params=args.supernet_params, channels_layout=model["channels_layout"],
+        use_se=model["use_se"], last_conv_after_pooling=model["last_conv_after_pooling"],
         num_archs=args.num_archs, seed=args.seed, max_flops=args.max_flops,
         max_params=args.max_params, comparison_model=args.comparison_model,
         flop_max=args.flop_max, param_max=args.param_max,

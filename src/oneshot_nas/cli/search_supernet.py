@@ -3,17 +3,25 @@
 import sys
 from dataclasses import fields
 
+from ..config import ModelConfig
+from ..records import apply_record
 from ..search_space import Architecture
 from .common import (add_input_arguments, add_model_arguments, add_size_constraint_arguments,
                      command, data_group, fill_data_defaults, new_parser, start)
 
 __all__ = ["build_parser", "main"]
 
+# without a training record beside the supernet: ImageNet, the plain OneShot shape
+RECORD_DEFAULTS = dict(dataset="imagenet", input_size=None,
+                       channels_layout=ModelConfig.channels_layout,
+                       use_se=ModelConfig.use_se,
+                       last_conv_after_pooling=ModelConfig.last_conv_after_pooling)
+
 
 def build_parser():
     from ..search.algorithms import SEARCH_SCORES
     p = new_parser("Search subnets of a trained SPOS supernet (BN recalibration per candidate).")
-    d = data_group(p)
+    d = data_group(p, from_record=True)
     d.add_argument("--batch-size", type=int, default=128,
                    help="images per batch of recalibration and scoring")
     d.add_argument("-j", "--num-data-workers", dest="num_workers", type=int, default=4,
@@ -26,7 +34,7 @@ def build_parser():
 
     m = p.add_argument_group("supernet")
     m.add_argument("--supernet-params", required=True, help="trained supernet .params file")
-    add_model_arguments(m)
+    add_model_arguments(m, from_record=True)
 
     s = p.add_argument_group("search")
     s.add_argument("--search-mode", default="genetic", choices=["random", "genetic"],
@@ -90,6 +98,8 @@ def main(argv=None):
     from ..search.runner import SearchConfig, run_search
     args = start(build_parser(), argv, "search.log")
     values = {f.name: getattr(args, f.name) for f in fields(SearchConfig) if hasattr(args, f.name)}
+    apply_record(values, args.supernet_params, RECORD_DEFAULTS)
+    values.pop("_record")
     fill_data_defaults(values)
     if args.fixed_block_choices:
         Architecture.parse(args.fixed_block_choices)

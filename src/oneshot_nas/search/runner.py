@@ -283,15 +283,32 @@ def _fixed_genes(cfg):
 
 
 def _commands(arch, cfg):
+    """The commands that train ``arch`` from scratch with the supernet's shape and data: the
+    trainer's flags, and the training script with its environment variables."""
     flags = ["--use-se"] if cfg.use_se else []
     flags += ["--last-conv-after-pooling"] if cfg.last_conv_after_pooling else []
-    train = ("python train_imagenet.py --model ShuffleNas_fixArch --block-choices %s "
-             "--channel-choices %s --channels-layout %s %s" % (
-                 shlex.quote(arch.block_string()), shlex.quote(arch.channel_string()),
-                 cfg.channels_layout, " ".join(flags))).strip()
-    script = "BLOCK_CHOICES=%s CHANNEL_CHOICES=%s sh scripts/train_fixArch+.sh" % (
-        arch.block_string(), arch.channel_string())
-    return train, script
+    data, env = [], []
+    if cfg.dataset != "imagenet":
+        data = ["--dataset", cfg.dataset, "--input-size", str(cfg.input_size)]
+        env = ["DATASET=%s" % cfg.dataset, "INPUT_SIZE=%d" % cfg.input_size]
+    elif cfg.input_size != 224:
+        data = ["--input-size", str(cfg.input_size)]
+        env = ["INPUT_SIZE=%d" % cfg.input_size]
+    train = " ".join(["python train_imagenet.py"] + data + [
+        "--model ShuffleNas_fixArch --block-choices", shlex.quote(arch.block_string()),
+        "--channel-choices", shlex.quote(arch.channel_string()),
+        "--channels-layout", cfg.channels_layout] + flags)
+    env += ["BLOCK_CHOICES=%s" % arch.block_string(),
+            "CHANNEL_CHOICES=%s" % arch.channel_string()]
+    if cfg.channels_layout != "OneShot":
+        env.append("CHANNELS_LAYOUT=%s" % cfg.channels_layout)
+    if cfg.use_se and cfg.last_conv_after_pooling:
+        script = "scripts/train_fixArch+.sh"          # sets both flags itself
+    else:
+        script = "scripts/train_fixArch.sh"
+        if flags:
+            env.append("FIXARCH_FLAGS=%s" % shlex.quote(" ".join(flags)))
+    return train, " ".join(env + ["sh", script])
 
 
 def _search(cfg, state, evaluator, counter, constraints, objective, common):
