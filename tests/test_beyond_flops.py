@@ -153,3 +153,20 @@ def test_a_table_whose_stored_figures_differ_from_its_runs_is_refused(tmp_path, 
     with pytest.raises(ValueError) as info:
         load_table(str(path))
     assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_winner_is_placed_among_the_matched_set(tmp_path):
+    from oneshot_nas.ranking import WinnerCheckConfig, run_winner_check
+    from test_ranking import _fake_search
+    out = str(tmp_path / "t.json")
+    table = build_table(_matched_spec(), out, trainer=NoisyTrainer(), counter=proxy_counter)
+    search = _fake_search(tmp_path / "s.json", 0, [0.1, 0.5], "random", max_flops=927)
+    trainer = NoisyTrainer()
+    res = run_winner_check(WinnerCheckConfig(search_results=search, benchmark=out,
+                                             output_dir=str(tmp_path / "w"), command="x"),
+                           counter=proxy_counter, trainer=trainer)
+    assert sorted(s for _, s in trainer.calls) == [0, 1, 2]   # as many seeds as matched rows
+    matched = [r for r in table["architectures"] if r["set"] == "matched"]
+    assert [r["row"] for r in res["random"]] == [r["row"] for r in matched]
+    assert res["peers"] == "the FLOPs-matched set" and res["search_mode"] == "random"
+    assert res["command"] == "x" and len(res["winner"]["standalone_per_seed"]) == 3

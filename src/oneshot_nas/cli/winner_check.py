@@ -7,6 +7,7 @@ them and the search's best with the ranking check's stand-alone protocol (same f
 cache format) and reports the winner's accuracy, the random median / best / worst and the
 winner's rank; writes ``winner_check.json`` and ``winner_vs_random.png`` to ``--output-dir``.
 """
+import shlex
 import sys
 
 from .common import add_standalone_arguments, command, new_parser, protocol_from_args, start
@@ -45,16 +46,19 @@ def main(argv=None):
     cfg = WinnerCheckConfig(search_results=args.search_results, num_random=args.num_random,
                             seed=args.seed, protocol=protocol, output_dir=args.output_dir,
                             cache_file=args.cache_file, benchmark=args.benchmark,
-                            seeds=protocol.seeds if args.standalone_seeds else None)
+                            seeds=protocol.seeds if args.standalone_seeds else None,
+                            command=" ".join(shlex.quote(a) for a in
+                                             ["python", "-m", "oneshot_nas.cli.winner_check"]
+                                             + list(sys.argv[1:] if argv is None else argv)))
     res = run_winner_check(cfg)
     accs = sorted(r["standalone_top1"] for r in res["random"])
     print("winner stand-alone top-1 %.2f %%  (%s / %s, %.1f MFLOPs)"
           % (100 * res["winner"]["standalone_top1"], res["winner"]["block_choices"],
              res["winner"]["channel_choices"], res["winner"]["flops"]))
     if res.get("mode") == "benchmark":
-        print("%d table architectures under %s: median %.2f %%, best %.2f %%; the winner's "
+        print("%d architectures of %s: median %.2f %%, best %.2f %%; the winner's "
               "percentile %.0f (rank %d of %d)"
-              % (len(accs), res["constraints"], 100 * res["random_median_top1"],
+              % (len(accs), res["peers"], 100 * res["random_median_top1"],
                  100 * res["random_best_top1"], res["percentile"], res["winner_rank"],
                  len(accs) + 1))
         noise = res["percentile_noise"]

@@ -38,7 +38,9 @@ class WinnerCheckConfig:
     cache_file: str = None
     benchmark: str = None               # a stored table: compare with its rows instead
     seeds: tuple = None                 # seeds of the winner's runs with --benchmark (default:
-                                        # as many as the table's band rows have, at least 2)
+                                        # as many as the table's matched (else band) rows have,
+                                        # at least 2)
+    command: str = None                 # the command line, kept in the results
 
 
 def run_winner_check(cfg, counter=None, trainer=None):
@@ -123,10 +125,25 @@ def read_search_results(path):
 
 
 def table_seeds(table):
-    """Seeds ``0 .. n - 1`` for a winner placed among a table's band rows: ``n`` is what the
-    table's band rows were trained with, at least 2."""
+    """Seeds ``0 .. n - 1`` for a winner placed among a table's peers: ``n`` is what its
+    FLOPs-matched rows (else its band rows) were trained with, at least 2."""
     from .table import spec_from_table
-    return tuple(range(max(2, spec_from_table(table).band_seeds)))
+    spec = spec_from_table(table)
+    return tuple(range(max(2, spec.matched_seeds if spec.matched_k else spec.band_seeds)))
+
+
+def _table_peers(table, constraints, name):
+    """The rows a winner is placed among: the FLOPs-matched set when the table has one (the
+    search runs under its target), else the rows that satisfy the search's constraints."""
+    matched = [r for r in table["architectures"] if r["runs"] and r.get("set") == "matched"]
+    if matched:
+        return matched, "the FLOPs-matched set"
+    peers = [r for r in table["architectures"] if r["runs"] and
+             bool(constraints.satisfied(np.array([r["flops"]]), np.array([r["params"]]))[0])]
+    if not peers:
+        raise ValueError("no architecture of %s satisfies the search's constraints (%s)"
+                         % (name, constraints))
+    return peers, "table rows under %s" % constraints
 
 
 def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
@@ -136,7 +153,7 @@ def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
     table = load_table(cfg.benchmark)
     seeds = cfg.seeds or table_seeds(table)
     logger.info("the winner is trained with seeds %s (%s)", list(seeds),
-                "as asked" if cfg.seeds else "as many as the table's band rows have")
+                "as asked" if cfg.seeds else "as many as the table's peer rows have")
     protocol = StandaloneProtocol.from_dict(dict(table["protocol"], seeds=list(seeds)))
     for key in ("channels_layout", "use_se", "last_conv_after_pooling"):
         if key in scfg and scfg[key] != getattr(protocol, key):
@@ -147,11 +164,7 @@ def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
         from .table import table_counter
         counter = table_counter(protocol)
     constraints = Constraints.from_config(scfg)
-    peers = [r for r in table["architectures"] if r["runs"] and
-             bool(constraints.satisfied(np.array([r["flops"]]), np.array([r["params"]]))[0])]
-    if not peers:
-        raise ValueError("no architecture of %s satisfies the search's constraints (%s)"
-                         % (cfg.benchmark, constraints))
+    peers, peer_name = _table_peers(table, constraints, cfg.benchmark)
     cache = StandaloneCache(cfg.cache_file or os.path.join(cfg.output_dir,
                                                           "standalone_cache.json"))
     res = train_standalone(winner, protocol, cache, trainer)
@@ -161,6 +174,8 @@ def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
                                 seed=cfg.seed)
     results = {
         "mode": "benchmark", "benchmark": cfg.benchmark, "search_results": cfg.search_results,
+        "command": cfg.command, "search_mode": scfg.get("search_mode"),
+        "search_seed": scfg.get("seed"), "peers": peer_name,
         "constraints": str(constraints), "protocol": protocol.to_dict(),
         "winner": {"role": "winner", "block_choices": winner.block_string(),
                    "channel_choices": winner.channel_string(), "flops": flops,
@@ -176,9 +191,9 @@ def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
         "winner_beats_median": bool(res["top1"] > np.median(accs)),
         "winner_rank": int(1 + (accs > res["top1"]).sum()),
     }
-    logger.info("winner stand-alone top-1 %.4f (seeds %s); %d table architectures under %s: "
+    logger.info("winner stand-alone top-1 %.4f (seeds %s); %d architectures of %s: "
                 "median %.4f, best %.4f; the winner's percentile %.0f", res["top1"],
-                list(seeds), len(accs), constraints, results["random_median_top1"],
+                list(seeds), len(accs), peer_name, results["random_median_top1"],
                 results["random_best_top1"], results["percentile"])
     if noise is not None:
         logger.info("seed noise: sd %.4f (pooled over %d architectures with 2+ seeds); the "
