@@ -322,3 +322,39 @@ def test_version_is_written_once_and_commands_run_from_the_venv():
     out = subprocess.run([sys.executable, "-m", "oneshot_nas.cli.train_imagenet", "--help"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "--block-choices" in out.stdout
+
+
+def test_the_trainers_export_carries_its_preprocessing_to_onnx_and_predict(trained_digits,
+                                                                             capsys, tmp_path):
+    """No preprocessing flag after training: the trainer's ``-deploy.json`` (32 px, the digits'
+    normalisation and class names) travels into the ONNX export, and predicting real digit
+    images from PNG files gives the classes the network gives the validation tensors."""
+    import cv2
+    folder, val_top1 = trained_digits
+    meta = json.load(open(str(folder / "OneShot-S+-deploy.json")))
+    assert meta["input_size"] == 32 and meta["style"] == "digits"
+    assert meta["classes"] == [str(i) for i in range(10)] and meta["dataset"] == "digits"
+    out = str(tmp_path / "plain.onnx")
+    assert export_cli.main(["--symbol", str(folder / "OneShot-S+-symbol.json"), "--output", out,
+                            "--no-check"]) == 0
+    onnx_meta = json.load(open(str(tmp_path / "plain-deploy.json")))
+    assert (onnx_meta["input_size"], onnx_meta["style"], onnx_meta["mean"]) == \
+        (32, "digits", meta["mean"])
+    images, labels, info = _digits_validation(with_info=True)
+    block = graph_block(*load_graph(str(folder / "OneShot-S+-symbol.json"),
+                                    str(folder / "OneShot-S+-0000.params")))
+    n = 60
+    expected = block(mx.nd.array(images[:n])).asnumpy().argmax(1)
+    mean, std = np.array(info.mean), np.array(info.std)
+    os.makedirs(str(tmp_path / "imgs"))
+    for i in range(n):
+        pixels = np.clip(np.round(images[i].transpose(1, 2, 0) * std + mean), 0, 255)
+        cv2.imwrite(str(tmp_path / "imgs" / ("%02d.png" % i)), pixels.astype(np.uint8)[:, :, ::-1])
+    capsys.readouterr()
+    assert predict_cli.main(["--onnx", out, "--json", "--topk", "1", str(tmp_path / "imgs")]) == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()]
+    predicted = np.array([int(r["top"][0]["class"]) for r in rows])
+    assert len(predicted) == n
+    assert (predicted == expected).mean() >= 0.95
+    # the accuracy the trainer logged, within the noise of 60 images (sd <= 0.065)
+    assert abs((predicted == labels[:n]).mean() - val_top1) <= 0.2

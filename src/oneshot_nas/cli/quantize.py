@@ -18,10 +18,10 @@ import os
 import sys
 
 from ..deploy import (CALIB_MODES, FLOAT_OPS, QUANTIZED_DTYPES, SUPERNET_MODELS, DeployError,
-                      DeployMeta, build_subnet, calibration_iter, evaluate_variants,
+                      DeployMeta, build_subnet, calibration_iter, evaluate_variants, meta_for_data,
                       fold_batchnorm, fuse_graph, load_graph, net_to_graph, quantize_graph,
                       quantized_prefix, results_json, results_table, save_graph, write_meta)
-from ..data.factory import DATASETS, SMALL_DATASETS, default_input_size
+from ..data.factory import DATASETS, default_input_size
 from .common import (OneLineParser, add_subnet_arguments, cli_logging, command, new_parser,
                      parse_args)
 
@@ -165,14 +165,7 @@ def _loaders(args, need_train, need_val):
 
 
 def _meta(args, info, provenance):
-    classes = list(info.classes) if info is not None and info.classes else []
-    if not classes and args.dataset == "digits":
-        classes = [str(i) for i in range(10)]
-    return DeployMeta(input_size=args.input_size, crop_ratio=args.crop_ratio,
-                      mean=list(info.mean) if info is not None else None,
-                      std=list(info.std) if info is not None else None,
-                      style=args.dataset if args.dataset in SMALL_DATASETS else "imagenet",
-                      classes=classes, **provenance)
+    return meta_for_data(args.dataset, info, args.input_size, args.crop_ratio, **provenance)
 
 
 def _micronet_scores(symbol, input_size):

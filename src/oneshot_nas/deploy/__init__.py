@@ -23,8 +23,8 @@ from .evaluate import (VARIANTS, VariantResult, accuracy, evaluate_variants, flo
                        results_table)
 from .onnx_export import (DEFAULT_OPSET, ONNX_OPSETS, OnnxPredictor, compare_with_mxnet,
                           export_onnx, onnx_session)
-from .predict import (DeployMeta, collect_images, meta_path, predict_topk, preprocess,
-                      read_meta, write_meta)
+from .predict import (DeployMeta, collect_images, meta_for_data, meta_path, predict_topk,
+                      preprocess, read_meta, write_meta)
 
 __all__ = ["DeployError", "SUPERNET_MODELS", "build_subnet", "graph_block", "infer_classes",
            "load_graph", "net_to_graph", "save_graph", "split_params", "count_ops",
@@ -33,6 +33,6 @@ __all__ = ["DeployError", "SUPERNET_MODELS", "build_subnet", "graph_block", "inf
            "quantize_graph", "quantized_prefix", "VARIANTS", "VariantResult", "accuracy",
            "evaluate_variants", "float16_block", "float16_support", "measure_latency",
            "measure_throughput", "results_json", "results_table", "DeployMeta",
-           "collect_images", "meta_path", "predict_topk", "preprocess",
+           "meta_for_data", "collect_images", "meta_path", "predict_topk", "preprocess",
            "read_meta", "write_meta", "DEFAULT_OPSET", "ONNX_OPSETS", "OnnxPredictor",
            "compare_with_mxnet", "export_onnx", "onnx_session"]

@@ -14,7 +14,8 @@ import mxnet as mx
 
 from .errors import DeployError
 
-__all__ = ["IMAGE_EXTENSIONS", "DeployMeta", "meta_path", "write_meta", "read_meta",
+__all__ = ["IMAGE_EXTENSIONS", "DeployMeta", "meta_for_data", "meta_path", "write_meta",
+           "read_meta",
            "collect_images", "preprocess", "predict_topk"]
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,27 @@ class DeployMeta(dict):
     def __init__(self, **kwargs):
         super().__init__(self.DEFAULTS)
         self.update({k: v for k, v in kwargs.items() if v is not None})
+
+
+def meta_for_data(dataset, info, input_size, crop_ratio, **provenance):
+    """The :class:`DeployMeta` of a model trained on ``dataset``: its validation
+    preprocessing (size, crop, the data's normalisation and style) and class names.
+
+    Parameters
+    ----------
+    info : DataInfo or None
+        The loaders' description of the data (normalisation, class names); None keeps the
+        ImageNet normalisation.
+    """
+    from ..data.factory import SMALL_DATASETS
+    classes = list(info.classes) if info is not None and info.classes else []
+    if not classes and dataset == "digits":
+        classes = [str(i) for i in range(10)]
+    return DeployMeta(input_size=int(input_size), crop_ratio=crop_ratio,
+                      mean=list(info.mean) if info is not None else None,
+                      std=list(info.std) if info is not None else None,
+                      style=dataset if dataset in SMALL_DATASETS else "imagenet",
+                      classes=classes, dataset=dataset, **provenance)
 
 
 def meta_path(prefix):

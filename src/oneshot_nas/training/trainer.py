@@ -619,9 +619,25 @@ def _final_save(run, start_epoch, summary):
             net(nd.zeros((1, 3, size, size), ctx=run.ctx[0], dtype=cfg.dtype))
         try:
             net.export(os.path.join(cfg.save_dir, run.prefix))
+            _write_deploy_meta(run)
         except OSError as err:
             raise CheckpointError("cannot export %s to %s: %s"
                                   % (run.prefix, cfg.save_dir, err.strerror or err)) from None
+
+
+def _write_deploy_meta(run):
+    """``<prefix>-deploy.json`` beside the exported graph: the validation preprocessing of the
+    data it was trained on and its class names, so that export and prediction need no flag."""
+    from ..deploy.predict import meta_for_data, write_meta
+    cfg = run.cfg
+    arch = getattr(run.net, "architecture", None)
+    meta = meta_for_data(cfg.dataset, run.info, cfg.input_size, cfg.crop_ratio,
+                         model=cfg.model, config=run.net.config if hasattr(run.net, "config")
+                         else cfg.model_settings(),
+                         architecture=arch.to_json() if arch is not None else None)
+    path = write_meta(os.path.join(cfg.save_dir, run.prefix), meta)
+    logger.info("exported %s-symbol.json / -0000.params with its preprocessing %s",
+                os.path.join(cfg.save_dir, run.prefix), path)
 
 
 def _targets(cfg, labels, classes, mixed):
