@@ -5,6 +5,8 @@ The cases run each CLI's ``main()`` in the test process; the root logger's handl
 """
 import logging
 import os
+import subprocess
+import sys
 
 import cv2
 import mxnet as mx
@@ -375,3 +377,28 @@ def test_compare_searches_reports_an_unwritable_output_in_one_line(capsys, tmp_p
     line = _exit_2(capsys, compare_searches.main, ["--genetic", results, "--random", results,
                                                   "--output", str(blocker / "sub" / "c.png")])
     assert line.startswith("compare_searches: error: ") and str(blocker) in line
+
+
+def test_ctrl_c_stops_training_with_one_line_and_a_resume_hint(tmp_path):
+    """SIGINT (Ctrl-C) during training: exit status 130, one line saying how to go on, no
+    traceback."""
+    import signal
+    import time
+    cmd = [sys.executable, os.path.join(ROOT, "train_imagenet.py"), "--dataset", "digits",
+           "--input-size", "32", "--num-gpus", "0", "-j", "0", "--batch-size", "32",
+           "--num-epochs", "200", "--save-dir", str(tmp_path / "p"), "--no-progress",
+           "--log-interval", "1", "--logging-file", str(tmp_path / "t.log")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.isfile(str(tmp_path / "t.log")) and \
+                "Batch [" in open(str(tmp_path / "t.log")).read():
+            break
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("train_imagenet.py: interrupted; rerun the same command with "
+                           "--auto-resume")

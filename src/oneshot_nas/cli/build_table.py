@@ -166,7 +166,8 @@ def print_summary(table):
                                                100 * noise["range"]))
 
 
-@command("build_table")
+@command("build_table", resume="rerun the same command: finished runs are cached and "
+         "only the others are trained")
 def main(argv=None):
     from ..ranking.table import build_table, rebuild_rows
     args = build_parser().parse_args(argv)

@@ -160,9 +160,11 @@ def cli_logging(logging_file=None, level=logging.INFO):
 
 
 # -- the main wrapper -------------------------------------------------------------------------
-def command(prog):
+def command(prog, resume=None):
     """Decorator of a command's ``main(argv=None)``: an error a user can cause, raised
-    anywhere in it, is printed as ``prog: error: <one line>`` and ``main`` returns 2."""
+    anywhere in it, is printed as ``prog: error: <one line>`` and ``main`` returns 2; Ctrl-C
+    prints ``prog: interrupted; <resume>`` (how to go on from what was saved) and returns 130,
+    without a traceback."""
     def wrap(main):
         @functools.wraps(main)
         def guarded(argv=None):
@@ -170,6 +172,10 @@ def command(prog):
                 return main(argv)
             except user_errors() as err:
                 return report(prog, err)
+            except KeyboardInterrupt:
+                print("%s: interrupted%s" % (prog, "; " + resume if resume else ""),
+                      file=sys.stderr, flush=True)
+                return 130
         return guarded
     return wrap
 

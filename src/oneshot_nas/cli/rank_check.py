@@ -139,7 +139,8 @@ def print_beyond_flops(res):
                                                          t["mean_gap"], t["gap_over_sd"]))
 
 
-@command("rank_check")
+@command("rank_check", resume="rerun the same command: scored architectures and "
+         "finished stand-alone runs are cached")
 def main(argv=None):
     from ..ranking import RankCheckConfig, run_rank_check
     args = start(build_parser(), argv, "rank_check.log")

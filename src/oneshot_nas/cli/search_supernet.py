@@ -93,7 +93,8 @@ def build_parser():
     return p
 
 
-@command("search_supernet.py")
+@command("search_supernet.py", resume="rerun the same command with --resume to go on from "
+         "the checkpoint in --output-dir (every finished generation is kept)")
 def main(argv=None):
     from ..search.runner import SearchConfig, run_search
     args = start(build_parser(), argv, "search.log")

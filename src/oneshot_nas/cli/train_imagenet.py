@@ -156,7 +156,8 @@ def args_to_config(args):
     return TrainConfig(**values).validate()
 
 
-@command("train_imagenet.py")
+@command("train_imagenet.py", resume="rerun the same command with --auto-resume to go on "
+         "from the last checkpoint in --save-dir")
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)

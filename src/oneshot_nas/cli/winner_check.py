@@ -38,7 +38,8 @@ def build_parser():
     return p
 
 
-@command("winner_check")
+@command("winner_check", resume="rerun the same command: finished stand-alone runs "
+         "are cached")
 def main(argv=None):
     from ..ranking import WinnerCheckConfig, run_winner_check
     args = start(build_parser(), argv, "winner_check.log")
