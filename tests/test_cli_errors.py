@@ -182,10 +182,11 @@ def test_search_flags_that_would_be_ignored_or_cannot_run_exit_2(capsys, tmp_pat
 def _checkpoint(tmp_path, params, settings_change=None, **cfg_change):
     """A search checkpoint in tmp_path/out made with the test's settings (changed as given)."""
     from oneshot_nas.search import SearchState
-    from oneshot_nas.search.runner import SearchConfig, resume_settings
-    cfg = SearchConfig(dataset="digits", supernet_params=params, update_bn_images=32,
-                       batch_size=32, population_size=4, retain_length=2, search_iters=1,
-                       input_size=32, output_dir=str(tmp_path / "out"))
+    from oneshot_nas.search.runner import SearchConfig, resume_settings, search_defaults
+    cfg = SearchConfig(**dict(search_defaults("digits"), dataset="digits",
+                              supernet_params=params, update_bn_images=32, batch_size=32,
+                              population_size=4, retain_length=2, search_iters=1,
+                              input_size=32, output_dir=str(tmp_path / "out")))
     for key, value in cfg_change.items():
         setattr(cfg, key, value)
     settings = resume_settings(cfg)

@@ -31,5 +31,7 @@ def test_every_flag_has_help_and_valued_flags_show_their_default(name):
         if action.nargs == 0:
             assert "%(default)" not in shown, action.option_strings
         elif action.default is not argparse.SUPPRESS:
-            assert "%(default)" in shown, action.option_strings
+            # the formatter's "(default: ...)", or the help's own words for a default that
+            # depends on something else (the data set, another flag)
+            assert "%(default)" in shown or "(default" in shown, action.option_strings
     assert "(default: True)" not in text and "(default: False)" not in text

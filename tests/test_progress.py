@@ -85,3 +85,18 @@ def test_demo_stage_echoes_all_output_while_it_runs(capfd, tmp_path):
     assert "[echo done in" in out
     assert text.splitlines()[0] == "line 0" and "bar 20/20" in text and "\r" not in text
     assert (tmp_path / "demo_echo.log").read_text() == text
+
+
+def test_genetic_search_bar_counts_candidates(capsys, tmp_path, supernet_params):
+    """The bar of a genetic search counts candidates (population x generations), so its rate
+    and ETA move within a generation."""
+    from oneshot_nas.search.runner import SearchConfig, run_search
+    cfg = SearchConfig(dataset="digits", supernet_params=supernet_params, input_size=32,
+                       batch_size=64, num_workers=0, update_bn_images=32, val_images=64,
+                       search_mode="genetic", population_size=4, retain_length=2,
+                       search_iters=2, topk=1, progress=True, output_dir=str(tmp_path))
+    run_search(cfg, counter=proxy_counter)
+    err = capsys.readouterr().err
+    assert "genetic search" in err and "8/8 [" in err
+    assert "cand/s" in err or "s/cand" in err
+    assert "gen/s" not in err and "s/gen" not in err

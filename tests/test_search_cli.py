@@ -97,7 +97,7 @@ def test_missing_params_file(tmp_path):
 
 def test_the_search_takes_data_and_shape_from_the_supernets_record(tmp_path, supernet_params):
     """No data or model flag typed: the record beside the weights (as the trainer writes it)
-    decides; a flag that contradicts it is refused in one line naming both values; weights
+    decides, and the data set's search settings apply; a flag that contradicts it is refused in one line naming both values; weights
     without a record warn once and use the defaults."""
     import shutil
     params = str(tmp_path / "recorded.params")
@@ -107,14 +107,18 @@ def test_the_search_takes_data_and_shape_from_the_supernets_record(tmp_path, sup
                               "last_conv_after_pooling": False,
                               "channels_layout": "OneShot"}}, f)
     base = [sys.executable, os.path.join(ROOT, "search_supernet.py"), "--supernet-params",
-            params, "--update-bn-images", "128", "--batch-size", "64", "--population-size",
-            "6", "--retain-length", "2", "--max-flops", "400", "--no-progress", "-j", "1",
-            "--search-iters", "1"]
+            params, "--update-bn-images", "128", "--batch-size", "64", "--max-flops", "400",
+            "--no-progress", "-j", "1", "--search-iters", "1"]
     proc = subprocess.run(base + ["--output-dir", str(tmp_path / "s")], capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, res = _topk(tmp_path / "s")
     assert res["config"]["dataset"] == "digits" and res["config"]["input_size"] == 32
+    # the small data sets' search settings where no flag was given
+    assert (res["config"]["population_size"], res["config"]["retain_length"],
+            res["config"]["search_score"], res["config"]["update_bn_images"]) == \
+        (16, 4, "loss", 128)
+    assert res["evaluated"] == 16
     assert "--dataset digits --input-size 32" in res["topk"][0]["train_command"]
     assert res["topk"][0]["script_command"].startswith("DATASET=digits INPUT_SIZE=32 ")
     assert res["topk"][0]["script_command"].endswith("sh scripts/train_fixArch.sh")

@@ -44,7 +44,7 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
     (default: True)`` would read backwards)."""
 
     def _get_help_string(self, action):
-        if action.nargs == 0:
+        if action.nargs == 0 or "(default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 

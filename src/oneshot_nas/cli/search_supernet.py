@@ -18,6 +18,12 @@ RECORD_DEFAULTS = dict(dataset="imagenet", input_size=None,
                        last_conv_after_pooling=ModelConfig.last_conv_after_pooling)
 
 
+def _by_data(name):
+    from ..search.runner import DATASET_SEARCH_DEFAULTS as d
+    return " (default: %s on ImageNet, %s on digits and Fashion-MNIST)" % (
+        d["imagenet"][name], d["small"][name])
+
+
 def build_parser():
     from ..search.algorithms import SEARCH_SCORES
     p = new_parser("Search subnets of a trained SPOS supernet (BN recalibration per candidate).")
@@ -39,12 +45,13 @@ def build_parser():
     s = p.add_argument_group("search")
     s.add_argument("--search-mode", default="genetic", choices=["random", "genetic"],
                    help="random sampling or the genetic search (as many candidates either way)")
-    s.add_argument("--search-iters", type=int, default=20,
-                   help="generations (genetic) or candidates (random)")
-    s.add_argument("--population-size", type=int, default=50,
-                   help="candidates per generation")
-    s.add_argument("--retain-length", type=int, default=10,
-                   help="best candidates kept as parents of the next generation")
+    s.add_argument("--search-iters", type=int, default=None,
+                   help="generations (genetic) or candidates (random)%s" % _by_data("search_iters"))
+    s.add_argument("--population-size", type=int, default=None,
+                   help="candidates per generation%s" % _by_data("population_size"))
+    s.add_argument("--retain-length", type=int, default=None,
+                   help="best candidates kept as parents of the next generation%s"
+                        % _by_data("retain_length"))
     s.add_argument("--random-select", type=float, default=0.1,
                    help="probability of keeping each other candidate as a parent too")
     s.add_argument("--mutate-chance", type=float, default=0.1,
@@ -52,8 +59,9 @@ def build_parser():
     s.add_argument("--fixed-block-choices", default=None, help="search channels only")
     s.add_argument("--fixed-channel-choices", default=None, help="search blocks only")
     s.add_argument("--topk", type=int, default=3, help="best candidates reported")
-    s.add_argument("--update-bn-images", type=int, default=20000,
-                   help="training images for every candidate's BN recalibration")
+    s.add_argument("--update-bn-images", type=int, default=None,
+                   help="training images for every candidate's BN recalibration%s"
+                        % _by_data("update_bn_images"))
     s.add_argument("--bn-group-size", type=int, default=32,
                    help="images per BN recalibration group (defines the statistics)")
     s.add_argument("--holdout-search", type=int, default=None, metavar="N",
@@ -70,10 +78,10 @@ def build_parser():
     o.add_argument("--search-target", default="acc", choices=["acc", "balanced_flop_acc"],
                    help="fitness: the score, or score - ratio x normalised size "
                         "(needs --comparison-model)")
-    o.add_argument("--search-score", default="acc", choices=list(SEARCH_SCORES),
+    o.add_argument("--search-score", default=None, choices=list(SEARCH_SCORES),
                    help="the supernet score the objective uses: held-out top-1, or held-out "
                         "cross-entropy (as exp(-loss), larger is better; less noisy, see "
-                        "docs/ranking.md)")
+                        "docs/ranking.md)%s" % _by_data("search_score"))
     add_size_constraint_arguments(o)
     o.add_argument("--score-acc-ratio", type=float, default=None,
                    help="weight of the normalised score; needs --search-target "
@@ -96,11 +104,14 @@ def build_parser():
 @command("search_supernet.py", resume="rerun the same command with --resume to go on from "
          "the checkpoint in --output-dir (every finished generation is kept)")
 def main(argv=None):
-    from ..search.runner import SearchConfig, run_search
+    from ..search.runner import SearchConfig, run_search, search_defaults
     args = start(build_parser(), argv, "search.log")
     values = {f.name: getattr(args, f.name) for f in fields(SearchConfig) if hasattr(args, f.name)}
     apply_record(values, args.supernet_params, RECORD_DEFAULTS)
     values.pop("_record")
+    for name, value in search_defaults(values["dataset"]).items():
+        if values.get(name) is None:
+            values[name] = value
     fill_data_defaults(values)
     if args.fixed_block_choices:
         Architecture.parse(args.fixed_block_choices)

@@ -22,7 +22,8 @@ from .algorithms import (Constraints, Objective, SearchState, genetic_search, ra
 from .evaluator import CandidateEvaluator, collect_batches, collect_images
 
 __all__ = ["SearchConfig", "run_search", "load_supernet", "resume_settings", "start_or_resume",
-           "supernet_split", "resolve_holdout", "SearchData", "load_search_data"]
+           "supernet_split", "resolve_holdout", "SearchData", "load_search_data",
+           "DATASET_SEARCH_DEFAULTS", "search_defaults"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,22 @@ def _file_digest(path):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# search settings that depend on the data set (flags left out take these): the published
+# ImageNet settings, and the small data sets' (scripts/search_supernet.sh, docs/ranking.md)
+DATASET_SEARCH_DEFAULTS = {
+    "imagenet": dict(population_size=50, retain_length=10, search_iters=20,
+                     update_bn_images=20000, search_score="acc"),
+    "small": dict(population_size=16, retain_length=4, search_iters=10, update_bn_images=1024,
+                  search_score="loss"),
+}
+
+
+def search_defaults(dataset):
+    """The data-set dependent search settings (:data:`DATASET_SEARCH_DEFAULTS`) of ``dataset``."""
+    from ..data.factory import SMALL_DATASETS
+    return dict(DATASET_SEARCH_DEFAULTS["small" if dataset in SMALL_DATASETS else "imagenet"])
 
 
 # flags whose values decide which candidates a search draws and how it scores them: a resumed
@@ -388,19 +405,22 @@ def run_search(cfg, counter=None):
         evaluator.cache[arch] = {"top1": rec["top1"], "top5": rec["top5"],
                                  "loss": rec.get("loss")}
 
-    total = cfg.search_iters
-    bar = tqdm(total=total, initial=state.step, desc="%s search" % cfg.search_mode,
-               unit="gen" if cfg.search_mode == "genetic" else "cand", disable=not cfg.progress)
+    # the bar counts candidates (a generation's repeats, scored before, count as done), so
+    # that its rate and ETA hold within a generation too
+    per_step = cfg.population_size if cfg.search_mode == "genetic" else 1
+    bar = tqdm(total=cfg.search_iters * per_step, initial=state.step * per_step,
+               desc="%s search" % cfg.search_mode, unit="cand", disable=not cfg.progress)
 
     def progress(st, _):
-        bar.update(1)
+        bar.update(st.step * per_step - bar.n)
         best = max(r["fitness"] for r in st.results.values())
-        bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=False)
+        bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=True)
 
     def on_evaluated(st, arch, rec):
-        # a generation of 50 candidates takes long on ImageNet: show every candidate
         best = max(r["fitness"] for r in st.results.values())
         if cfg.progress:
+            if per_step > 1 and bar.n < (st.step + 1) * per_step:
+                bar.update(1)
             bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=True)
         else:
             logger.info("candidate %d (step %d): top-1 %.4f, loss %s, %.1f MFLOPs, %.3f M "
