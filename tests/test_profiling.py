@@ -11,8 +11,8 @@ import pytest
 
 from oneshot_nas import Architecture
 from oneshot_nas.models.zoo import PRESETS
-from oneshot_nas.profiling import (LookupTable, build_symbol, count_flops_params, count_symbol,
-                                   flops_params_function, micronet_profile, parse_data_shapes)
+from oneshot_nas.profiling import (FlopsCounter, LookupTable, build_symbol, count_flops_params,
+                                   count_symbol, micronet_profile, parse_data_shapes)
 from oneshot_nas.profiling.lookup_table import CACHE_ENV, default_cache_dir
 
 # docs/design.md, section 5: (preset, layout) -> (MFLOPs, MFLOPs incl. ReLU+BN, params)
@@ -173,8 +173,16 @@ def test_count_flops_params_methods_agree(cache_dir):
     by_table = count_flops_params(arch, cache_dir=cache_dir, **config)
     by_symbol = count_flops_params(arch, method="symbol", **config)
     assert abs(by_table[0] - by_symbol[0]) < 1e-6 and abs(by_table[1] - by_symbol[1]) < 1e-12
-    fn = flops_params_function(cache_dir=cache_dir, **config)
-    assert fn(arch) == by_table
+    counter = FlopsCounter.for_model(config, cache_dir=cache_dir)
+    assert counter.one(arch) == pytest.approx(by_table, abs=1e-9)
+    assert FlopsCounter.for_model(config, method="symbol").one(arch) == \
+        pytest.approx(by_symbol, abs=1e-9)
+    others = [Architecture.sample(np.random.default_rng(s)) for s in range(3)]
+    flops, params = counter(np.array([a.blocks for a in others]),
+                            np.array([a.channels for a in others]))
+    assert [(f, p) for f, p in zip(flops, params)] == [counter.one(a) for a in others]
+    with pytest.raises(ValueError, match="lookup_table"):
+        FlopsCounter.for_model(config, method="guess")
     with pytest.raises(ValueError, match="lookup_table"):
         count_flops_params(arch, method="guess")
     with pytest.raises(TypeError, match="norm_layer"):

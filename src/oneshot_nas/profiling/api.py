@@ -4,7 +4,7 @@ import logging
 from .lookup_table import LookupTable, _normalise_config
 from .symbolic import build_symbol, count_symbol
 
-__all__ = ["count_flops_params", "flops_params_function", "METHODS"]
+__all__ = ["count_flops_params", "METHODS"]
 
 log = logging.getLogger(__name__)
 
@@ -57,36 +57,5 @@ def count_flops_params(architecture, method="lookup_table", relu_bn=False, cache
                              {"data": (1, 3, config["input_size"], config["input_size"])},
                              relu_bn=relu_bn)
         return count.mflops, count.mparams
-    raise ValueError("unknown FLOPs / params method %r; choose one of %s"
-                     % (method, ", ".join(METHODS)))
-
-
-def flops_params_function(method="lookup_table", relu_bn=False, cache_dir=None, **model_config):
-    """A callable ``architecture -> (mflops, mparams)`` bound to one configuration.
-
-    Pass it to samplers and searches as their FLOPs collaborator. With ``lookup_table`` the
-    table is loaded (or built) once, here.
-
-    Parameters
-    ----------
-    method, relu_bn, cache_dir, **model_config
-        As in :func:`count_flops_params`.
-
-    Returns
-    -------
-    callable
-    """
-    config = _normalise_config(model_config)
-    if method == "lookup_table":
-        table = _table(config, cache_dir)
-
-        def lookup(architecture):
-            return table.flops_params(architecture, relu_bn=relu_bn)
-        lookup.table = table
-        return lookup
-    if method == "symbol":
-        def symbolic(architecture):
-            return count_flops_params(architecture, "symbol", relu_bn, **config)
-        return symbolic
     raise ValueError("unknown FLOPs / params method %r; choose one of %s"
                      % (method, ", ".join(METHODS)))

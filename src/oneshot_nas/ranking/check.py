@@ -27,11 +27,12 @@ import numpy as np
 
 from ..config import ConstraintConfig, ModelConfig
 from ..files import atomic_write_json
+from ..profiling import FlopsCounter
 from ..search.algorithms import Constraints
 from ..search_space import Architecture
 from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
-from .sampling import flops_params, sample_spread
 from .beyond_flops import beyond_flops
+from .sampling import sample_spread
 from .stats import rank_correlations, score_reliability, tau_null_sd
 from .table import load_table, seed_tau
 
@@ -422,8 +423,7 @@ def run_rank_check(cfg, counter=None, trainer=None, evaluator=None):
         raise ValueError("--supernet-params file %s does not exist" % cfg.supernet_params)
     os.makedirs(cfg.output_dir, exist_ok=True)
     if counter is None:
-        from ..profiling import LookupTable
-        counter = LookupTable.from_config(cfg).flops_params_many
+        counter = FlopsCounter.for_model(cfg)
     constraints = Constraints.from_config(cfg)
     evaluator, split, holdout = evaluator or supernet_evaluator(
         cfg, cfg.protocol.dataset, cfg, train_subset=cfg.protocol.train_subset)
@@ -445,7 +445,7 @@ def run_rank_check(cfg, counter=None, trainer=None, evaluator=None):
         hit1, loss, seconds = _score(evaluator, arch)
         hits.append(hit1)
         losses.append(loss)
-        flops, params = flops_params(counter, arch)
+        flops, params = FlopsCounter.wrap(counter).one(arch)
         row = {"arch": json.loads(arch.to_json()), "block_choices": arch.block_string(),
                "channel_choices": arch.channel_string(), "flops": flops, "params": params,
                "supernet_top1": float(hit1.mean()), "supernet_loss": float(loss.mean()),

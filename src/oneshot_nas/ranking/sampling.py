@@ -1,16 +1,11 @@
 """Architectures spread over the FLOPs range a set of constraints admits."""
 import numpy as np
 
+from ..profiling import FlopsCounter
 from ..search.algorithms import sample_population
 from ..search_space import NUM_BLOCK_CHOICES, NUM_BLOCKS, NUM_CHANNEL_CHOICES, Architecture
 
-__all__ = ["sample_spread", "sample_matched", "flops_params"]
-
-
-def flops_params(counter, arch):
-    """``(MFLOPs, M params)`` of one architecture from a vectorised counter."""
-    flops, params = counter(np.array([arch.blocks]), np.array([arch.channels]))
-    return float(flops[0]), float(params[0])
+__all__ = ["sample_spread", "sample_matched"]
 
 
 def sample_spread(k, counter, constraints, seed=0, pool_per_band=200, band_halfwidth=1):
@@ -59,7 +54,7 @@ def sample_spread(k, counter, constraints, seed=0, pool_per_band=200, band_halfw
                              % (constraints, k))
         used.add(found)
         picks.append(found)
-    return sorted(picks, key=lambda a: flops_params(counter, a)[0])
+    return sorted(picks, key=lambda a: FlopsCounter.wrap(counter).one(a)[0])
 
 
 def sample_matched(k, counter, target, tolerance=0.03, seed=0, exclude=(), pool=4000,

@@ -53,12 +53,13 @@ from ..files import atomic_write_json
 from ..search.algorithms import Constraints
 from ..search_space import Architecture
 from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
-from .sampling import flops_params, sample_matched, sample_spread
+from ..profiling import FlopsCounter
+from .sampling import sample_matched, sample_spread
 from .stats import partial_tau_ci, rank_correlations, spread_against_noise, tau_null_sd
 
 __all__ = ["TABLE_FORMAT", "TableSpec", "table_architectures", "second_seed_rows",
            "table_jobs", "build_table", "assemble_table", "table_statistics", "load_table",
-           "validate_table", "rebuild_rows", "table_counter", "cache_path_for",
+           "validate_table", "rebuild_rows", "cache_path_for",
            "spec_from_table", "spec_to_argv", "seed_tau", "plot_table", "band_rows",
            "SETS"]
 
@@ -135,12 +136,6 @@ class TableSpec:
         return self
 
 
-def table_counter(protocol):
-    """The vectorised FLOPs / params counter of the protocol's model flags (ImageNet units)."""
-    from ..profiling import LookupTable
-    return LookupTable.from_config(protocol, progress=False).flops_params_many
-
-
 def table_architectures(spec, counter):
     """The rows of a table (deterministic in the spec): K architectures spread over FLOPs,
     sorted by FLOPs, then the matched set."""
@@ -203,7 +198,8 @@ def assemble_table(spec, archs, cache, counter, data_digest=None, rows=None,
                    bootstrap=BOOTSTRAP):
     """The table dict from the runs in ``cache`` (rows without a finished run are listed with
     no runs; ``complete`` says whether every job has finished)."""
-    sizes = [flops_params(counter, arch) for arch in archs]
+    counter = FlopsCounter.wrap(counter)
+    sizes = [counter.one(arch) for arch in archs]
     in_band = set(band_rows(spec, [flops for flops, _ in sizes]))
     wanted = {}
     for row, seed in table_jobs(spec, in_band):
@@ -402,7 +398,8 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
     """
     spec.validate()
     cache_file = cache_file or cache_path_for(output)
-    counter = counter or table_counter(spec.protocol)
+    counter = FlopsCounter.wrap(counter) if counter is not None else \
+        FlopsCounter.for_model(spec.protocol)
     digest = _data_digest(spec.protocol) if trainer is None else None
     old = _check_existing(output, spec, digest)
     stored = None
@@ -411,7 +408,7 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
         stored = [Architecture.parse(r["block_choices"], r["channel_choices"])
                   for r in old["architectures"]]
     archs = archs or stored or table_architectures(spec, counter)
-    every_job = table_jobs(spec, band_rows(spec, [flops_params(counter, a)[0] for a in archs]))
+    every_job = table_jobs(spec, band_rows(spec, [counter.one(a)[0] for a in archs]))
     if old is not None:
         _refuse_fewer_runs(old, output, set(every_job), rows)
     jobs = [(r, s) for r, s in every_job if rows is None or r in rows]
@@ -430,7 +427,7 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
         tic = time.perf_counter()
         for n, (row, seed) in enumerate(todo, 1):
             arch = archs[row]
-            flops = flops_params(counter, arch)[0]
+            flops = counter.one(arch)[0]
             logger.info("[%d/%d] row %d seed %d: %.1f MFLOPs, %s / %s", n, len(todo), row, seed,
                         flops, arch.block_string(), arch.channel_string())
             result = train_standalone(arch, spec.protocol, cache, trainer, seeds=[seed])

@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..files import atomic_write_json
+from ..profiling import FlopsCounter
 from ..search.algorithms import Constraints, sample_population
 from ..search_space import Architecture
 from .check import jsonable
 from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
-from .sampling import flops_params
 from .stats import spread_against_noise
 
 __all__ = ["WinnerCheckConfig", "run_winner_check", "plot_winner", "read_search_results",
@@ -53,9 +53,7 @@ def run_winner_check(cfg, counter=None, trainer=None):
     if cfg.num_random < 1:
         raise ValueError("--num-random must be at least 1, got %d" % cfg.num_random)
     os.makedirs(cfg.output_dir, exist_ok=True)
-    if counter is None:
-        from ..profiling import LookupTable
-        counter = LookupTable.from_config(scfg).flops_params_many
+    counter = FlopsCounter.for_model(scfg) if counter is None else FlopsCounter.wrap(counter)
     constraints = Constraints.from_config(scfg)
     split = search.get("split") or {}
     holdout = split.get("holdout")
@@ -81,7 +79,7 @@ def run_winner_check(cfg, counter=None, trainer=None):
                 "trained stand-alone", len(randoms), constraints)
 
     def row(arch, what):
-        flops, params = flops_params(counter, arch)
+        flops, params = counter.one(arch)
         res = train_standalone(arch, protocol, cache, trainer)
         return {"role": what, "arch": json.loads(arch.to_json()),
                 "block_choices": arch.block_string(), "channel_choices": arch.channel_string(),
@@ -161,14 +159,13 @@ def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
                              "networks" % (key, scfg[key], key, getattr(protocol, key)))
     os.makedirs(cfg.output_dir, exist_ok=True)
     if counter is None:
-        from .table import table_counter
-        counter = table_counter(protocol)
+        counter = FlopsCounter.for_model(protocol)
     constraints = Constraints.from_config(scfg)
     peers, peer_name = _table_peers(table, constraints, cfg.benchmark)
     cache = StandaloneCache(cfg.cache_file or os.path.join(cfg.output_dir,
                                                           "standalone_cache.json"))
     res = train_standalone(winner, protocol, cache, trainer)
-    flops, params = flops_params(counter, winner)
+    flops, params = FlopsCounter.wrap(counter).one(winner)
     accs = np.array([r["top1_mean"] for r in peers])
     noise = percentile_interval(res["per_seed"], [[x["top1"] for x in r["runs"]] for r in peers],
                                 seed=cfg.seed)

@@ -17,6 +17,7 @@ import numpy as np
 from ..search_space import NUM_BLOCK_CHOICES, NUM_BLOCKS, NUM_CHANNEL_CHOICES, Architecture
 from ..config import ConstraintConfig, piece_values
 from ..files import atomic_write_text
+from ..profiling import FlopsCounter
 
 __all__ = ["COMPARISON_MODELS", "SEARCH_SCORES", "Constraints", "Objective", "SearchState",
            "random_search", "genetic_search", "sample_population"]
@@ -263,9 +264,9 @@ def _record(state, arch, evaluate, counter, objective, latency_fn, on_evaluated=
     if arch in state.results:
         return state.results[arch]
     res = evaluate(arch)
-    f, p = counter(np.array([arch.blocks]), np.array([arch.channels]))
+    flops, params = FlopsCounter.wrap(counter).one(arch)
     lat = latency_fn(arch) if latency_fn is not None else None
-    rec = {"top1": res["top1"], "top5": res["top5"], "flops": float(f[0]), "params": float(p[0]),
+    rec = {"top1": res["top1"], "top5": res["top5"], "flops": flops, "params": params,
            "latency_ms": lat, "loss": res.get("loss")}
     rec["fitness"] = objective(objective.quality(rec), rec["flops"], rec["params"], lat)
     state.results[arch] = rec

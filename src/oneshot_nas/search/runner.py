@@ -16,6 +16,7 @@ from ..config import ConstraintConfig, DataConfig, DeviceConfig, ModelConfig
 from ..files import atomic_write_json, atomic_write_text
 from ..models import get_model
 from ..models.params import load_params_checked
+from ..profiling import FlopsCounter, count_flops_params
 from ..search_space import Architecture
 from .algorithms import (Constraints, Objective, SearchState, genetic_search, random_search,
                          top_k)
@@ -349,7 +350,6 @@ def run_search(cfg, counter=None):
     counter : callable, optional
         Vectorised FLOPs / params counter; default the lookup table in ImageNet units.
     """
-    from ..profiling import LookupTable, count_flops_params
     contexts = cfg.contexts()
     if cfg.num_gpus > 1:
         logger.warning("the search evaluates on one GPU; --num-gpus %d uses gpu(0) only "
@@ -380,7 +380,7 @@ def run_search(cfg, counter=None):
     constraints = Constraints.from_config(cfg)
     fixed_blocks, fixed_channels = _fixed_genes(cfg)
     if counter is None:
-        counter = LookupTable.from_config(cfg).flops_params_many
+        counter = FlopsCounter.for_model(cfg)
     latency_fn = None
     if cfg.latency_table:
         from .latency import LatencyTable

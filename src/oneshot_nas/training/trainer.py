@@ -16,6 +16,7 @@ from ..files import atomic_write_json
 from ..models import PRESETS, get_model
 from ..models.params import load_params_checked
 from ..nn import recalibrate_bn, share_bn_statistics
+from ..profiling import FlopsCounter
 from ..search_space import Architecture
 from .checkpoint import (CheckpointError, check_writable_dir, latest_checkpoint, load_meta,
                          load_trainer_states, remove_partial_files, remove_replaced_best,
@@ -25,7 +26,7 @@ from .config import TrainConfig
 from .samplers import ConstraintBox, Prefetcher, make_sampler
 
 __all__ = ["train", "TrainingRun", "build_model", "make_lr_scheduler", "make_trainer",
-           "evaluate", "constraint_counter"]
+           "evaluate"]
 
 logger = logging.getLogger(__name__)
 
@@ -200,27 +201,6 @@ def _horovod_trainer(hvd):
                                postscale_factor=self._postscale_factor)
 
     return Trainer
-
-
-def constraint_counter(cfg, method=None):
-    """Vectorised ``(blocks, channels) -> (mflops, mparams)`` of the configured search space.
-
-    Constraints are in ImageNet units (224 px, 1000 classes; docs/design.md, section 4),
-    whatever the training resolution, so that ``flops-330-params-5.0`` means the same everywhere.
-    """
-    from ..profiling import LookupTable, count_flops_params
-    method = method or cfg.flop_param_method
-    model_cfg = cfg.model_settings()
-    if method == "lookup_table":
-        return LookupTable.from_config(cfg).flops_params_many
-    if method == "symbol":
-        def by_symbol(blocks, channels):
-            out = [count_flops_params(Architecture(b, c), method="symbol", input_size=224,
-                                      classes=1000, **model_cfg)
-                   for b, c in zip(blocks, channels)]
-            return np.array([o[0] for o in out]), np.array([o[1] for o in out])
-        return by_symbol
-    raise ValueError("unknown --flop-param-method %r; choose lookup_table or symbol" % method)
 
 
 class _Metrics:
@@ -526,7 +506,7 @@ def _sampling(run):
         box = ConstraintBox.from_strings(cfg.train_upper_constraints,
                                          cfg.train_bottom_constraints)
     # FLOPs / params of every sampled path go to the log (and drive the constraints)
-    run.counter = constraint_counter(cfg)
+    run.counter = FlopsCounter.for_model(cfg, cfg.flop_param_method)
     run.sampler = make_sampler(
         cfg.train_constraint_method or ("random" if box else None), run.counter, box,
         seed=cfg.seed, epoch_start_cs=cfg.epoch_start_cs, cs_warm_up=cfg.cs_warm_up,
@@ -675,8 +655,8 @@ def _train_epoch(run, epoch):
                 net.set_architecture(arch)
                 record = {"kind": "sample", "epoch": epoch, "batch": i, "arch": arch.to_json()}
                 if run.counter is not None:
-                    f, p = run.counter(np.array([arch.blocks]), np.array([arch.channels]))
-                    record.update(flops=float(f[0]), params=float(p[0]))
+                    f, p = run.counter.one(arch)
+                    record.update(flops=f, params=p)
                 metrics.write(**record)
             datas, labels = _split(batch, run.ctx)
             mixed = None
