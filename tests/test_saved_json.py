@@ -88,10 +88,10 @@ def _search_cfg(tmp_path, **changes):
 
 def _old_checkpoint(tmp_path):
     """The old checkpoint, its supernet digest pointed at a stand-in params file."""
-    from oneshot_nas.search.runner import _file_digest
+    from oneshot_nas.files import file_digest
     (tmp_path / "supernet.params").write_bytes(b"stand-in weights")
     state = _fixture("search_state.json")
-    state["settings"]["--supernet-params (content)"] = _file_digest(
+    state["settings"]["--supernet-params (content)"] = file_digest(
         str(tmp_path / "supernet.params"))
     path = tmp_path / "search_state.json"
     path.write_text(json.dumps(state))

@@ -6,11 +6,12 @@ renamed over the target. A run killed at any moment never leaves a half-written 
 The file gets the mode any newly created file gets (0666 less the umask), not the 0600 that
 ``tempfile.mkstemp`` would give it, so that teammates can read results on a shared disk.
 """
+import hashlib
 import json
 import os
 import secrets
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "TMP_PREFIX"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "file_digest", "TMP_PREFIX"]
 
 TMP_PREFIX = ".tmp-"        # temporary files of interrupted writes start with it
 
@@ -64,3 +65,12 @@ def atomic_write_text(path, text):
 def atomic_write_json(path, obj, **dump_kwargs):
     """Write ``obj`` as JSON to ``path`` atomically (``dump_kwargs`` go to ``json.dumps``)."""
     atomic_write_text(path, json.dumps(obj, **dump_kwargs))
+
+
+def file_digest(path):
+    """SHA-1 (hex) of a file's content: identifies weights whatever their file name."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 
-__all__ = ["SUPERNET_FIELDS", "record_path", "read_record", "apply_record"]
+__all__ = ["SUPERNET_FIELDS", "record_path", "read_training_json", "read_record", "apply_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,18 +25,29 @@ def record_path(params):
     return os.path.splitext(str(params))[0] + ".json"
 
 
-def read_record(params):
-    """The training configuration saved beside ``params`` (a dict), or None when there is no
-    readable record."""
+def read_training_json(params):
+    """The whole JSON the trainer saved beside ``params`` (``config``, ``split``, ...); None
+    when there is none or it cannot be read (one warning). ValueError when it is not a JSON
+    object."""
     path = record_path(params)
-    if not os.path.isfile(path):
+    if not params or not os.path.isfile(path):
         return None
     try:
         with open(path) as f:
-            config = json.load(f).get("config")
-    except (OSError, ValueError, AttributeError):
-        logger.warning("cannot read the training record %s; using the flags' defaults", path)
+            saved = json.load(f)
+    except (OSError, ValueError):
+        logger.warning("cannot read the training record %s", path)
         return None
+    if not isinstance(saved, dict):
+        raise ValueError("%s is not a training record (not a JSON object)" % path)
+    return saved
+
+
+def read_record(params):
+    """The training configuration saved beside ``params`` (a dict), or None when there is no
+    readable record."""
+    saved = read_training_json(params)
+    config = None if saved is None else saved.get("config")
     return config if isinstance(config, dict) else None
 
 

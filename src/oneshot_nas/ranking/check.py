@@ -16,6 +16,7 @@ primary score the one whose spread over architectures is least explained by the 
 of the scoring images (``reliability``); both print Kendall's tau and Spearman's rho with
 percentile-bootstrap intervals over architectures and the count K.
 """
+import hashlib
 import json
 import logging
 import math
@@ -26,8 +27,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..config import ConstraintConfig, ModelConfig
-from ..files import atomic_write_json
+from ..files import atomic_write_json, file_digest
 from ..profiling import FlopsCounter
+from ..records import read_record
 from ..search.algorithms import Constraints
 from ..search_space import Architecture
 from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
@@ -103,25 +105,18 @@ def supernet_evaluator(cfg, dataset, model, train_subset=0, progress=False, inpu
     input_size : int, optional
         Scoring images' size in px (default: the data set's).
     """
-    import mxnet as mx
-
     from ..data import default_input_size
-    from ..search.evaluator import CandidateEvaluator
-    from ..search.runner import SearchConfig, load_search_data, load_supernet, resolve_holdout
+    from ..search.runner import SearchConfig, open_supernet
     if not (cfg.supernet_params and os.path.isfile(cfg.supernet_params)):
         raise ValueError("--supernet-params file %s does not exist" % cfg.supernet_params)
-    ctx = mx.cpu()
-    holdout, known = resolve_holdout(cfg.holdout_search, cfg.supernet_params)
-    data_cfg = SearchConfig(dataset=dataset, input_size=input_size or default_input_size(dataset),
-                            batch_size=cfg.batch_size, num_workers=0,
-                            update_bn_images=cfg.update_bn_images, seed=cfg.seed,
-                            train_subset=train_subset, progress=progress)
-    data = load_search_data(data_cfg, ctx, holdout, known)
-    supernet = load_supernet(cfg.supernet_params, data.info.num_classes, ctx,
-                             **model.model_settings())
-    evaluator = CandidateEvaluator(supernet, data.calib, data.scoring, ctx, cfg.bn_group_size,
-                                   cfg.batch_size)
-    return evaluator, data.split, holdout
+    scoring = SearchConfig(
+        supernet_params=cfg.supernet_params, dataset=dataset,
+        input_size=input_size or default_input_size(dataset), holdout_search=cfg.holdout_search,
+        batch_size=cfg.batch_size, num_workers=0, update_bn_images=cfg.update_bn_images,
+        bn_group_size=cfg.bn_group_size, seed=cfg.seed, train_subset=train_subset,
+        progress=progress, **model.model_settings())
+    opened = open_supernet(scoring)
+    return opened.evaluator, opened.split, opened.holdout
 
 
 def _score(evaluator, arch):
@@ -324,12 +319,9 @@ def _write_results(results, output_dir):
 
 def _scoring_key(cfg, split):
     """What a supernet score depends on: the weights, the scoring images, the recalibration."""
-    import hashlib
     digest = hashlib.sha1()
     if cfg.supernet_params and os.path.isfile(cfg.supernet_params):
-        with open(cfg.supernet_params, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
+        digest.update(file_digest(cfg.supernet_params).encode())
     digest.update(json.dumps([split.get("name"), split.get("images"), split.get("digest"),
                               cfg.update_bn_images, cfg.bn_group_size]).encode())
     return digest.hexdigest()[:16]
@@ -367,14 +359,7 @@ class _ScoreCache:
 def _check_supernet_matches(params, table, protocol):
     """Refuse a supernet trained on another data set, at another input size or with other
     model flags (its JSON)."""
-    path = os.path.splitext(str(params))[0] + ".json"
-    if not params or not os.path.isfile(path):
-        return
-    try:
-        with open(path) as f:
-            config = json.load(f).get("config") or {}
-    except (OSError, ValueError):
-        return
+    config = read_record(params) or {}
     if config.get("dataset") and config["dataset"] != table["dataset"]:
         raise ValueError("the supernet %s was trained on %s, the table's nets on %s"
                          % (params, config["dataset"], table["dataset"]))

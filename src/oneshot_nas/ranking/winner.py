@@ -15,6 +15,7 @@ import numpy as np
 from ..files import atomic_write_json
 from ..profiling import FlopsCounter
 from ..search.algorithms import Constraints, sample_population
+from ..search.runner import fixed_genes, resolve_holdout
 from ..search_space import Architecture
 from .check import jsonable
 from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
@@ -46,7 +47,6 @@ class WinnerCheckConfig:
 def run_winner_check(cfg, counter=None, trainer=None):
     """Train the search's winner and ``num_random`` random architectures under the same
     constraints stand-alone (the ranking check's protocol); returns the results dict."""
-    from ..search.runner import resolve_holdout
     search, scfg, winner = read_search_results(cfg.search_results)
     if cfg.benchmark:
         return _winner_against_table(cfg, search, scfg, winner, counter, trainer)
@@ -65,15 +65,9 @@ def run_winner_check(cfg, counter=None, trainer=None):
     cache = StandaloneCache(cfg.cache_file or os.path.join(cfg.output_dir,
                                                           "standalone_cache.json"))
     rng = np.random.default_rng([cfg.seed, 4242])
-    fixed = [None, None]
-    for i, key in enumerate(("fixed_block_choices", "fixed_channel_choices")):
-        if scfg.get(key):
-            if i == 0:
-                fixed[i] = np.array(Architecture.parse(scfg[key]).blocks)
-            else:
-                fixed[i] = np.array(Architecture.parse_channels(scfg[key]))
     # drawn as the random search draws (uniform under the constraints, the same fixed genes)
-    blocks, channels = sample_population(rng, cfg.num_random, counter, constraints, *fixed)
+    blocks, channels = sample_population(rng, cfg.num_random, counter, constraints,
+                                         *fixed_genes(scfg))
     randoms = [Architecture(b, c) for b, c in zip(blocks, channels)]
     logger.info("winner check: the search's best and %d random architectures under %s, "
                 "trained stand-alone", len(randoms), constraints)

@@ -1,5 +1,4 @@
 """Runs a whole search: load supernet and data, screen, evaluate, checkpoint, report, export."""
-import hashlib
 import json
 import logging
 import math
@@ -13,16 +12,18 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..config import ConstraintConfig, DataConfig, DeviceConfig, ModelConfig
-from ..files import atomic_write_json, atomic_write_text
+from ..files import atomic_write_json, atomic_write_text, file_digest
 from ..models import get_model
 from ..models.params import load_params_checked
 from ..profiling import FlopsCounter, count_flops_params
+from ..records import read_record, read_training_json, record_path
 from ..search_space import Architecture
 from .algorithms import (Constraints, Objective, SearchState, genetic_search, random_search,
                          top_k)
 from .evaluator import CandidateEvaluator, collect_batches, collect_images
 
-__all__ = ["SearchConfig", "run_search", "load_supernet", "resume_settings", "start_or_resume",
+__all__ = ["SearchConfig", "run_search", "open_supernet", "OpenedSupernet", "load_supernet",
+           "resume_settings", "start_or_resume", "fixed_genes",
            "supernet_split", "resolve_holdout", "SearchData", "load_search_data",
            "DATASET_SEARCH_DEFAULTS", "search_defaults"]
 
@@ -94,15 +95,6 @@ def load_supernet(path, classes, ctx, **model_config):
                                     "--channels-layout")
 
 
-def _file_digest(path):
-    """SHA-1 of a file's content (identifies the supernet a search checkpoint belongs to)."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # search settings that depend on the data set (flags left out take these): the published
 # ImageNet settings, and the small data sets' (scripts/search_supernet.sh, docs/ranking.md)
 DATASET_SEARCH_DEFAULTS = {
@@ -139,9 +131,9 @@ def resume_settings(cfg):
     the content digests of the supernet (and latency table)."""
     settings = {"--" + name.replace("_", "-"): getattr(cfg, name) for name in RESUME_FLAGS}
     settings["--score-acc-ratio"] = score_acc_ratio(cfg)     # None and the default agree
-    settings["--supernet-params (content)"] = _file_digest(cfg.supernet_params)
+    settings["--supernet-params (content)"] = file_digest(cfg.supernet_params)
     if cfg.latency_table:
-        settings["--latency-table (content)"] = _file_digest(cfg.latency_table)
+        settings["--latency-table (content)"] = file_digest(cfg.latency_table)
     return settings
 
 
@@ -182,17 +174,10 @@ def start_or_resume(cfg, ckpt_path):
 def supernet_split(params_path):
     """The held-out split a supernet was trained with, from the JSON beside its ``.params``
     (written by the trainer); None when there is no such JSON (older or foreign weights)."""
-    path = os.path.splitext(str(params_path))[0] + ".json"
-    if not params_path or not os.path.isfile(path):
+    meta = read_training_json(params_path)
+    if meta is None:
         return None
-    try:
-        with open(path) as f:
-            meta = json.load(f)
-    except (OSError, ValueError):
-        logger.warning("cannot read %s; the supernet's held-out split is unknown", path)
-        return None
-    if not isinstance(meta, dict):
-        raise ValueError("%s is not a supernet's settings JSON (not a JSON object)" % path)
+    path = record_path(params_path)
     split = meta.get("split")
     if split is None and isinstance(meta.get("config"), dict):
         split = {"holdout": meta["config"].get("holdout_search") or 0, "digest": None}
@@ -291,12 +276,62 @@ def load_search_data(cfg, ctx, holdout, known_split=None):
     return SearchData(calib, scoring, info, split)
 
 
-def _fixed_genes(cfg):
+@dataclass
+class OpenedSupernet:
+    """A trained supernet ready to score subnets: its weights, training record, the held-out
+    split it is scored on, the decoded images and the evaluator (recalibration + scoring)."""
+
+    params: str
+    record: dict             # the trainer's record beside the weights (None without one)
+    holdout: int             # held-out images scored on (0: the validation split)
+    data: SearchData
+    supernet: object
+    evaluator: CandidateEvaluator
+
+    @property
+    def split(self):
+        return self.data.split
+
+
+def open_supernet(cfg, contexts=None):
+    """Open the supernet of ``cfg.supernet_params`` for scoring, the one way the search, the
+    ranking check and the winner check do it.
+
+    Parameters
+    ----------
+    cfg : SearchConfig
+        Its data, model, held-out split and scoring settings (``dataset``, ``input_size``,
+        the model flags, ``holdout_search``, ``update_bn_images``, ``bn_group_size``,
+        ``batch_size``, ``val_images``, ...).
+    contexts : list of Context, optional
+        Devices that evaluate candidates (default ``cfg.contexts()``); images are cached on
+        the first.
+
+    Returns
+    -------
+    OpenedSupernet
+    """
+    contexts = contexts or cfg.contexts()
+    holdout, known_split = resolve_holdout(cfg.holdout_search, cfg.supernet_params)
+    data = load_search_data(cfg, contexts[0], holdout, known_split)
+    supernet = load_supernet(cfg.supernet_params, data.info.num_classes, contexts,
+                             **cfg.model_settings())
+    evaluator = CandidateEvaluator(supernet, data.calib, data.scoring, contexts,
+                                   cfg.bn_group_size, cfg.batch_size)
+    return OpenedSupernet(cfg.supernet_params, read_record(cfg.supernet_params), holdout, data,
+                          supernet, evaluator)
+
+
+def fixed_genes(settings):
+    """``(blocks, channels)`` a search keeps fixed (arrays, or None) from its settings: a
+    :class:`SearchConfig` or the ``config`` dict of a saved ``search_results.json``."""
+    get = settings.get if isinstance(settings, dict) else \
+        (lambda name: getattr(settings, name, None))
     blocks = channels = None
-    if cfg.fixed_block_choices:
-        blocks = np.array(Architecture.parse(cfg.fixed_block_choices).blocks)
-    if cfg.fixed_channel_choices:
-        channels = np.array(Architecture.parse_channels(cfg.fixed_channel_choices))
+    if get("fixed_block_choices"):
+        blocks = np.array(Architecture.parse(get("fixed_block_choices")).blocks)
+    if get("fixed_channel_choices"):
+        channels = np.array(Architecture.parse_channels(get("fixed_channel_choices")))
     return blocks, channels
 
 
@@ -374,11 +409,10 @@ def run_search(cfg, counter=None):
     if not os.path.isfile(cfg.supernet_params):
         raise ValueError("--supernet-params file %s does not exist" % cfg.supernet_params)
     os.makedirs(cfg.output_dir, exist_ok=True)
-    ctx = contexts[0]            # images are cached here; candidates run on all contexts
     logger.info("evaluating candidates on %s", ",".join(str(c) for c in contexts))
     model_cfg = cfg.model_settings()
     constraints = Constraints.from_config(cfg)
-    fixed_blocks, fixed_channels = _fixed_genes(cfg)
+    fixed_blocks, fixed_channels = fixed_genes(cfg)
     if counter is None:
         counter = FlopsCounter.for_model(cfg)
     latency_fn = None
@@ -395,11 +429,8 @@ def run_search(cfg, counter=None):
     ckpt_path = os.path.join(cfg.output_dir, "search_state.json")
     state = start_or_resume(cfg, ckpt_path)      # before any data is decoded
 
-    holdout, known_split = resolve_holdout(cfg.holdout_search, cfg.supernet_params)
-    data = load_search_data(cfg, ctx, holdout, known_split)
-    supernet = load_supernet(cfg.supernet_params, data.info.num_classes, contexts, **model_cfg)
-    evaluator = CandidateEvaluator(supernet, data.calib, data.scoring, contexts,
-                                   cfg.bn_group_size, cfg.batch_size)
+    opened = open_supernet(cfg, contexts)
+    data, evaluator = opened.data, opened.evaluator
 
     for arch, rec in state.results.items():      # results of a resumed run are reused
         evaluator.cache[arch] = {"top1": rec["top1"], "top5": rec["top5"],
