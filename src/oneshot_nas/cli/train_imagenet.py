@@ -18,7 +18,15 @@ __all__ = ["build_parser", "main"]
 
 def build_parser():
     p = new_parser("Train the SPOS supernet (--model ShuffleNas) or a fixed subnet.")
-    d = data_group(p)
+    _data_arguments(data_group(p))
+    _model_arguments(p.add_argument_group("model"))
+    _supernet_arguments(p.add_argument_group("supernet"))
+    _optimisation_arguments(p.add_argument_group("optimisation"))
+    _run_arguments(p.add_argument_group("checkpoints, logs, distribution"))
+    return p
+
+
+def _data_arguments(d):
     d.add_argument("--batch-size", type=int, default=32, help="per device")
     d.add_argument("--num-gpus", type=int, default=0, help="train on gpu(0) .. gpu(N-1)")
     d.add_argument("--devices", default=None, metavar="LIST",
@@ -36,7 +44,8 @@ def build_parser():
                         "candidates on (a fixed seeded subset; SPOS: 50000); a supernet is "
                         "then validated on them and the validation split stays unseen")
 
-    m = p.add_argument_group("model")
+
+def _model_arguments(m):
     m.add_argument("--model", default="ShuffleNas",
                    help="one of: %s" % ", ".join(list_models()))
     m.add_argument("--block-choices", default=None, help="20 comma-separated block choices 0..3")
@@ -48,7 +57,8 @@ def build_parser():
     m.add_argument("--dtype", default="float32", choices=["float32", "float16"],
                    help="training precision (float16 needs GPUs)")
 
-    s = p.add_argument_group("supernet")
+
+def _supernet_arguments(s):
     s.add_argument("--use-all-blocks", action="store_true",
                    help="average the outputs of all four choice blocks of every layer")
     s.add_argument("--affine-free-bn", action="store_true",
@@ -75,7 +85,8 @@ def build_parser():
     s.add_argument("--val-interval", type=int, default=1,
                    help="validate every N epochs (and after the last one)")
 
-    o = p.add_argument_group("optimisation")
+
+def _optimisation_arguments(o):
     o.add_argument("--num-epochs", type=int, default=120, help="training epochs (>= 1)")
     o.add_argument("--lr", type=float, default=0.1, help="per worker; scaled by Horovod size")
     o.add_argument("--optimizer", default="nag", choices=OPTIMIZERS, help="optimizer")
@@ -110,7 +121,8 @@ def build_parser():
                    help="weight of the hard-label loss; needs --teacher (default %g)"
                         % DEFAULT_HARD_WEIGHT)
 
-    c = p.add_argument_group("checkpoints, logs, distribution")
+
+def _run_arguments(c):
     c.add_argument("--save-frequency", type=int, default=10,
                    help="write a checkpoint every N epochs (0: none; a new best always)")
     c.add_argument("--save-dir", default="params",
@@ -144,7 +156,6 @@ def build_parser():
                    help="no progress bars (log lines only)")
     c.add_argument("--max-batches-per-epoch", type=int, default=0, metavar="N",
                    help="end every epoch after N batches, for tiny smoke runs (0: whole epochs)")
-    return p
 
 
 def args_to_config(args):

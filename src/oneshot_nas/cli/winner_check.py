@@ -26,9 +26,10 @@ def build_parser():
     g.add_argument("--seed", type=int, default=0, help="random architecture sampling")
     g.add_argument("--benchmark", default=None, metavar="TABLE",
                    help="train only the winner, with this stored table's protocol "
-                        "(--standalone-seeds; default: as many seeds as the table's band "
-                        "rows have), and place it among the table's architectures under the "
-                        "search's constraints (its percentile)")
+                        "(--standalone-seeds; default: as many seeds as the table's "
+                        "FLOPs-matched rows have, else its band rows), and place it among the "
+                        "matched set, else among the table's architectures under the search's "
+                        "constraints (its percentile)")
     add_standalone_arguments(p)
     p.set_defaults(standalone_seeds=None)
     r = p.add_argument_group("outputs")

@@ -376,21 +376,8 @@ def _search(cfg, state, evaluator, counter, constraints, objective, common):
         raise ValueError("unknown --search-mode %r; choose random or genetic" % cfg.search_mode)
 
 
-def run_search(cfg, counter=None):
-    """Run the configured search; returns the results dict (also written as JSON).
-
-    Parameters
-    ----------
-    cfg : SearchConfig
-    counter : callable, optional
-        Vectorised FLOPs / params counter; default the lookup table in ImageNet units.
-    """
-    contexts = cfg.contexts()
-    if cfg.num_gpus > 1:
-        logger.warning("the search evaluates on one GPU; --num-gpus %d uses gpu(0) only "
-                       "(--devices gpu:0,gpu:1,... evaluates on several)", cfg.num_gpus)
-        contexts = contexts[:1]
-    ratio = score_acc_ratio(cfg)
+def _check_settings(cfg):
+    """Refuse settings a search cannot run with, in one line each."""
     for flag, value, low in (("--batch-size", cfg.batch_size, 1),
                              ("--population-size", cfg.population_size, 1),
                              ("--retain-length", cfg.retain_length, 1),
@@ -408,72 +395,70 @@ def run_search(cfg, counter=None):
         raise ValueError("--supernet-params is required")
     if not os.path.isfile(cfg.supernet_params):
         raise ValueError("--supernet-params file %s does not exist" % cfg.supernet_params)
-    os.makedirs(cfg.output_dir, exist_ok=True)
-    logger.info("evaluating candidates on %s", ",".join(str(c) for c in contexts))
-    model_cfg = cfg.model_settings()
-    constraints = Constraints.from_config(cfg)
-    fixed_blocks, fixed_channels = fixed_genes(cfg)
-    if counter is None:
-        counter = FlopsCounter.for_model(cfg)
+
+
+def _search_contexts(cfg):
+    contexts = cfg.contexts()
+    if cfg.num_gpus > 1:
+        logger.warning("the search evaluates on one GPU; --num-gpus %d uses gpu(0) only "
+                       "(--devices gpu:0,gpu:1,... evaluates on several)", cfg.num_gpus)
+        contexts = contexts[:1]
+    return contexts
+
+
+def _objective(cfg, constraints):
+    """The fitness of a candidate, and the latency predictor it uses (or None)."""
     latency_fn = None
     if cfg.latency_table:
         from .latency import LatencyTable
-        table = LatencyTable.load(cfg.latency_table, expected_config=model_cfg)
+        table = LatencyTable.load(cfg.latency_table, expected_config=cfg.model_settings())
         latency_fn = table.predict
     elif cfg.target_latency:
         raise ValueError("--target-latency needs --latency-table (build one with "
                          "python -m oneshot_nas.cli.latency_table)")
-    objective = Objective(cfg.search_target, ratio, constraints, latency_fn,
+    objective = Objective(cfg.search_target, score_acc_ratio(cfg), constraints, latency_fn,
                           cfg.target_latency, hard_latency=cfg.hard_latency,
                           score=cfg.search_score)
-    ckpt_path = os.path.join(cfg.output_dir, "search_state.json")
-    state = start_or_resume(cfg, ckpt_path)      # before any data is decoded
+    return objective, latency_fn
 
-    opened = open_supernet(cfg, contexts)
-    data, evaluator = opened.data, opened.evaluator
 
-    for arch, rec in state.results.items():      # results of a resumed run are reused
-        evaluator.cache[arch] = {"top1": rec["top1"], "top5": rec["top5"],
-                                 "loss": rec.get("loss")}
+class _Progress:
+    """The search's bar (counting candidates: a generation's repeats, scored before, count as
+    done, so that the rate and ETA hold within a generation) or, without a bar, a log line per
+    candidate."""
 
-    # the bar counts candidates (a generation's repeats, scored before, count as done), so
-    # that its rate and ETA hold within a generation too
-    per_step = cfg.population_size if cfg.search_mode == "genetic" else 1
-    bar = tqdm(total=cfg.search_iters * per_step, initial=state.step * per_step,
-               desc="%s search" % cfg.search_mode, unit="cand", disable=not cfg.progress)
+    def __init__(self, cfg, state):
+        self.show = cfg.progress
+        self.per_step = cfg.population_size if cfg.search_mode == "genetic" else 1
+        self.bar = tqdm(total=cfg.search_iters * self.per_step,
+                        initial=state.step * self.per_step, desc="%s search" % cfg.search_mode,
+                        unit="cand", disable=not self.show)
 
-    def progress(st, _):
-        bar.update(st.step * per_step - bar.n)
+    def step_done(self, st, _):
+        self.bar.update(st.step * self.per_step - self.bar.n)
         best = max(r["fitness"] for r in st.results.values())
-        bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=True)
+        self.bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=True)
 
-    def on_evaluated(st, arch, rec):
+    def evaluated(self, st, arch, rec):
         best = max(r["fitness"] for r in st.results.values())
-        if cfg.progress:
-            if per_step > 1 and bar.n < (st.step + 1) * per_step:
-                bar.update(1)
-            bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=True)
+        if self.show:
+            if self.per_step > 1 and self.bar.n < (st.step + 1) * self.per_step:
+                self.bar.update(1)
+            self.bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=True)
         else:
             logger.info("candidate %d (step %d): top-1 %.4f, loss %s, %.1f MFLOPs, %.3f M "
                         "params, fitness %.4f (best %.4f)", len(st.results), st.step + 1,
                         rec["top1"], "-" if rec.get("loss") is None else "%.4f" % rec["loss"],
                         rec["flops"], rec["params"], rec["fitness"], best)
 
-    def checkpoint(st):
-        st.save(ckpt_path)
 
-    common = dict(fixed_blocks=fixed_blocks, fixed_channels=fixed_channels,
-                  checkpoint=checkpoint, latency_fn=latency_fn, progress=progress,
-                  on_evaluated=on_evaluated)
-    with logging_redirect_tqdm():              # log lines above the bar, not inside it
-        _search(cfg, state, evaluator, counter, constraints, objective, common)
-    bar.close()
-
+def _top_records(cfg, state):
+    """The best ``topk`` candidates with their symbolic FLOPs / params (confirming the lookup
+    table's) and the commands that train them from scratch."""
     best = []
     for arch, rec in top_k(state, cfg.topk):
-        # confirm the lookup-table figures with the symbolic counter
         sym_flops, sym_params = count_flops_params(arch, method="symbol", input_size=224,
-                                                   classes=1000, **model_cfg)
+                                                   classes=1000, **cfg.model_settings())
         train_cmd, script_cmd = _commands(arch, cfg)
         best.append(dict(rec, blocks=list(arch.blocks), channels=list(arch.channels),
                          block_choices=arch.block_string(), channel_choices=arch.channel_string(),
@@ -481,11 +466,10 @@ def run_search(cfg, counter=None):
                          train_command=train_cmd, script_command=script_cmd))
         logger.info("top: %s top-1 %.4f FLOPs %.2f M params %.3f M fitness %.4f", arch,
                     rec["top1"], sym_flops, sym_params, rec["fitness"])
-    results = {"config": asdict(cfg), "constraints": str(constraints), "split": data.split,
-               "evaluated": len(state.results), "history": state.history, "topk": best,
-               "eval_seconds": evaluator.seconds,
-               "candidates": [dict(r, arch=json.loads(a.to_json()))
-                              for a, r in state.results.items()]}
+    return best
+
+
+def _plots(cfg, state, constraints):
     from .plots import plot_candidates, plot_history
     plots = [plot_candidates([r for r in state.results.values()],
                              os.path.join(cfg.output_dir, "candidates_pareto.png"),
@@ -493,7 +477,49 @@ def run_search(cfg, counter=None):
     if state.history:
         plots.append(plot_history(state.history, os.path.join(cfg.output_dir,
                                                               "fitness_history.png")))
-    results["plots"] = plots
+    return plots
+
+
+def run_search(cfg, counter=None):
+    """Run the configured search; returns the results dict (also written as JSON).
+
+    Parameters
+    ----------
+    cfg : SearchConfig
+    counter : callable, optional
+        Vectorised FLOPs / params counter; default the lookup table in ImageNet units.
+    """
+    contexts = _search_contexts(cfg)
+    _check_settings(cfg)
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    logger.info("evaluating candidates on %s", ",".join(str(c) for c in contexts))
+    constraints = Constraints.from_config(cfg)
+    fixed_blocks, fixed_channels = fixed_genes(cfg)
+    counter = FlopsCounter.for_model(cfg) if counter is None else counter
+    objective, latency_fn = _objective(cfg, constraints)
+    ckpt_path = os.path.join(cfg.output_dir, "search_state.json")
+    state = start_or_resume(cfg, ckpt_path)      # before any data is decoded
+
+    opened = open_supernet(cfg, contexts)
+    evaluator = opened.evaluator
+    for arch, rec in state.results.items():      # results of a resumed run are reused
+        evaluator.cache[arch] = {"top1": rec["top1"], "top5": rec["top5"],
+                                 "loss": rec.get("loss")}
+    shown = _Progress(cfg, state)
+    common = dict(fixed_blocks=fixed_blocks, fixed_channels=fixed_channels,
+                  checkpoint=lambda st: st.save(ckpt_path), latency_fn=latency_fn,
+                  progress=shown.step_done, on_evaluated=shown.evaluated)
+    with logging_redirect_tqdm():              # log lines above the bar, not inside it
+        _search(cfg, state, evaluator, counter, constraints, objective, common)
+    shown.bar.close()
+
+    best = _top_records(cfg, state)
+    results = {"config": asdict(cfg), "constraints": str(constraints), "split": opened.split,
+               "evaluated": len(state.results), "history": state.history, "topk": best,
+               "eval_seconds": evaluator.seconds,
+               "candidates": [dict(r, arch=json.loads(a.to_json()))
+                              for a, r in state.results.items()],
+               "plots": _plots(cfg, state, constraints)}
     if cfg.export_best and best:
         arch = Architecture(best[0]["blocks"], best[0]["channels"])
         results["exported"] = export_subnet(evaluator, arch, cfg.export_best, cfg.input_size)
