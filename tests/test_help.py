@@ -2,7 +2,10 @@
 on / off switches show none (``--no-x (default: True)`` read backwards)."""
 import argparse
 import importlib
+import os
 import pkgutil
+import subprocess
+import sys
 
 import pytest
 
@@ -35,3 +38,20 @@ def test_every_flag_has_help_and_valued_flags_show_their_default(name):
             # depends on something else (the data set, another flag)
             assert "%(default)" in shown or "(default" in shown, action.option_strings
     assert "(default: True)" not in text and "(default: False)" not in text
+
+
+@pytest.mark.parametrize("script, flags, module", [
+    ("oneshot-train", ["--num-epochs", "0"], "train_imagenet.py"),
+    ("oneshot-rank-check", ["--supernet-params", "missing.params", "--benchmark", "x.json"],
+     "rank_check"),
+])
+def test_usage_and_errors_name_the_installed_command(script, flags, module):
+    path = os.path.join(os.path.dirname(sys.executable), script)
+    if not os.path.isfile(path):
+        pytest.skip("%s is not installed in this environment" % script)
+    usage = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=300)
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: %s " % script)
+    bad = subprocess.run([path] + flags, capture_output=True, text=True, timeout=300)
+    lines = [l for l in bad.stderr.splitlines() if "error:" in l]
+    assert bad.returncode == 2 and len(lines) == 1 and lines[0].startswith(script + ": error:")
+    assert module not in lines[0]

@@ -49,9 +49,18 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def invoked_name(default):
+    """The name the user typed: the installed command (``oneshot-train``, ...) when run as
+    one, else ``default`` (the script or module form)."""
+    name = os.path.basename(sys.argv[0] if sys.argv and sys.argv[0] else "")
+    return name if name.startswith("oneshot-") else default
+
+
 def new_parser(description, prog=None, parser_class=argparse.ArgumentParser):
-    """A parser that shows every valued flag's default in ``--help``."""
-    return parser_class(prog=prog, description=description, formatter_class=_DefaultsFormatter)
+    """A parser that shows every valued flag's default in ``--help``; its usage line names the
+    installed command when that is what ran."""
+    return parser_class(prog=invoked_name(prog), description=description,
+                        formatter_class=_DefaultsFormatter)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -171,9 +180,10 @@ def command(prog, resume=None):
             try:
                 return main(argv)
             except user_errors() as err:
-                return report(prog, err)
+                return report(invoked_name(prog), err)
             except KeyboardInterrupt:
-                print("%s: interrupted%s" % (prog, "; " + resume if resume else ""),
+                print("%s: interrupted%s" % (invoked_name(prog),
+                                             "; " + resume if resume else ""),
                       file=sys.stderr, flush=True)
                 return 130
         return guarded

@@ -184,8 +184,8 @@ def main(argv=None):
             hvd.init()
             rank = hvd.rank()
         except ImportError:
-            parser.exit(2, "train_imagenet.py: error: --horovod needs horovod with MXNet "
-                           "support (make install)\n")
+            parser.exit(2, "%s: error: --horovod needs horovod with MXNet support (make "
+                           "install)\n" % parser.prog)
     setup_logging(args.logging_file, rank)
     cfg = args_to_config(args)
     logging.getLogger(__name__).info("settings: %s", json.dumps(cfg.to_dict(), sort_keys=True))
