@@ -117,10 +117,26 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
         ValueError
             One line naming the flag (``--use-se``, ``--dtype``, ...) and what would be right.
         """
-        from ..machine import check_num_gpus
+        self._check_model()
+        self._check_sampling()
+        if self.batch_size < 1:
+            raise ValueError("--batch-size must be >= 1, got %d" % self.batch_size)
+        if self.num_epochs < 1:
+            raise ValueError("--num-epochs must be >= 1, got %d (0 would save untrained "
+                             "weights as the result)" % self.num_epochs)
+        if self.watchdog_seconds < 0:
+            raise ValueError("--watchdog-seconds must be >= 0 (0: no watchdog), got %d"
+                             % self.watchdog_seconds)
+        self._check_devices()
+        self._check_losses()
+        if self.resume_states and not self.resume_params:
+            raise ValueError("--resume-states needs --resume-params")
+        return self
+
+    def _check_model(self):
+        """The model and its fixed choices."""
         from ..models import PRESETS, list_models
         from ..search_space import NUM_BLOCKS, Architecture
-        from .samplers import ConstraintBox
         if self.model not in list_models():
             raise ValueError("unknown --model %r; known models: %s"
                              % (self.model, ", ".join(list_models())))
@@ -138,6 +154,10 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
         if self.model == "ShuffleNas_fixArch" and not self.block_choices:
             raise ValueError("--model ShuffleNas_fixArch needs --block-choices (and "
                              "--channel-choices, default scale 1.0)")
+
+    def _check_sampling(self):
+        """Supernet-only flags on a fixed subnet, and the constraint box of sampled paths."""
+        from .samplers import ConstraintBox
         if not self.is_supernet:
             supernet_only = [flag for flag, on in (
                 ("--use-all-blocks", self.use_all_blocks),
@@ -160,14 +180,10 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
         elif self.train_constraint_method:
             raise ValueError("--train-constraint-method %s needs --train-upper-constraints, "
                              "e.g. flops-330-params-5.0" % self.train_constraint_method)
-        if self.batch_size < 1:
-            raise ValueError("--batch-size must be >= 1, got %d" % self.batch_size)
-        if self.num_epochs < 1:
-            raise ValueError("--num-epochs must be >= 1, got %d (0 would save untrained "
-                             "weights as the result)" % self.num_epochs)
-        if self.watchdog_seconds < 0:
-            raise ValueError("--watchdog-seconds must be >= 0 (0: no watchdog), got %d"
-                             % self.watchdog_seconds)
+
+    def _check_devices(self):
+        """Devices, Horovod and the precision they allow."""
+        from ..machine import check_num_gpus
         if self.horovod and self.devices:
             raise ValueError("--devices does not apply with --horovod: each Horovod worker uses "
                              "gpu(local rank) with --num-gpus 1, else the CPU")
@@ -182,6 +198,9 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
             if self.dtype == "float16" and self.num_gpus == 0:
                 raise ValueError("--dtype float16 needs a GPU (--num-gpus >= 1): MXNet has no "
                                  "float16 convolution on the CPU; use --dtype float32")
+
+    def _check_losses(self):
+        """Mixup and distillation settings that need their switch."""
         if self.mixup_alpha is not None and not self.mixup:
             raise ValueError("--mixup-alpha %g needs --mixup (it shapes the mixing weights)"
                              % self.mixup_alpha)
@@ -198,6 +217,3 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
         if self.teacher and not (self.teacher_params and os.path.isfile(self.teacher_params)):
             raise ValueError("--teacher %s needs --teacher-params pointing to an existing file "
                              "(nothing is downloaded), got %r" % (self.teacher, self.teacher_params))
-        if self.resume_states and not self.resume_params:
-            raise ValueError("--resume-states needs --resume-params")
-        return self
