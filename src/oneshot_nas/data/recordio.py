@@ -152,19 +152,7 @@ def read_index(rec_path, idx_path=None, what="RecordIO file", check_images=True)
     if not os.path.isfile(idx_path):
         raise DataError("index of %s not found: %s (make it with im2rec or "
                         "mx.recordio.MXIndexedRecordIO)" % (rec_path, idx_path))
-    with open(idx_path, "rb") as handle:
-        raw = handle.read()
-    if not raw:
-        raise DataError("corrupt index file %s: empty" % idx_path)
-    if not _well_formed_index(raw):
-        lines = raw.split(b"\n")
-        bad = next((i for i, line in enumerate(lines[:-1]) if not _IDX_LINE.fullmatch(line)),
-                   None)
-        why = ("truncated (no newline at the end)" if bad is None else
-               "line %d is not 'key<TAB>offset'" % (bad + 1))
-        raise DataError("corrupt index file %s: %s" % (idx_path, why))
-    table = np.fromstring(raw.decode("ascii"), dtype=np.int64, sep=" ").reshape(-1, 2)
-    keys, offsets = table[:, 0], table[:, 1]
+    keys, offsets = _parse_index(idx_path)
     rec_size = os.path.getsize(rec_path)
     if offsets.min() < 0 or offsets.max() >= rec_size:
         raise DataError("index %s does not match %s: offset %d outside the %d-byte file "
@@ -193,6 +181,24 @@ def read_index(rec_path, idx_path=None, what="RecordIO file", check_images=True)
         raise DataError("index %s does not match %s: records after byte %d are not listed "
                         "(truncated .idx?)" % (idx_path, rec_path, end))
     return RecordIndex(rec_path, idx_path, keys, offsets)
+
+
+def _parse_index(idx_path):
+    """``(keys, offsets)`` of a well-formed ``.idx`` file; DataError naming the first bad
+    line."""
+    with open(idx_path, "rb") as handle:
+        raw = handle.read()
+    if not raw:
+        raise DataError("corrupt index file %s: empty" % idx_path)
+    if not _well_formed_index(raw):
+        lines = raw.split(b"\n")
+        bad = next((i for i, line in enumerate(lines[:-1]) if not _IDX_LINE.fullmatch(line)),
+                   None)
+        why = ("truncated (no newline at the end)" if bad is None else
+               "line %d is not 'key<TAB>offset'" % (bad + 1))
+        raise DataError("corrupt index file %s: %s" % (idx_path, why))
+    table = np.fromstring(raw.decode("ascii"), dtype=np.int64, sep=" ").reshape(-1, 2)
+    return table[:, 0], table[:, 1]
 
 
 def read_labels(index):
