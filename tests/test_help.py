@@ -45,13 +45,15 @@ def test_every_flag_has_help_and_valued_flags_show_their_default(name):
     ("oneshot-rank-check", ["--supernet-params", "missing.params", "--benchmark", "x.json"],
      "rank_check"),
 ])
-def test_usage_and_errors_name_the_installed_command(script, flags, module):
+def test_usage_and_errors_name_the_installed_command(script, flags, module, tmp_path):
     path = os.path.join(os.path.dirname(sys.executable), script)
     if not os.path.isfile(path):
         pytest.skip("%s is not installed in this environment" % script)
-    usage = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=300)
+    usage = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=300,
+                           cwd=str(tmp_path))
     assert usage.returncode == 0 and usage.stdout.startswith("usage: %s " % script)
-    bad = subprocess.run([path] + flags, capture_output=True, text=True, timeout=300)
+    bad = subprocess.run([path] + flags, capture_output=True, text=True, timeout=300,
+                         cwd=str(tmp_path))
     lines = [l for l in bad.stderr.splitlines() if "error:" in l]
     assert bad.returncode == 2 and len(lines) == 1 and lines[0].startswith(script + ": error:")
     assert module not in lines[0]

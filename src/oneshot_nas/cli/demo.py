@@ -115,140 +115,157 @@ def build_parser():
     return p
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+class _Run:
+    """What every stage of the demo shares: flags, paths, the stage runner, the seed."""
 
-    root = os.getcwd()
-    for d in (args.work_dir, args.log_dir, args.plot_dir):
-        os.makedirs(d, exist_ok=True)
-    env = dict(os.environ, PYTHON=sys.executable, DATASET="digits", LOG_DIR=args.log_dir)
-    stage = _Stage(root, args.log_dir, env)
-    py = sys.executable
-    fast = args.fast
-    seed = str(args.seed)
-    t0 = time.time()
+    def __init__(self, args):
+        self.args = args
+        self.root = os.getcwd()
+        for d in (args.work_dir, args.log_dir, args.plot_dir):
+            os.makedirs(d, exist_ok=True)
+        env = dict(os.environ, PYTHON=sys.executable, DATASET="digits", LOG_DIR=args.log_dir)
+        self.stage = _Stage(self.root, args.log_dir, env)
+        self.py = sys.executable
+        self.fast = args.fast
+        self.seed = str(args.seed)
+        self.t0 = time.time()
 
-    # 1. supernet ------------------------------------------------------------------------------
-    super_dir = os.path.join(args.work_dir, "supernet")
+    def path(self, *parts):
+        return os.path.join(self.args.work_dir, *parts)
+
+
+def _train_supernet(run):
+    """1. The supernet; returns its final weights."""
+    super_dir = run.path("supernet")
     # 60 epochs of 17 steps: ~1,000 steps, where the probe curves leave chance (about 77 %
     # held-out top-1 at full width, docs/supernet_digits.md); the script's default is 125
-    super_epochs = "2" if fast else os.environ.get("SUPERNET_EPOCHS", "60")
+    super_epochs = "2" if run.fast else os.environ.get("SUPERNET_EPOCHS", "60")
     super_env = {"SAVE_DIR": super_dir, "SAVE_FREQUENCY": "100", "NUM_EPOCHS": super_epochs,
-                 "EPOCH_START_CS": "1" if fast else "40", "VAL_INTERVAL": "20"}
-    super_extra = ["--seed", seed, "--val-subnets", "1" if fast else "2"]
-    if fast:
+                 "EPOCH_START_CS": "1" if run.fast else "40", "VAL_INTERVAL": "20"}
+    super_extra = ["--seed", run.seed, "--val-subnets", "1" if run.fast else "2"]
+    if run.fast:
         super_extra += ["--update-bn-images", "128", "--max-batches-per-epoch", "30"]
-    stage.run("supernet", ["sh", "scripts/train_supernet.sh"] + super_extra, super_env)
-    supernet_params = os.path.join(super_dir, "ShuffleNas-supernet-final.params")
+    run.stage.run("supernet", ["sh", "scripts/train_supernet.sh"] + super_extra, super_env)
+    return os.path.join(super_dir, "ShuffleNas-supernet-final.params")
 
-    # 2. search --------------------------------------------------------------------------------
-    pop, gens = ("6", "2") if fast else ("16", "5")
+
+def _searches(run, supernet_params):
+    """2. Genetic and random search with as many candidates; returns both results and the
+    comparison."""
+    args, py = run.args, run.py
+    pop, gens = ("6", "2") if run.fast else ("16", "5")
     search_common = ["--dataset", "digits", "--supernet-params", supernet_params, "--use-se",
                      "--last-conv-after-pooling", "--max-flops", str(args.max_flops),
-                     "--update-bn-images", "256" if fast else "1024", "--batch-size", "128",
-                     "--seed", seed, "--topk", "3", "-j", "1"]
-    gen_dir = os.path.join(args.work_dir, "search_genetic")
-    stage.run("search_genetic", [py, "search_supernet.py", "--search-mode", "genetic",
-                                 "--population-size", pop, "--retain-length",
-                                 "2" if fast else "4", "--search-iters", gens,
-                                 "--output-dir", gen_dir, "--export-best",
-                                 os.path.join(args.work_dir, "best_inherited")] + search_common)
+                     "--update-bn-images", "256" if run.fast else "1024", "--batch-size", "128",
+                     "--seed", run.seed, "--topk", "3", "-j", "1"]
+    gen_dir = run.path("search_genetic")
+    run.stage.run("search_genetic", [py, "search_supernet.py", "--search-mode", "genetic",
+                                     "--population-size", pop, "--retain-length",
+                                     "2" if run.fast else "4", "--search-iters", gens,
+                                     "--output-dir", gen_dir, "--export-best",
+                                     run.path("best_inherited")] + search_common)
     with open(os.path.join(gen_dir, "search_results.json")) as f:
         genetic = json.load(f)
-    rand_dir = os.path.join(args.work_dir, "search_random")
-    stage.run("search_random", [py, "search_supernet.py", "--search-mode", "random",
-                                "--search-iters", str(genetic["evaluated"]),
-                                "--output-dir", rand_dir] + search_common)
+    rand_dir = run.path("search_random")
+    run.stage.run("search_random", [py, "search_supernet.py", "--search-mode", "random",
+                                    "--search-iters", str(genetic["evaluated"]),
+                                    "--output-dir", rand_dir] + search_common)
     with open(os.path.join(rand_dir, "search_results.json")) as f:
         random_res = json.load(f)
-    best = genetic["topk"][0]
-    stage.run("compare_searches", [py, "-m", "oneshot_nas.cli.compare_searches",
-                                     "--genetic", os.path.join(gen_dir, "search_results.json"),
-                                     "--random", os.path.join(rand_dir, "search_results.json"),
-                                     "--output", os.path.join(args.plot_dir,
-                                                              "search_genetic_vs_random.png")])
+    run.stage.run("compare_searches", [py, "-m", "oneshot_nas.cli.compare_searches",
+                                       "--genetic", os.path.join(gen_dir, "search_results.json"),
+                                       "--random", os.path.join(rand_dir, "search_results.json"),
+                                       "--output", os.path.join(args.plot_dir,
+                                                                "search_genetic_vs_random.png")])
     with open(os.path.join(args.plot_dir, "search_genetic_vs_random.json")) as f:
         compared = json.load(f)
+    return genetic, random_res, compared
 
-    # 3. train the winner from scratch ---------------------------------------------------------
-    sub_dir = os.path.join(args.work_dir, "subnet")
+
+def _train_winner(run, best):
+    """3. The winner trained from scratch; returns its exported graph and last-epoch top-1."""
+    sub_dir = run.path("subnet")
     sub_env = {"SAVE_DIR": sub_dir, "BLOCK_CHOICES": best["block_choices"],
                "CHANNEL_CHOICES": best["channel_choices"], "SAVE_FREQUENCY": "100"}
-    if fast:
+    if run.fast:
         sub_env["NUM_EPOCHS"] = "4"
-    stage.run("subnet", ["sh", "scripts/train_fixArch+.sh", "--seed", seed], sub_env)
+    run.stage.run("subnet", ["sh", "scripts/train_fixArch+.sh", "--seed", run.seed], sub_env)
     symbol = os.path.join(sub_dir, "ShuffleNas_fixArch-symbol.json")
     params = os.path.join(sub_dir, "ShuffleNas_fixArch-0000.params")
-    with open(os.path.join(args.log_dir, "shufflenas_oneshot+.jsonl")) as f:
+    with open(os.path.join(run.args.log_dir, "shufflenas_oneshot+.jsonl")) as f:
         sub_rows = [json.loads(l) for l in f]
     # the last epoch: picking the best epoch would select on the validation images
     sub_top1 = [r["top1"] for r in sub_rows if r["kind"] == "val"][-1]
+    return symbol, params, sub_top1
 
-    # 4. FLOPs / params on the exported symbol, MicroNet profile -------------------------------
-    out = stage.run("flops", [py, "calculate_flops.py", "-s", symbol, "-ds", "data,1,3,32,32",
-                              "--json"])
-    flops32 = _last_json(out)
-    out = stage.run("flops_224", [py, "calculate_flops.py", "--block-choices",
-                                  best["block_choices"], "--channel-choices",
-                                  best["channel_choices"], "--use-se",
-                                  "--last-conv-after-pooling", "-norelubn", "--json"])
-    flops224 = _last_json(out)
-    micronet_md = os.path.join(args.plot_dir, "micronet_profile.md")
-    out = stage.run("micronet", [py, "calculate_flops.py", "--block-choices",
-                                 best["block_choices"], "--channel-choices",
-                                 best["channel_choices"], "--use-se",
-                                 "--last-conv-after-pooling", "--micronet",
-                                 "--micronet-markdown", micronet_md, "--json"])
-    micronet = _last_json(out)
 
-    # 5. int8 ----------------------------------------------------------------------------------
-    quant_dir = os.path.join(args.work_dir, "int8")
+def _counts(run, best, symbol):
+    """4. FLOPs / params on the exported symbol and at 224 px, and the MicroNet profile."""
+    py = run.py
+    choices = ["--block-choices", best["block_choices"], "--channel-choices",
+               best["channel_choices"], "--use-se", "--last-conv-after-pooling"]
+    flops32 = _last_json(run.stage.run("flops", [py, "calculate_flops.py", "-s", symbol, "-ds",
+                                                 "data,1,3,32,32", "--json"]))
+    flops224 = _last_json(run.stage.run("flops_224", [py, "calculate_flops.py"] + choices +
+                                        ["-norelubn", "--json"]))
+    micronet_md = os.path.join(run.args.plot_dir, "micronet_profile.md")
+    micronet = _last_json(run.stage.run("micronet", [py, "calculate_flops.py"] + choices +
+                                        ["--micronet", "--micronet-markdown", micronet_md,
+                                         "--json"]))
+    return flops32, flops224, micronet
+
+
+def _deploy(run, symbol, params):
+    """5-6. int8 with MKLDNN (evaluated and timed) and the checked ONNX export."""
+    quant_dir = run.path("int8")
     eval_json = os.path.join(quant_dir, "eval.json")
-    stage.run("int8", ["sh", "scripts/quantize_int8.sh", "--speed",
-                       "--repeats", "3" if fast else "10", "--eval-json", eval_json],
-              {"DATASET": "digits", "SYMBOL": symbol, "PARAMS": params, "OUTPUT_DIR": quant_dir,
-               "CALIB_MODE": "naive"})
+    run.stage.run("int8", ["sh", "scripts/quantize_int8.sh", "--speed",
+                           "--repeats", "3" if run.fast else "10", "--eval-json", eval_json],
+                  {"DATASET": "digits", "SYMBOL": symbol, "PARAMS": params,
+                   "OUTPUT_DIR": quant_dir, "CALIB_MODE": "naive"})
     with open(eval_json) as f:
-        quant_res = json.load(f)
-    quant = {v["name"]: v for v in quant_res["variants"]}
+        quant = {v["name"]: v for v in json.load(f)["variants"]}
+    # the float32 graph (with the digits preprocessing beside it), checked
+    out = run.stage.run("onnx", [run.py, "-m", "oneshot_nas.cli.export_onnx", "--symbol",
+                                 os.path.join(quant_dir, "ShuffleNas_fixArch-symbol.json"),
+                                 "--output", run.path("onnx", "subnet.onnx"), "--json"])
+    return quant, _last_json(out)
 
-    # 6. ONNX: the float32 graph (with the digits preprocessing beside it), checked -----------
-    out = stage.run("onnx", [py, "-m", "oneshot_nas.cli.export_onnx", "--symbol",
-                             os.path.join(quant_dir, "ShuffleNas_fixArch-symbol.json"),
-                             "--output", os.path.join(args.work_dir, "onnx", "subnet.onnx"),
-                             "--json"])
-    onnx_check = _last_json(out)
 
-    # plots ------------------------------------------------------------------------------------
-    plots = []
+def _plots(run, genetic, random_res):
+    """Training curves, the search comparison and the searches' own plots, in --plot-dir."""
+    import shutil
+    args, plots = run.args, []
     for metrics, name in ((os.path.join(args.log_dir, "shufflenas_supernet.jsonl"), "supernet"),
                           (os.path.join(args.log_dir, "shufflenas_oneshot+.jsonl"), "subnet")):
-        out = stage.run("plot_" + name, [py, "-m", "oneshot_nas.cli.plot_training", metrics,
-                                         "--output-dir", args.plot_dir, "--title",
-                                         "digits %s" % name])
+        out = run.stage.run("plot_" + name, [run.py, "-m", "oneshot_nas.cli.plot_training",
+                                             metrics, "--output-dir", args.plot_dir, "--title",
+                                             "digits %s" % name])
         plots += [l.strip() for l in out.splitlines()
                   if l.strip().endswith(".png") and " INFO " not in l]
     plots += [os.path.join(args.plot_dir, "search_genetic_vs_random.png")]
-    import shutil
     for res, name in ((genetic, "search_genetic"), (random_res, "search_random")):
         for src in res["plots"]:
             dst = os.path.join(args.plot_dir, "%s_%s" % (name, os.path.basename(src)))
             shutil.copyfile(src, dst)
             plots.append(dst)
+    return plots
 
-    # summary ------------------------------------------------------------------------------------
-    g_best = genetic["topk"][0]["top1"]
-    r_best = random_res["topk"][0]["top1"]
-    ms = {k: v["score"] for k, v in micronet["micronet"]["scores"].items()}
-    rows = [
+
+def _summary_rows(run, r):
+    """The summary table's rows from the stages' results ``r``."""
+    quant, onnx_check, best = r["int8"], r["onnx"], r["best"]
+    ms = {k: v["score"] for k, v in r["micronet"]["micronet"]["scores"].items()}
+    pair = r["search_comparison"][0]
+    return [
         ("subnet block choices", best["block_choices"]),
         ("subnet channel choices", best["channel_choices"]),
         ("FLOPs / params at 224 px, 1000 classes (-norelubn)",
-         "%.2f M / %.3f M" % (flops224["flops_m"], flops224["params_m"])),
+         "%.2f M / %.3f M" % (r["flops_224"]["flops_m"], r["flops_224"]["params_m"])),
         ("FLOPs / params of the exported digits symbol (32 px, 10 classes)",
-         "%.2f M / %d" % (flops32["flops_m"], flops32["params"])),
+         "%.2f M / %d" % (r["flops_32"]["flops_m"], r["flops_32"]["params"])),
         ("fp32 top-1 (trained from scratch, last epoch, validation split)",
-         "%.2f %%" % (100 * sub_top1)),
+         "%.2f %%" % (100 * r["fp32_top1"])),
         ("fp32 / int8 top-1 of the exported graph (naive calibration)", "%.2f %% / %.2f %%" % (
             100 * quant["fp32"]["top1"], 100 * quant["int8"]["top1"])),
         ("fp32 / fused fp32 / int8 throughput, batch 32", "%.0f / %.0f / %.0f img/s" % tuple(
@@ -257,33 +274,50 @@ def main(argv=None):
          "max relative difference %.1e (%s)" % (onnx_check["max_relative"], onnx_check["onnx"])),
         ("MicroNet score float32 / float16 / int8", " / ".join(
             "%.3f" % ms.get(k, float("nan")) for k in ("float32", "float16", "int8"))),
-        ("total time", "%.1f min" % ((time.time() - t0) / 60)),
-    ]
-    pair = compared["pairs"][0]
-    rows[-1:-1] = [
         ("search on %s images: genetic / random best at %d candidates (supernet scores)"
-         % (genetic.get("split", {}).get("name", "val"), pair["candidates"]),
+         % (r["split_name"], pair["candidates"]),
          "%.2f %% / %.2f %%" % (100 * pair["genetic_best"], 100 * pair["random_best"])),
         ("ranking evidence", RANKING_NOTE),
+        ("total time", "%.1f min" % ((time.time() - run.t0) / 60)),
     ]
+
+
+def _write_summary(run, summary):
+    """Print the summary and write demo_summary.txt / .json into --log-dir."""
+    args = run.args
+    rows = _summary_rows(run, summary)
     width = max(len(k) for k, _ in rows)
-    lines = ["", "=" * 80, "SUMMARY (digits, %s run, seed %s)" % ("fast" if fast else "full",
-                                                                seed), "=" * 80]
+    lines = ["", "=" * 80, "SUMMARY (digits, %s run, seed %s)" % ("fast" if run.fast else "full",
+                                                                run.seed), "=" * 80]
     lines += ["%-*s  %s" % (width, k, v) for k, v in rows]
-    lines += ["", "plots:"] + ["  " + os.path.relpath(p_, root) for p_ in plots]
+    lines += ["", "plots:"] + ["  " + os.path.relpath(p_, run.root) for p_ in summary["plots"]]
     lines += ["logs: %s/demo_*.log, %s/*.log" % (args.log_dir, args.log_dir)]
     text = "\n".join(lines)
     print(text)
     with open(os.path.join(args.log_dir, "demo_summary.txt"), "w") as f:
         f.write(text + "\n")
-    summary = {"fast": fast, "seed": args.seed, "best": best, "genetic_best_top1": g_best,
-               "random_best_top1": r_best, "fp32_top1": sub_top1,
-               "int8": quant, "onnx": onnx_check, "flops_224": flops224, "flops_32": flops32,
-               "micronet": micronet,
-               "stage_seconds": stage.times, "plots": plots,
-               "search_comparison": compared["pairs"], "ranking": RANKING_NOTE}
+    stored = {k: v for k, v in summary.items() if k != "split_name"}
     with open(os.path.join(args.log_dir, "demo_summary.json"), "w") as f:
-        json.dump(summary, f, indent=1, default=str)
+        json.dump(stored, f, indent=1, default=str)
+
+
+def main(argv=None):
+    run = _Run(build_parser().parse_args(argv))
+    supernet_params = _train_supernet(run)
+    genetic, random_res, compared = _searches(run, supernet_params)
+    best = genetic["topk"][0]
+    symbol, params, sub_top1 = _train_winner(run, best)
+    flops32, flops224, micronet = _counts(run, best, symbol)
+    quant, onnx_check = _deploy(run, symbol, params)
+    plots = _plots(run, genetic, random_res)
+    summary = {"fast": run.fast, "seed": run.args.seed, "best": best,
+               "genetic_best_top1": genetic["topk"][0]["top1"],
+               "random_best_top1": random_res["topk"][0]["top1"], "fp32_top1": sub_top1,
+               "int8": quant, "onnx": onnx_check, "flops_224": flops224, "flops_32": flops32,
+               "micronet": micronet, "stage_seconds": run.stage.times, "plots": plots,
+               "search_comparison": compared["pairs"], "ranking": RANKING_NOTE,
+               "split_name": genetic.get("split", {}).get("name", "val")}
+    _write_summary(run, summary)
     return 0
 
 

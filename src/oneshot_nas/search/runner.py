@@ -12,6 +12,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..config import ConstraintConfig, DataConfig, DeviceConfig, ModelConfig
+from .. import interrupts
 from ..files import atomic_write_json, atomic_write_text, file_digest
 from ..models import get_model
 from ..models.params import load_params_checked
@@ -440,6 +441,7 @@ class _Progress:
         self.bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=True)
 
     def evaluated(self, st, arch, rec):
+        interrupts.check()
         best = max(r["fitness"] for r in st.results.values())
         if self.show:
             if self.per_step > 1 and self.bar.n < (st.step + 1) * self.per_step:
@@ -480,6 +482,12 @@ def _plots(cfg, state, constraints):
     return plots
 
 
+def _save_then_check(state, path):
+    """Checkpoint the search, then stop there if Ctrl-C was pressed meanwhile."""
+    state.save(path)
+    interrupts.check()
+
+
 def run_search(cfg, counter=None):
     """Run the configured search; returns the results dict (also written as JSON).
 
@@ -507,9 +515,9 @@ def run_search(cfg, counter=None):
                                  "loss": rec.get("loss")}
     shown = _Progress(cfg, state)
     common = dict(fixed_blocks=fixed_blocks, fixed_channels=fixed_channels,
-                  checkpoint=lambda st: st.save(ckpt_path), latency_fn=latency_fn,
+                  checkpoint=lambda st: _save_then_check(st, ckpt_path), latency_fn=latency_fn,
                   progress=shown.step_done, on_evaluated=shown.evaluated)
-    with logging_redirect_tqdm():              # log lines above the bar, not inside it
+    with logging_redirect_tqdm(), interrupts.deferred():   # log lines above the bar
         _search(cfg, state, evaluator, counter, constraints, objective, common)
     shown.bar.close()
 

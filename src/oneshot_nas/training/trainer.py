@@ -11,6 +11,7 @@ import numpy as np
 from mxnet import autograd, gluon, nd
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from .. import interrupts
 from ..accuracy import cross_entropy, topk_hits
 from ..files import atomic_write_json
 from ..models import PRESETS, get_model
@@ -353,7 +354,8 @@ def train(cfg):
     if isinstance(cfg, dict):
         cfg = TrainConfig.from_dict(cfg)
     cfg.validate()
-    with watchdog.watching(cfg.watchdog_seconds if cfg.horovod else 0, "this Horovod worker"):
+    with watchdog.watching(cfg.watchdog_seconds if cfg.horovod else 0, "this Horovod worker"), \
+            interrupts.deferred():
         return _train(cfg)
 
 
@@ -689,6 +691,7 @@ def _train_epoch(run, epoch):
                             lr="%.4f" % lr, refresh=False)
             bar.update(1)
             watchdog.kick()
+            interrupts.check()          # a Ctrl-C stops here, between batches
             if cfg.log_interval and (i + 1) % cfg.log_interval == 0:
                 metrics.write(kind="step", epoch=epoch, batch=i, loss=loss_sum / seen, lr=lr,
                               accuracy=top1.get()[1], seconds=time.time() - tic)
@@ -725,6 +728,7 @@ def _ticking(batches, bar):
         yield batch
         bar.update(1)
         watchdog.kick()
+        interrupts.check()
 
 
 def _validate_supernet(cfg, epoch, net, sampler, train_data, val_data, ctx, hvd=None,
