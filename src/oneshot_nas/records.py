@@ -11,13 +11,19 @@ import json
 import logging
 import os
 
-__all__ = ["SUPERNET_FIELDS", "record_path", "read_training_json", "read_record", "apply_record"]
+from .config import ModelConfig
+
+__all__ = ["SUPERNET_FIELDS", "SUPERNET_DEFAULTS", "record_path", "read_training_json", "read_record", "apply_record"]
 
 logger = logging.getLogger(__name__)
 
 # what a supernet's record decides for the commands that read it (its shape and its data)
 SUPERNET_FIELDS = ("dataset", "input_size", "channels_layout", "use_se",
                    "last_conv_after_pooling")
+
+# weights without a record: ImageNet (its input size follows the data set) and ModelConfig's
+# shape
+SUPERNET_DEFAULTS = dict(ModelConfig().model_settings(), dataset="imagenet", input_size=None)
 
 
 def record_path(params):

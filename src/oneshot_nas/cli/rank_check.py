@@ -147,11 +147,10 @@ def main(argv=None):
     if args.benchmark:
         print_benchmark(_run_benchmark(args))
         return 0
-    from ..records import apply_record
-    from .search_supernet import RECORD_DEFAULTS
+    from ..records import SUPERNET_DEFAULTS, apply_record
     model = {name: getattr(args, name) for name in ("channels_layout", "use_se",
                                                     "last_conv_after_pooling")}
-    apply_record(model, args.supernet_params, RECORD_DEFAULTS, fields=tuple(model))
+    apply_record(model, args.supernet_params, SUPERNET_DEFAULTS, fields=tuple(model))
     cfg = RankCheckConfig(
         supernet_params=args.supernet_params, channels_layout=model["channels_layout"],
         use_se=model["use_se"], last_conv_after_pooling=model["last_conv_after_pooling"],

@@ -3,20 +3,12 @@
 import sys
 from dataclasses import fields
 
-from ..config import ModelConfig
-from ..records import apply_record
+from ..records import SUPERNET_DEFAULTS, apply_record
 from ..search_space import Architecture
 from .common import (add_input_arguments, add_model_arguments, add_size_constraint_arguments,
                      command, data_group, fill_data_defaults, new_parser, start)
 
 __all__ = ["build_parser", "main"]
-
-# without a training record beside the supernet: ImageNet, the plain OneShot shape
-RECORD_DEFAULTS = dict(dataset="imagenet", input_size=None,
-                       channels_layout=ModelConfig.channels_layout,
-                       use_se=ModelConfig.use_se,
-                       last_conv_after_pooling=ModelConfig.last_conv_after_pooling)
-
 
 def _by_data(name):
     from ..search.runner import DATASET_SEARCH_DEFAULTS as d
@@ -107,7 +99,7 @@ def main(argv=None):
     from ..search.runner import SearchConfig, run_search, search_defaults
     args = start(build_parser(), argv, "search.log")
     values = {f.name: getattr(args, f.name) for f in fields(SearchConfig) if hasattr(args, f.name)}
-    apply_record(values, args.supernet_params, RECORD_DEFAULTS)
+    apply_record(values, args.supernet_params, SUPERNET_DEFAULTS)
     values.pop("_record")
     for name, value in search_defaults(values["dataset"]).items():
         if values.get(name) is None:

@@ -54,7 +54,8 @@ def sample_spread(k, counter, constraints, seed=0, pool_per_band=200, band_halfw
                              % (constraints, k))
         used.add(found)
         picks.append(found)
-    return sorted(picks, key=lambda a: FlopsCounter.wrap(counter).one(a)[0])
+    counter = FlopsCounter.wrap(counter)
+    return sorted(picks, key=lambda a: counter.one(a)[0])
 
 
 def sample_matched(k, counter, target, tolerance=0.03, seed=0, exclude=(), pool=4000,
