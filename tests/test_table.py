@@ -231,6 +231,42 @@ def test_benchmark_check_scores_every_row(tmp_path):
                                                               "images": 300}, 300))
     assert again["kendall_tau"] == res["kendall_tau"]          # every score from the cache
 
+    # the committed scores.json alone gives every figure again: no weights, nothing scored
+    stored = json.load(open(res["scores_path"]))
+    assert {"primary", "reliability", "split", "twins"} <= set(stored)
+    replay_cfg = BenchmarkCheckConfig(benchmark=out, output_dir=str(tmp_path / "replay"),
+                                      bootstrap=300, progress=False,
+                                      from_scores=res["scores_path"])
+    replay = run_benchmark_check(replay_cfg, evaluator=(Exploding(), None, None))
+    for key in ("kendall_tau", "spearman_rho", "band", "beyond_flops", "twins", "reliability",
+                "primary_score", "baselines"):
+        assert replay[key] == res[key], key
+    assert res["twins"]["pairs"] and replay["scores_path"] == res["scores_path"]
+
+
+def test_replayed_scores_are_checked_against_the_table(tmp_path):
+    out = str(tmp_path / "t.json")
+    build_table(_spec(8, 4), out, trainer=NoisyTrainer(), counter=proxy_counter)
+    cfg = BenchmarkCheckConfig(benchmark=out, output_dir=str(tmp_path / "rc"), bootstrap=100,
+                               progress=False, twins=0)
+    res = run_benchmark_check(cfg, evaluator=(FakeEvaluator(), {"name": "holdout",
+                                                                "images": 300}, 300))
+    stored = json.load(open(res["scores_path"]))
+
+    def replay(doc, table=out):
+        path = str(tmp_path / "s.json")
+        json.dump(doc, open(path, "w"))
+        return run_benchmark_check(BenchmarkCheckConfig(
+            benchmark=table, output_dir=str(tmp_path / "r"), from_scores=path, twins=0))
+    with pytest.raises(ValueError, match="no score for rows \\[3\\]"):
+        replay(dict(stored, rows=[r for r in stored["rows"] if r["row"] != 3]))
+    with pytest.raises(ValueError, match="scores the rows of other.json"):
+        replay(dict(stored, table="other.json"))
+    with pytest.raises(ValueError, match="written by an older rank_check"):
+        replay(dict(stored, rows=[{"row": r["row"], "score": r["score"]}
+                                  for r in stored["rows"]]))
+    assert not os.path.exists(str(tmp_path / "r"))          # refused: nothing written
+
 
 def test_winner_against_the_table_gives_its_percentile(tmp_path):
     out = str(tmp_path / "t.json")
@@ -303,6 +339,8 @@ def test_rank_check_benchmark_cli_bad_table_is_one_line(tmp_path):
         assert proc.returncode == 2
         last = proc.stderr.strip().splitlines()[-1]
         assert last.startswith("rank_check: error: ") and needle in last
+        # the folder made for its log is gone again: a refused command leaves nothing behind
+        assert not os.path.exists(str(tmp_path / "o"))
 
 
 @pytest.mark.skipif(not os.path.isfile(STORED), reason="no stored table yet")

@@ -105,13 +105,43 @@ def run_parsed(parser, argv, run, level=logging.WARNING):
 
 
 # -- logging ----------------------------------------------------------------------------------
+# Folders made by _handlers for a log file and the log files in them: a command refused with
+# a one-line error removes them again when they hold nothing else (_remove_log_only_folders).
+_LOG_FOLDERS = []
+
+
 def _handlers(logging_file):
     """A console (stderr) handler, and a file handler when ``logging_file`` is given."""
     handlers = [logging.StreamHandler(sys.stderr)]
     if logging_file:
-        os.makedirs(os.path.dirname(os.path.abspath(logging_file)), exist_ok=True)
+        folder = os.path.dirname(os.path.abspath(logging_file))
+        missing = folder
+        while missing and not os.path.exists(missing):
+            _LOG_FOLDERS.append((missing, os.path.basename(logging_file)))
+            missing = os.path.dirname(missing)
+        os.makedirs(folder, exist_ok=True)
         handlers.append(logging.FileHandler(logging_file))
     return handlers
+
+
+def _remove_log_only_folders():
+    """After a refused command: the folders made for its log, deepest first, when they hold
+    nothing but that log (a refused command leaves nothing behind)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+            handler.close()
+    while _LOG_FOLDERS:
+        folder, log_name = _LOG_FOLDERS.pop(0)
+        try:
+            names = os.listdir(folder)
+            if set(names) <= {log_name}:
+                for name in names:
+                    os.remove(os.path.join(folder, name))
+                os.rmdir(folder)
+        except OSError:
+            return
 
 
 def setup_logging(logging_file=None, rank=0):
@@ -212,9 +242,11 @@ def command(prog, resume=None):
     def wrap(main):
         @functools.wraps(main)
         def guarded(argv=None):
+            del _LOG_FOLDERS[:]
             try:
                 return main(argv)
             except user_errors() as err:
+                _remove_log_only_folders()
                 return report(invoked_name(prog), err)
             except KeyboardInterrupt:
                 print("%s: interrupted%s" % (invoked_name(prog),

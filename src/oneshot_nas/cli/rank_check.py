@@ -29,13 +29,18 @@ def build_parser():
                    "(--benchmark), or training K new architectures.",
                    prog="python -m oneshot_nas.cli.rank_check")
     m = p.add_argument_group("supernet")
-    m.add_argument("--supernet-params", required=True, help="trained supernet .params")
+    m.add_argument("--supernet-params", default=None,
+                   help="trained supernet .params (required unless --scores)")
     m.add_argument("--benchmark", default=None, metavar="TABLE",
                    help="score against this stored ground-truth table (model flags and data "
                         "set from the table); nothing is trained")
     m.add_argument("--score-all-rows", action="store_true",
                    help="--benchmark: also score rows whose stand-alone runs are not finished "
                         "(cached in output-dir/supernet_scores.npz for a later rerun)")
+    m.add_argument("--scores", default=None, metavar="SCORES_JSON",
+                   help="--benchmark: score nothing; recompute every figure from a scores.json "
+                        "an earlier check wrote (per-row and twin scores, reliabilities) and "
+                        "the table as it stands now, without the supernet's weights")
     m.add_argument("--twins", type=int, default=8,
                    help="--benchmark: rows also scored against a twin computing the same "
                         "function with other kernels at the table's input size (the "
@@ -76,7 +81,7 @@ def _run_benchmark(args):
         holdout_search=args.holdout_search, update_bn_images=args.update_bn_images,
         batch_size=args.batch_size, score=args.score, bootstrap=args.bootstrap,
         seed=args.seed, output_dir=args.output_dir, score_all=args.score_all_rows,
-        twins=args.twins)
+        twins=args.twins, from_scores=args.scores)
     return run_benchmark_check(cfg)
 
 
@@ -144,6 +149,10 @@ def print_beyond_flops(res):
 def main(argv=None):
     from ..ranking import RankCheckConfig, run_rank_check
     args = start(build_parser(), argv, "rank_check.log")
+    if args.scores and not args.benchmark:
+        raise ValueError("--scores needs --benchmark TABLE (the table the scores belong to)")
+    if not (args.supernet_params or args.scores):
+        raise ValueError("--supernet-params is required (or --benchmark TABLE --scores FILE)")
     if args.benchmark:
         print_benchmark(_run_benchmark(args))
         return 0

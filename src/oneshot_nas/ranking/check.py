@@ -84,6 +84,7 @@ class BenchmarkCheckConfig(SupernetScoring):
     progress: bool = True
     score_all: bool = False             # also score rows without finished runs (for later)
     twins: int = 8                      # rows scored against a same-function twin (0: none)
+    from_scores: str = None             # a scores.json to recompute the figures from
 
 
 def jsonable(value):
@@ -133,16 +134,25 @@ def _primary(choice, reliability):
     return max(finite, key=finite.get) if finite else "loss"
 
 
-def _correlate(rows, truth_key, hits, losses, choice, bootstrap, seed):
-    """Scores, reliabilities, primary score and correlations over ``rows``."""
+def _reliability(hits, losses):
+    """Share of each score's variance over architectures that is not image sampling noise."""
+    return {"acc": score_reliability(hits), "loss": score_reliability(losses)}
+
+
+def _correlations(rows, truth_key, bootstrap, seed):
+    """Rank correlations of both scores (higher = better) with the truth over ``rows``."""
     truth = np.array([r[truth_key] for r in rows])
     scores = {"acc": np.array([r["supernet_top1"] for r in rows]),
               "loss": -np.array([r["supernet_loss"] for r in rows])}   # higher = better
-    reliability = {"acc": score_reliability(hits), "loss": score_reliability(losses)}
-    primary = _primary(choice, reliability)
-    correlations = {name: rank_correlations(values, truth, bootstrap, seed=seed)
-                    for name, values in scores.items()}
-    return reliability, primary, correlations
+    return {name: rank_correlations(values, truth, bootstrap, seed=seed)
+            for name, values in scores.items()}
+
+
+def _correlate(rows, truth_key, hits, losses, choice, bootstrap, seed):
+    """Scores, reliabilities, primary score and correlations over ``rows``."""
+    reliability = _reliability(hits, losses)
+    return (reliability, _primary(choice, reliability),
+            _correlations(rows, truth_key, bootstrap, seed))
 
 
 def _size_baselines(rows, bootstrap, seed):
@@ -163,6 +173,10 @@ def run_benchmark_check(cfg, evaluator=None):
     (also written as ``rank_check.json`` with the scatter ``ranking.png``, and the per-row
     scores as ``scores.json``).
 
+    With ``cfg.from_scores`` nothing is scored: the per-row scores (and the twins' scores)
+    come from a ``scores.json`` written earlier, and every figure is recomputed from it and
+    the table as it stands now, without the supernet's weights.
+
     Parameters
     ----------
     cfg : BenchmarkCheckConfig
@@ -172,44 +186,96 @@ def run_benchmark_check(cfg, evaluator=None):
     """
     _check_score(cfg.score)
     table = load_table(cfg.benchmark)
-    rows_in = [r for r in table["architectures"] if r["runs"]]
-    if len(rows_in) < 3 and not cfg.score_all:
-        raise ValueError("%s has %d architectures with finished runs; at least 3 are needed"
-                         % (cfg.benchmark, len(rows_in)))
     protocol = StandaloneProtocol.from_dict(dict(table["protocol"], seeds=[0]))
-    _check_supernet_matches(cfg.supernet_params, table, protocol)
-    os.makedirs(cfg.output_dir, exist_ok=True)
-    evaluator, split, _ = evaluator or supernet_evaluator(
-        cfg, table["dataset"], protocol, progress=cfg.progress, input_size=protocol.image_size)
+    if cfg.from_scores:
+        scored = _stored_scores(cfg.from_scores, cfg.benchmark, table)
+    else:
+        scored = _score_table(cfg, table, protocol, evaluator)
+    rows = [dict(r) for r in scored["rows"] if "standalone_top1" in r]
+    if len(rows) < 3:
+        raise ValueError("%s has %d architectures with finished runs; at least 3 are needed"
+                         % (cfg.benchmark, len(rows)))
     logger.info("ranking check against %s: %d architectures, stand-alone %s test top-1 (%s, "
-                "%d px); supernet scores on the %s split (%d images)", cfg.benchmark,
-                len(rows_in), table["dataset"], "complete table" if table["complete"] else
-                "incomplete table", protocol.image_size, split["name"], split["images"])
-    scores = _ScoreCache(os.path.join(cfg.output_dir, "supernet_scores.npz"),
-                         _scoring_key(cfg, split))
-    rows, hits, losses = _score_rows(cfg, table, evaluator, scores)
-    reliability, primary, correlations = _correlate(rows, "standalone_top1", hits, losses,
-                                                    cfg.score, cfg.bootstrap, cfg.seed)
+                "%d px); supernet scores on the %s split (%d images)%s", cfg.benchmark,
+                len(rows), table["dataset"], "complete table" if table["complete"] else
+                "incomplete table", protocol.image_size, scored["split"]["name"],
+                scored["split"]["images"], ", read from %s" % cfg.from_scores
+                if cfg.from_scores else "")
+    reliability = scored["reliability"]
+    primary = _primary(cfg.score, reliability)
+    correlations = _correlations(rows, "standalone_top1", cfg.bootstrap, cfg.seed)
     for r in rows:
         r["score"] = _oriented(r, primary)
+    os.makedirs(cfg.output_dir, exist_ok=True)
     results = {
         "mode": "benchmark", "benchmark": cfg.benchmark, "config": jsonable(asdict(cfg)),
         "dataset": table["dataset"], "input_size": protocol.image_size,
-        "table_complete": table["complete"], "split": split,
+        "table_complete": table["complete"], "split": scored["split"],
+        "supernet": scored["supernet"],
         "k": len(rows), "null_sd": tau_null_sd(len(rows)), "architectures": rows,
         "reliability": reliability, "primary_score": primary,
         "primary_score_name": _SCORE_NAMES[primary], "correlations": correlations,
         "kendall_tau": correlations[primary]["kendall_tau"],
         "spearman_rho": correlations[primary]["spearman_rho"],
         "ceiling": seed_tau(table),
-        "band": _band_figures(table, rows, hits, losses, primary, cfg),
+        "band": _band_figures(table, rows, primary, cfg),
         "baselines": _size_baselines(rows, cfg.bootstrap, cfg.seed),
         "beyond_flops": beyond_flops(rows, cfg.bootstrap, cfg.seed),
-        "twins": _twin_gaps(cfg, rows, evaluator, scores, primary, protocol),
+        "twins": _twin_summary(scored["twins"], rows, primary, protocol.image_size),
     }
     _log_result(results)
-    results["scores_path"] = _write_scores(cfg, table, evaluator, scores, primary)
+    results["scores_path"] = cfg.from_scores or _write_scores(cfg, table, scored, primary)
     return _write_results(results, cfg.output_dir)
+
+
+def _score_table(cfg, table, protocol, evaluator):
+    """Score the table's rows (and the twins) inside the supernet: ``{"rows", "reliability",
+    "split", "supernet", "twins"}``, rows without finished runs too with ``score_all``."""
+    if not cfg.score_all and sum(1 for r in table["architectures"] if r["runs"]) < 3:
+        raise ValueError("%s has %d architectures with finished runs; at least 3 are needed"
+                         % (cfg.benchmark, sum(1 for r in table["architectures"] if r["runs"])))
+    _check_supernet_matches(cfg.supernet_params, table, protocol)
+    evaluator, split, _ = evaluator or supernet_evaluator(
+        cfg, table["dataset"], protocol, progress=cfg.progress, input_size=protocol.image_size)
+    os.makedirs(cfg.output_dir, exist_ok=True)
+    scores = _ScoreCache(os.path.join(cfg.output_dir, "supernet_scores.npz"),
+                         _scoring_key(cfg, split))
+    rows, hits, losses = _score_rows(cfg, table, evaluator, scores)
+    supernet = {"params": cfg.supernet_params,
+                "digest": file_digest(cfg.supernet_params)
+                if cfg.supernet_params and os.path.isfile(cfg.supernet_params) else None}
+    return {"rows": rows, "reliability": _reliability(hits, losses), "split": split,
+            "supernet": supernet, "twins": _score_twins(cfg, rows, evaluator, scores, protocol)}
+
+
+def _stored_scores(path, table_path, table):
+    """The scored rows of a ``scores.json`` joined with the table's rows as they stand now."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError("cannot read the scores file %s: %s"
+                         % (path, str(err).splitlines()[0])) from None
+    name = os.path.basename(table_path)
+    if doc.get("table") != name:
+        raise ValueError("%s scores the rows of %s, not of %s" % (path, doc.get("table"), name))
+    missing = [k for k in ("rows", "reliability", "split") if k not in doc]
+    if missing or not all("top1" in r and "loss" in r for r in doc["rows"]):
+        raise ValueError("%s has no per-row top-1 and loss or no %s (written by an older "
+                         "rank_check): score the supernet again" % (path, ", ".join(missing)
+                                                                   or "reliability"))
+    by_row = {int(r["row"]): r for r in doc["rows"]}
+    entries = {e["row"]: e for e in table["architectures"]}
+    unknown = sorted(set(by_row) - set(entries))
+    if unknown:
+        raise ValueError("%s scores rows %s that the table does not have" % (path, unknown))
+    unscored = [e["row"] for e in table["architectures"] if e["runs"] and e["row"] not in by_row]
+    if unscored:
+        raise ValueError("%s has no score for rows %s of the table (finished since): score the "
+                         "supernet again with --score-all-rows" % (path, unscored))
+    rows = [_row(entries[k], by_row[k]["top1"], by_row[k]["loss"], None) for k in sorted(by_row)]
+    return {"rows": rows, "reliability": doc["reliability"], "split": doc["split"],
+            "supernet": doc.get("supernet"), "twins": doc.get("twins")}
 
 
 def _oriented(row, primary):
@@ -217,9 +283,25 @@ def _oriented(row, primary):
     return row["supernet_top1"] if primary == "acc" else -row["supernet_loss"]
 
 
+def _row(entry, top1, loss, seconds):
+    """One scored table row; the stand-alone figures only where its runs have finished."""
+    row = {"row": entry["row"], "block_choices": entry["block_choices"],
+           "channel_choices": entry["channel_choices"], "flops": entry["flops"],
+           "params": entry["params"], "in_band": entry["in_band"],
+           "set": entry.get("set", "spread"), "supernet_top1": float(top1),
+           "supernet_loss": float(loss)}
+    if seconds is not None:
+        row["supernet_seconds"] = seconds
+    if entry["runs"]:
+        row.update(standalone_top1=entry["top1_mean"],
+                   standalone_per_seed=[r["top1"] for r in entry["runs"]])
+    return row
+
+
 def _score_rows(cfg, table, evaluator, scores):
     """Score the table's rows (with ``score_all`` also those without runs, cached for later);
-    returns the rows with ground truth and their per-image hits and losses."""
+    returns the scored rows and, for those with ground truth, their per-image hits and
+    losses."""
     from tqdm import tqdm
     todo = table["architectures"] if cfg.score_all else \
         [r for r in table["architectures"] if r["runs"]]
@@ -229,40 +311,31 @@ def _score_rows(cfg, table, evaluator, scores):
     for entry in bar:
         arch = Architecture.parse(entry["block_choices"], entry["channel_choices"])
         hit1, loss, seconds = scores.get(arch, lambda: _score(evaluator, arch))
-        if not entry["runs"]:
-            continue            # scored for later (score_all); no ground truth yet
-        hits.append(hit1)
-        losses.append(loss)
-        rows.append({"row": entry["row"], "block_choices": entry["block_choices"],
-                     "channel_choices": entry["channel_choices"], "flops": entry["flops"],
-                     "params": entry["params"], "in_band": entry["in_band"],
-                     "set": entry.get("set", "spread"),
-                     "supernet_top1": float(hit1.mean()), "supernet_loss": float(loss.mean()),
-                     "supernet_seconds": seconds, "standalone_top1": entry["top1_mean"],
-                     "standalone_per_seed": [r["top1"] for r in entry["runs"]]})
+        rows.append(_row(entry, hit1.mean(), loss.mean(), seconds))
+        if entry["runs"]:
+            hits.append(hit1)
+            losses.append(loss)
     bar.close()
     return rows, hits, losses
 
 
-def _band_figures(table, rows, hits, losses, primary, cfg):
+def _band_figures(table, rows, primary, cfg):
     """Tau within the search's FLOPs band with the table's ceilings there (None below 3)."""
-    idx = [i for i, r in enumerate(rows) if r["in_band"]]
-    if len(idx) < 3:
+    band = [r for r in rows if r["in_band"]]
+    if len(band) < 3:
         return None
-    _, _, corr = _correlate([rows[i] for i in idx], "standalone_top1", [hits[i] for i in idx],
-                            [losses[i] for i in idx], primary, cfg.bootstrap, cfg.seed)
-    return {"k": len(idx), "max_flops": table["band"]["max_flops"],
+    corr = _correlations(band, "standalone_top1", cfg.bootstrap, cfg.seed)
+    return {"k": len(band), "max_flops": table["band"]["max_flops"],
             "kendall_tau": corr[primary]["kendall_tau"],
             "spearman_rho": corr[primary]["spearman_rho"],
             "ceiling": seed_tau(table, band=True),
             "ceiling_two_seed_means": seed_tau(table, band=True, means=True)}
 
 
-def _twin_gaps(cfg, rows, evaluator, scores, primary, protocol):
+def _score_twins(cfg, rows, evaluator, scores, protocol):
     """The supernet's own noise floor: up to ``cfg.twins`` rows (spread over the table) scored
-    against a twin that computes the same function class with other block choices at this
-    input size (:func:`~oneshot_nas.ranking.equivalence.same_function_twin`). The mean
-    absolute score gap is set beside the spread (sd) of the scores over the table."""
+    as a twin that computes the same function class with other block choices at this input
+    size (:func:`~oneshot_nas.ranking.equivalence.same_function_twin`)."""
     from .equivalence import same_function_twin
     if not cfg.twins or not rows:
         return None
@@ -275,33 +348,46 @@ def _twin_gaps(cfg, rows, evaluator, scores, primary, protocol):
         if twin is None:
             continue
         hit1, loss, _ = scores.get(twin, lambda: _score(evaluator, twin))
-        twin_score = float(hit1.mean()) if primary == "acc" else -float(loss.mean())
         pairs.append({"row": rows[i]["row"], "twin_blocks": twin.block_string(),
-                      "score": rows[i]["score"], "twin_score": twin_score,
-                      "gap": abs(rows[i]["score"] - twin_score)})
-    if not pairs:
-        return {"pairs": [], "input_size": protocol.image_size}
-    spread = float(np.std([r["score"] for r in rows], ddof=1)) if len(rows) > 1 else 0.0
-    gap = float(np.mean([p["gap"] for p in pairs]))
-    return {"pairs": pairs, "input_size": protocol.image_size, "mean_gap": gap,
-            "score_sd": spread, "gap_over_sd": gap / spread if spread else float("nan")}
+                      "twin_top1": float(hit1.mean()), "twin_loss": float(loss.mean())})
+    return pairs
 
 
-def _write_scores(cfg, table, evaluator, scores, primary):
-    """Per-row scores of every table row (higher is better) -> ``scores.json``."""
+def _twin_summary(pairs, rows, primary, input_size):
+    """Each twin's gap to its row in the primary score, the mean gap and the gap over the
+    spread (sd) of the scores over the table's rows with finished runs."""
+    if pairs is None:
+        return None
+    by_row = {r["row"]: r for r in rows}
     out = []
-    for entry in table["architectures"]:
-        arch = Architecture.parse(entry["block_choices"], entry["channel_choices"])
-        if not (entry["runs"] or cfg.score_all):
-            continue
-        hit1, loss, _ = scores.get(arch, lambda: _score(evaluator, arch))
-        out.append({"row": entry["row"], "score": float(hit1.mean()) if primary == "acc"
-                    else -float(loss.mean())})
+    for p in pairs:
+        if p["row"] not in by_row:
+            continue                    # a row whose runs have not finished
+        score = by_row[p["row"]]["score"]
+        twin_score = p["twin_top1"] if primary == "acc" else -p["twin_loss"]
+        out.append(dict(p, score=score, twin_score=twin_score, gap=abs(score - twin_score)))
+    if not out:
+        return {"pairs": [], "input_size": input_size}
+    spread = float(np.std([r["score"] for r in rows], ddof=1)) if len(rows) > 1 else 0.0
+    gap = float(np.mean([p["gap"] for p in out]))
+    return {"pairs": out, "input_size": input_size, "mean_gap": gap, "score_sd": spread,
+            "gap_over_sd": gap / spread if spread else float("nan")}
+
+
+def _write_scores(cfg, table, scored, primary):
+    """Per-row scores of every scored table row -> ``scores.json``: ``score`` (higher is
+    better, the primary score), ``top1`` and ``loss``; with the reliabilities, the scoring
+    split, the supernet's file and digest and the twins' scores, enough for ``rank_check
+    --scores`` to recompute every figure later without the weights."""
     name = _SCORE_NAMES[primary] if primary == "acc" else \
         "minus the held-out cross-entropy"
+    rows = [{"row": r["row"], "score": _oriented(r, primary), "top1": r["supernet_top1"],
+             "loss": r["supernet_loss"]} for r in scored["rows"]]
     doc = {"table": os.path.basename(cfg.benchmark),
            "score": "supernet %s (recalibrated BN) of %s" % (name, cfg.supernet_params),
-           "rows": out}
+           "primary": primary, "reliability": scored["reliability"], "split": scored["split"],
+           "supernet": scored["supernet"], "update_bn_images": cfg.update_bn_images,
+           "rows": rows, "twins": scored["twins"]}
     path = os.path.join(cfg.output_dir, "scores.json")
     atomic_write_json(path, doc, indent=1)
     return path
