@@ -16,7 +16,7 @@ else
 PYTEST_MARK := -m "not slow"
 endif
 
-.PHONY: install data test demo bench clean
+.PHONY: install data test demo demo-record bench clean
 
 # Fashion-MNIST (the ranking benchmark's data) from Debian's package dataset-fashion-mnist:
 # installed when missing and we are root (CI and these machines are), else one line saying how.
@@ -68,6 +68,11 @@ test: install data
 # The demo never uses Horovod, so it does not wait for its build.
 demo: $(STAMP)
 	$(PY) -m oneshot_nas.cli.demo
+
+# Refresh the committed demo outputs (logs/, docs/demo/) with a full run: explicit, never a
+# side effect of `make demo`, which writes into its own runs/demo-<date>-<time> folder.
+demo-record: $(STAMP)
+	LOG_DIR=logs PLOT_DIR=docs/demo $(PY) -m oneshot_nas.cli.demo
 
 bench: install
 	$(PY) bench/run_all.py --output docs/benchmarks.md

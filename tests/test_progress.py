@@ -1,5 +1,6 @@
 """Stages a user waits on show progress: search candidates, supernet validation, the demo."""
 import logging
+import os
 import sys
 
 import mxnet as mx
@@ -100,3 +101,26 @@ def test_genetic_search_bar_counts_candidates(capsys, tmp_path, supernet_params)
     assert "genetic search" in err and "8/8 [" in err
     assert "cand/s" in err or "s/cand" in err
     assert "gen/s" not in err and "s/gen" not in err
+
+
+def test_the_demo_writes_into_its_own_run_folder(monkeypatch):
+    """``make demo`` never rewrites committed files: without DEMO_DIR / LOG_DIR / PLOT_DIR its
+    logs and figures go into a new runs/demo-<date>-<time>; only ``make demo-record`` names
+    the committed logs/ and docs/demo/."""
+    from oneshot_nas.cli.demo import _fill_dirs, build_parser
+    for var in ("DEMO_DIR", "LOG_DIR", "PLOT_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    args = _fill_dirs(build_parser().parse_args([]))
+    assert args.work_dir.startswith(os.path.join("runs", "demo-"))
+    assert args.log_dir == os.path.join(args.work_dir, "logs")
+    assert args.plot_dir == os.path.join(args.work_dir, "plots")
+    monkeypatch.setenv("DEMO_DIR", "/tmp/d")
+    monkeypatch.setenv("LOG_DIR", "logs")
+    args = _fill_dirs(build_parser().parse_args([]))
+    assert (args.work_dir, args.log_dir, args.plot_dir) == ("/tmp/d", "logs", "/tmp/d/plots")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    makefile = open(os.path.join(root, "Makefile")).read()
+    demo = makefile.split("\ndemo:")[1].split("\n\n")[0]
+    record = makefile.split("\ndemo-record:")[1].split("\n\n")[0]
+    assert "logs" not in demo and "docs/demo" not in demo
+    assert "LOG_DIR=logs PLOT_DIR=docs/demo" in record

@@ -14,7 +14,9 @@ that those commands work as written:
 6. ``python -m oneshot_nas.cli.export_onnx`` exports its float32 graph to ONNX and checks it
    against MXNet with onnxruntime (batch 1 and 7, 32 and 64 px).
 
-It ends with one summary table and the paths of the plots. ``DEMO_FAST=1`` shortens every
+Everything goes into one run folder (a new ``runs/demo-<date>-<time>`` unless ``DEMO_DIR``
+names one); ``make demo-record`` writes the logs and figures committed in ``logs/`` and
+``docs/demo/`` instead. It ends with one summary table and the paths of the plots. ``DEMO_FAST=1`` shortens every
 stage (the CI smoke run, about 5 minutes); ``SEED`` fixes every random choice. The whole full
 run must stay under 15 minutes on the 2-core machine.
 
@@ -104,22 +106,36 @@ def build_parser():
                    help="short smoke run (also DEMO_FAST=1)")
     p.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "0")),
                    help="seed of every random choice (also SEED=n)")
-    p.add_argument("--work-dir", default=os.environ.get("DEMO_DIR", "demo_run"),
-                   help="checkpoints and search results (also DEMO_DIR)")
-    p.add_argument("--log-dir", default=os.environ.get("LOG_DIR", "logs"),
-                   help="logs and the summary (also LOG_DIR)")
-    p.add_argument("--plot-dir", default=os.environ.get("PLOT_DIR", "docs/demo"),
-                   help="figures (also PLOT_DIR)")
+    p.add_argument("--work-dir", default=os.environ.get("DEMO_DIR"),
+                   help="the run's folder: checkpoints, search results, and the logs and "
+                        "figures unless --log-dir / --plot-dir say otherwise (also DEMO_DIR; "
+                        "default: a new runs/demo-<date>-<time>)")
+    p.add_argument("--log-dir", default=os.environ.get("LOG_DIR"),
+                   help="logs and the summary (also LOG_DIR; default: WORK_DIR/logs; "
+                        "make demo-record: the committed logs/)")
+    p.add_argument("--plot-dir", default=os.environ.get("PLOT_DIR"),
+                   help="figures (also PLOT_DIR; default: WORK_DIR/plots; make demo-record: "
+                        "the committed docs/demo/)")
     p.add_argument("--max-flops", type=float, default=300.0,
                    help="FLOPs limit of the search (MFLOPs at 224 px, 1000 classes)")
     return p
+
+
+def _fill_dirs(args):
+    """A new run folder under runs/ unless one is given; logs and plots inside it unless
+    given too, so that a demo never rewrites another run's (or the committed) files."""
+    if not args.work_dir:
+        args.work_dir = os.path.join("runs", time.strftime("demo-%Y%m%d-%H%M%S"))
+    args.log_dir = args.log_dir or os.path.join(args.work_dir, "logs")
+    args.plot_dir = args.plot_dir or os.path.join(args.work_dir, "plots")
+    return args
 
 
 class _Run:
     """What every stage of the demo shares: flags, paths, the stage runner, the seed."""
 
     def __init__(self, args):
-        self.args = args
+        self.args = _fill_dirs(args)
         self.root = os.getcwd()
         for d in (args.work_dir, args.log_dir, args.plot_dir):
             os.makedirs(d, exist_ok=True)
@@ -291,7 +307,8 @@ def _write_summary(run, summary):
                                                                 run.seed), "=" * 80]
     lines += ["%-*s  %s" % (width, k, v) for k, v in rows]
     lines += ["", "plots:"] + ["  " + os.path.relpath(p_, run.root) for p_ in summary["plots"]]
-    lines += ["logs: %s/demo_*.log, %s/*.log" % (args.log_dir, args.log_dir)]
+    lines += ["logs: %s/demo_*.log, %s/*.log" % (args.log_dir, args.log_dir),
+              "run folder (weights, search results, ONNX, int8): %s" % args.work_dir]
     text = "\n".join(lines)
     print(text)
     with open(os.path.join(args.log_dir, "demo_summary.txt"), "w") as f:
