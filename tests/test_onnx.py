@@ -117,6 +117,12 @@ def test_fixed_models_match_mxnet(model, layout, use_se, tmp_path):
     assert [o.version for o in loaded.opset_import] == [13]
     dims = loaded.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, "height", "width"]
+    # one output named plainly, its class count static, also after strict shape inference
+    inferred = onnx.shape_inference.infer_shapes(loaded, strict_mode=True)
+    for graph in (loaded.graph, inferred.graph):
+        assert [o.name for o in graph.output] == ["logits"]
+        dims = graph.output[0].type.tensor_type.shape.dim
+        assert [d.dim_param or d.dim_value for d in dims] == ["batch", 10]
 
 
 @pytest.mark.parametrize("seed", [11])     # the matrix above holds four more random subnets

@@ -221,6 +221,34 @@ def _name_dims(value_info, names):
             dim.dim_param = name
 
 
+OUTPUT_NAME = "logits"
+
+
+def _class_count(symbol, params, input_size):
+    """The logits' second dimension, from MXNet's shape inference at ``input_size``."""
+    shapes = {name: value.shape for name, value in params.items()}
+    _, out_shapes, _ = symbol.infer_shape(data=(1, 3, input_size, input_size), **shapes)
+    return int(out_shapes[0][1])
+
+
+def _name_output(graph, classes):
+    """Call the graph's one output ``logits`` with the shape ``[batch, classes]`` (MXNet's
+    exporter names it after its last layer, e.g. ``..._head_flatten0_flatten0``, with the
+    class count 0, which strict shape inference keeps)."""
+    if len(graph.output) != 1:
+        raise DeployError("the graph must have one output, it has %d" % len(graph.output))
+    output = graph.output[0]
+    old = output.name
+    for node in graph.node:
+        node.output[:] = [OUTPUT_NAME if name == old else name for name in node.output]
+        node.input[:] = [OUTPUT_NAME if name == old else name for name in node.input]
+    output.name = OUTPUT_NAME
+    dims = output.type.tensor_type.shape.dim
+    del dims[:]
+    dims.add().dim_param = "batch"
+    dims.add().dim_value = classes
+
+
 def export_onnx(symbol, arg_params, aux_params, path, opset=DEFAULT_OPSET, input_size=224,
                 metadata=None):
     """Write ``symbol`` with its parameters as an ONNX model.
@@ -281,8 +309,7 @@ def export_onnx(symbol, arg_params, aux_params, path, opset=DEFAULT_OPSET, input
     del graph.input[:]
     graph.input.extend(kept)
     _name_dims(graph.input[0], ["batch", None, "height", "width"])
-    for output in graph.output:
-        _name_dims(output, ["batch"])
+    _name_output(graph, _class_count(symbol, params, input_size))
     opset_id = onnx.helper.make_opsetid("", opset)
     model = onnx.helper.make_model(graph, opset_imports=[opset_id], producer_name="oneshot_nas",
                                    producer_version=_version())
