@@ -346,6 +346,10 @@ def test_the_trainers_export_carries_its_preprocessing_to_onnx_and_predict(train
     onnx_meta = json.load(open(str(tmp_path / "plain-deploy.json")))
     assert (onnx_meta["input_size"], onnx_meta["style"], onnx_meta["mean"]) == \
         (32, "digits", meta["mean"])
+    # each file names the command that wrote it; the ONNX record also the trainer's
+    assert onnx_meta["source_command"] == meta["command"] and "--symbol" in onnx_meta["command"]
+    props = {p.key: json.loads(p.value) for p in onnx.load(out).metadata_props}
+    assert props["oneshot_nas"]["classes"] == meta["classes"]
     images, labels, info = _digits_validation(with_info=True)
     block = graph_block(*load_graph(str(folder / "OneShot-S+-symbol.json"),
                                     str(folder / "OneShot-S+-0000.params")))

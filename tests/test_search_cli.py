@@ -56,6 +56,14 @@ def test_killed_genetic_search_resumes_to_the_same_topk_and_exports(tmp_path, su
         correct += int((pred == label.asnumpy()).sum())
         total += len(pred)
     assert correct / total == pytest.approx(res["topk"][0]["top1"], abs=1e-6)
+    # its record: the supernet's data and preprocessing, its shape and architecture, the
+    # command that wrote it (so that export and prediction need no flag)
+    meta = json.load(open(exp["deploy"]))
+    assert (meta["dataset"], meta["input_size"], meta["style"]) == ("digits", 32, "digits")
+    assert meta["classes"] == [str(i) for i in range(10)]
+    assert meta["architecture"] == open(exp["architecture"]).read()
+    assert meta["config"]["classes"] == 10 and meta["supernet"] == supernet_params
+    assert "search_supernet.py" in meta["command"] and "--export-best" in meta["command"]
 
 
 def test_search_by_held_out_loss_ranks_candidates_by_their_loss(tmp_path, supernet_params):

@@ -10,10 +10,13 @@ commands' own defaults.
 import json
 import logging
 import os
+import shlex
+import sys
 
 from .config import ModelConfig
 
-__all__ = ["SUPERNET_FIELDS", "SUPERNET_DEFAULTS", "record_path", "read_training_json", "read_record", "apply_record"]
+__all__ = ["SUPERNET_FIELDS", "SUPERNET_DEFAULTS", "record_path", "read_training_json",
+           "read_record", "apply_record", "set_command", "current_command"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +27,24 @@ SUPERNET_FIELDS = ("dataset", "input_size", "channels_layout", "use_se",
 # weights without a record: ImageNet (its input size follows the data set) and ModelConfig's
 # shape
 SUPERNET_DEFAULTS = dict(ModelConfig().model_settings(), dataset="imagenet", input_size=None)
+
+
+_COMMAND = []          # the running command's words, set by the command-line wrapper
+
+
+def set_command(words):
+    """Remember the command line being run (the CLI wrapper calls this with the command's
+    name and the arguments its ``main`` was given)."""
+    _COMMAND[:] = [str(w) for w in words]
+
+
+def current_command():
+    """The command line that is running, as a user would type it again: the provenance every
+    written artefact's record carries (this process's own arguments when no command-line
+    wrapper has set one)."""
+    words = _COMMAND or ([os.path.basename(sys.argv[0])] + sys.argv[1:] if sys.argv and
+                         sys.argv[0] else ["python"])
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def record_path(params):

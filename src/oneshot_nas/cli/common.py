@@ -26,6 +26,7 @@ import sys
 from ..data.factory import DATASETS, DEFAULT_IMAGENET_DIR, default_input_size
 from ..data.fashion_mnist import DEBIAN_DIR
 from ..search_space import CHANNEL_LAYOUTS
+from ..records import set_command
 from .errors import report, user_errors
 
 __all__ = ["new_parser", "OneLineParser", "parse_args", "start", "run_parsed", "setup_logging",
@@ -222,6 +223,20 @@ def _running_as_command():
 _SCRIPTS = ("train_imagenet.py", "search_supernet.py", "calculate_flops.py")
 
 
+def _command_words(module, argv):
+    """The command line a user would type to run ``module``'s ``main(argv)`` again: the
+    installed ``oneshot-*`` name or top-level script when that is what ran, else ``python -m
+    module``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    path = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    name = os.path.basename(path)
+    if argv is None and name.startswith("oneshot-"):
+        return [name] + args
+    if argv is None and name in _SCRIPTS:
+        return ["python", path] + args
+    return ["python", "-m", module] + args
+
+
 def _exit_now(status):
     """End the process without the interpreter's shutdown. After an interrupted step MXNet
     1.9.1 can abort in its exit-time destructors ("terminate called without an active
@@ -243,6 +258,7 @@ def command(prog, resume=None):
         @functools.wraps(main)
         def guarded(argv=None):
             del _LOG_FOLDERS[:]
+            set_command(_command_words(main.__module__, argv))
             try:
                 return main(argv)
             except user_errors() as err:

@@ -20,6 +20,7 @@ import sys
 from ..deploy import (DeployError, DeployMeta, build_subnet, fold_batchnorm, graph_block,
                       load_graph, net_to_graph, read_meta, write_meta)
 from ..deploy.onnx_export import DEFAULT_OPSET, compare_with_mxnet, export_onnx, onnx_session
+from ..records import current_command
 from .common import OneLineParser, add_subnet_arguments, command, new_parser, run_parsed
 
 __all__ = ["build_parser", "run", "main"]
@@ -112,7 +113,10 @@ def run(args):
     meta = meta or DeployMeta()
     if args.input_size is not None:
         meta["input_size"] = args.input_size
-    meta.update(onnx_opset=args.opset, folded_bn=bool(args.fold_bn), **provenance)
+    if meta.get("command"):
+        meta["source_command"] = meta["command"]        # what wrote the graph exported here
+    meta.update(onnx_opset=args.opset, folded_bn=bool(args.fold_bn), command=current_command(),
+                **provenance)
     size = int(meta["input_size"])
     export_onnx(symbol, arg_params, aux_params, output, opset=args.opset, input_size=size,
                 metadata={"oneshot_nas": dict(meta)})

@@ -38,7 +38,9 @@ class DeployMeta(dict):
 
 def meta_for_data(dataset, info, input_size, crop_ratio, **provenance):
     """The :class:`DeployMeta` of a model trained on ``dataset``: its validation
-    preprocessing (size, crop, the data's normalisation and style) and class names.
+    preprocessing (size, crop, the data's normalisation and style), class names and
+    ``provenance`` (the model, its architecture and shape, ...; ``command``, the command line
+    that wrote the file, unless given).
 
     Parameters
     ----------
@@ -47,6 +49,8 @@ def meta_for_data(dataset, info, input_size, crop_ratio, **provenance):
         ImageNet normalisation.
     """
     from ..data.factory import SMALL_DATASETS
+    from ..records import current_command
+    provenance.setdefault("command", current_command())
     classes = list(info.classes) if info is not None and info.classes else []
     if not classes and dataset == "digits":
         classes = [str(i) for i in range(10)]

@@ -530,7 +530,8 @@ def run_search(cfg, counter=None):
                "plots": _plots(cfg, state, constraints)}
     if cfg.export_best and best:
         arch = Architecture(best[0]["blocks"], best[0]["channels"])
-        results["exported"] = export_subnet(evaluator, arch, cfg.export_best, cfg.input_size)
+        results["exported"] = export_subnet(evaluator, arch, cfg.export_best, cfg.input_size,
+                                            meta=_export_meta(cfg, opened, arch))
     path = os.path.join(cfg.output_dir, "search_results.json")
     # a run killed while writing keeps the previous results file whole
     atomic_write_json(path, results, indent=1)
@@ -539,14 +540,29 @@ def run_search(cfg, counter=None):
     return results
 
 
-def export_subnet(evaluator, arch, directory, input_size):
-    """Export ``arch`` with inherited weights and recalibrated BN as symbol + params."""
+def _export_meta(cfg, opened, arch):
+    """The exported subnet's record: the supernet's data and preprocessing, the subnet's
+    shape and architecture, the supernet it inherits from and this command."""
+    from ..deploy.predict import meta_for_data
+    config = dict(cfg.model_settings(), classes=opened.data.info.num_classes)
+    return meta_for_data(cfg.dataset, opened.data.info, cfg.input_size, cfg.crop_ratio,
+                         model="ShuffleNas_fixArch", config=config,
+                         architecture=arch.to_json(), supernet=cfg.supernet_params)
+
+
+def export_subnet(evaluator, arch, directory, input_size, meta=None):
+    """Export ``arch`` with inherited weights and recalibrated BN as symbol + params (and
+    ``meta``, a :class:`~oneshot_nas.deploy.DeployMeta`, as ``best-subnet-deploy.json``)."""
     os.makedirs(directory, exist_ok=True)
     subnet = evaluator.prepare_subnet(arch)
     subnet(nd.zeros((1, 3, input_size, input_size), ctx=evaluator.ctx))
     prefix = os.path.join(directory, "best-subnet")
     subnet.export(prefix)
     atomic_write_text(prefix + "-architecture.json", arch.to_json())
-    logger.info("exported %s-symbol.json / -0000.params", prefix)
-    return {"symbol": prefix + "-symbol.json", "params": prefix + "-0000.params",
-            "architecture": prefix + "-architecture.json"}
+    out = {"symbol": prefix + "-symbol.json", "params": prefix + "-0000.params",
+           "architecture": prefix + "-architecture.json"}
+    if meta is not None:
+        from ..deploy.predict import write_meta
+        out["deploy"] = write_meta(prefix, meta)
+    logger.info("exported %s", ", ".join(sorted(out.values())))
+    return out
