@@ -3,10 +3,12 @@ section 6)."""
 import json
 import logging
 import os
+import shlex
 import sys
 from dataclasses import fields
 
 from ..models import list_models
+from ..records import record_path
 from ..training.config import (DEFAULT_HARD_WEIGHT, DEFAULT_MIXUP_ALPHA, DEFAULT_TEMPERATURE,
                                TrainConfig)
 from ..training.watchdog import stacks_on_terminate
@@ -194,7 +196,27 @@ def main(argv=None):
     summary = train(cfg)
     if rank == 0:
         logging.getLogger(__name__).info("best validation top-1: %.4f", summary["best_top1"])
+        print(_where_it_went(cfg, summary))
     return 0
+
+
+def _where_it_went(cfg, summary):
+    """The files a user needs next and the next command, filled in to run as printed."""
+    final = summary.get("final_params")
+    if not final:
+        return "no weights written (--save-dir is empty)"
+    lines = ["final weights: %s (training record %s)" % (final, record_path(final))]
+    exported = summary.get("exported")
+    if exported:
+        lines.append("exported graph: %s, %s (preprocessing and class names: %s)"
+                     % (exported["symbol"], exported["params"], exported["deploy"]))
+        lines.append("next: python -m oneshot_nas.cli.export_onnx --symbol %s"
+                     % shlex.quote(exported["symbol"]))
+    elif cfg.is_supernet:
+        lines.append("next: python search_supernet.py --supernet-params %s --output-dir %s"
+                     % (shlex.quote(final), shlex.quote(os.path.join(
+                         os.path.dirname(final) or ".", "search"))))
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -145,10 +145,16 @@ def start_or_resume(cfg, ckpt_path):
     ------
     ValueError
         The checkpoint is unreadable, or was made with other settings (the first differing
-        flag is named).
+        flag is named); without ``cfg.resume``, the folder already holds a search.
     """
     settings = resume_settings(cfg)
     if not cfg.resume:
+        done = [p for p in (ckpt_path, os.path.join(os.path.dirname(ckpt_path),
+                                                    "search_results.json")) if os.path.isfile(p)]
+        if done:
+            raise ValueError("--output-dir %s already holds a search (%s): --resume goes on "
+                             "with it; another --output-dir starts a new one"
+                             % (os.path.dirname(ckpt_path) or ".", ", ".join(done)))
         return SearchState(cfg.search_mode, cfg.seed, settings)
     if not os.path.isfile(ckpt_path):
         logger.warning("--resume: no search checkpoint %s yet; starting a new search",

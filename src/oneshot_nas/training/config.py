@@ -99,6 +99,11 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
         return self.model == "ShuffleNas"
 
     @property
+    def file_prefix(self):
+        """File prefix of the run's checkpoints, final weights and exported graph."""
+        return "ShuffleNas-supernet" if self.is_supernet else self.model
+
+    @property
     def mixup_beta(self):
         """The Beta distribution's parameter of mixup (``--mixup-alpha`` or its default)."""
         return DEFAULT_MIXUP_ALPHA if self.mixup_alpha is None else self.mixup_alpha

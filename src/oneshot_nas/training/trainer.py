@@ -337,7 +337,7 @@ class TrainingRun:
     @property
     def prefix(self):
         """File prefix of checkpoints and final weights."""
-        return self.cfg.model if not self.cfg.is_supernet else "ShuffleNas-supernet"
+        return self.cfg.file_prefix
 
 
 def train(cfg):
@@ -379,10 +379,24 @@ def _train(cfg):
     return summary
 
 
+def _refuse_another_runs_files(cfg):
+    """A new run (not resuming) refuses a ``--save-dir`` that already holds a run's files of
+    the same prefix, which it would overwrite."""
+    if cfg.auto_resume or cfg.resume_params or not os.path.isdir(cfg.save_dir):
+        return
+    mine = sorted(n for n in os.listdir(cfg.save_dir) if n.startswith(cfg.file_prefix + "-"))
+    if mine:
+        raise ValueError("--save-dir %s already holds a run of %s (%s%s): --auto-resume goes on "
+                         "with it; another --save-dir starts a new run"
+                         % (cfg.save_dir, cfg.file_prefix, ", ".join(mine[:3]),
+                            ", ..." if len(mine) > 3 else ""))
+
+
 def _start(cfg):
     """Devices and workers, seeds, the metrics file, the data and the initialised model."""
     hvd, ctx, rank, size = _setup_distribution(cfg)
     if rank == 0 and cfg.save_dir:
+        _refuse_another_runs_files(cfg)
         check_writable_dir(cfg.save_dir)         # a full or read-only disk: say so now
     mx.random.seed(cfg.seed + rank)
     np.random.seed(cfg.seed + rank)
@@ -600,8 +614,11 @@ def _final_save(run, start_epoch, summary):
             size = cfg.input_size
             net(nd.zeros((1, 3, size, size), ctx=run.ctx[0], dtype=cfg.dtype))
         try:
-            net.export(os.path.join(cfg.save_dir, run.prefix))
-            _write_deploy_meta(run)
+            prefix = os.path.join(cfg.save_dir, run.prefix)
+            net.export(prefix)
+            summary["exported"] = {"symbol": prefix + "-symbol.json",
+                                   "params": prefix + "-0000.params",
+                                   "deploy": _write_deploy_meta(run)}
         except OSError as err:
             raise CheckpointError("cannot export %s to %s: %s"
                                   % (run.prefix, cfg.save_dir, err.strerror or err)) from None
@@ -620,6 +637,7 @@ def _write_deploy_meta(run):
     path = write_meta(os.path.join(cfg.save_dir, run.prefix), meta)
     logger.info("exported %s-symbol.json / -0000.params with its preprocessing %s",
                 os.path.join(cfg.save_dir, run.prefix), path)
+    return path
 
 
 def _targets(cfg, labels, classes, mixed):
