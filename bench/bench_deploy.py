@@ -12,7 +12,6 @@ median over ``--rounds`` rounds and the ratio to the plain hybridized float32 su
 Weights are random (speed does not depend on them); the int8 graph is calibrated (naive) on
 random images.
 """
-import argparse
 import os
 import statistics
 import sys
@@ -20,7 +19,7 @@ import sys
 import numpy as np
 import mxnet as mx
 
-from bench_common import command_line, publish
+from bench_common import bench_parser, command_line, publish
 
 from oneshot_nas.deploy.evaluate import seconds_per_call
 from oneshot_nas.machine import cpu_name
@@ -109,9 +108,7 @@ def markdown(speed, loads, args):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="OneShot-S+")
+    p = bench_parser(__doc__, model="OneShot-S+")
     p.add_argument("--input-size", type=int, default=224)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--rounds", type=int, default=7)

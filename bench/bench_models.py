@@ -12,9 +12,9 @@ import sys
 
 import mxnet as mx
 import numpy as np
-from mxnet import autograd, gluon, nd
+from mxnet import nd
 
-from bench_common import median_seconds, training_setup, write_section
+from bench_common import step_seconds, training_setup, write_section
 
 from oneshot_nas import Architecture, get_model
 from oneshot_nas.machine import describe_machine
@@ -49,36 +49,18 @@ def bench_supernet(size, batch, warmup, repeats, masked=False, seed=0):
     net.initialize(mx.init.Xavier())
     net.hybridize(static_alloc=True)
     rng = np.random.default_rng(seed)
-    trainer, loss_fn, x, y = training_setup(net, batch, size, 1000, rng, wd=4e-5)
-
-    def step():
-        net.set_architecture(Architecture.sample(rng))
-        with autograd.record():
-            out = masked_forward(net, x) if masked else net(x)
-            loss = loss_fn(out, y)
-        loss.backward()
-        trainer.step(batch, ignore_stale_grad=True)
-        nd.waitall()
-    return batch / median_seconds(step, warmup, repeats)
+    setup = training_setup(net, batch, size, 1000, rng, wd=4e-5)
+    return batch / step_seconds(net, setup, warmup, repeats,
+                                before=lambda: net.set_architecture(Architecture.sample(rng)),
+                                forward=masked_forward if masked else None)
 
 
-def bench_subnet(size, batch, warmup, repeats):
+def bench_subnet(size, batch, warmup, repeats, seed=0):
     net = get_model("OneShot-S+", classes=1000)
     net.initialize(mx.init.Xavier())
     net.hybridize(static_alloc=True, static_shape=True)
-    trainer = gluon.Trainer(net.collect_params(), "nag",
-                            {"learning_rate": 0.01, "momentum": 0.9, "wd": 3e-5})
-    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    x = nd.random.uniform(shape=(batch, 3, size, size))
-    y = nd.array(np.arange(batch) % 1000)
-
-    def step():
-        with autograd.record():
-            loss = loss_fn(net(x), y)
-        loss.backward()
-        trainer.step(batch)
-        nd.waitall()
-    return batch / median_seconds(step, warmup, repeats)
+    setup = training_setup(net, batch, size, 1000, np.random.default_rng(seed), wd=3e-5)
+    return batch / step_seconds(net, setup, warmup, repeats)
 
 
 def main(argv=None):

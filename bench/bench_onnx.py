@@ -11,7 +11,6 @@ fixed, so that onnxruntime folds those shape computations (the difference is the
 dynamic reshape); and the subnet built with the shuffle as a 1x1 permutation convolution (the
 alternative that needs no reshape at all). Weights are random: speed does not depend on them.
 """
-import argparse
 import os
 import statistics
 import sys
@@ -21,7 +20,7 @@ import time
 import numpy as np
 import mxnet as mx
 
-from bench_common import command_line, publish
+from bench_common import bench_parser, command_line, publish
 
 from oneshot_nas.machine import cpu_name
 
@@ -137,9 +136,7 @@ def markdown(results, args):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="OneShot-S+")
+    p = bench_parser(__doc__, model="OneShot-S+")
     p.add_argument("--input-sizes", default="224,32")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--rounds", type=int, default=5)

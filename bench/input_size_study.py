@@ -62,8 +62,7 @@ def speeds(size, repeats=8, warmup=4):
     """Stand-alone img/s of the smallest / median / largest table row and supernet steps/s."""
     import mxnet as mx
     import numpy as np
-    from mxnet import autograd, nd
-    from bench_common import median_seconds, training_setup
+    from bench_common import step_seconds, training_setup
     from oneshot_nas import Architecture, get_model
     rows = table_rows()
     picks = {"small": rows[0], "middle": rows[len(rows) // 2], "large": rows[-1]}
@@ -75,29 +74,16 @@ def speeds(size, repeats=8, warmup=4):
                         use_se=True, last_conv_after_pooling=True)
         net.initialize(mx.init.Xavier())
         net.hybridize(static_alloc=True, static_shape=True)
-        trainer, loss_fn, x, y = training_setup(net, BATCH, size, 10, rng, wd=4e-5)
-
-        def step():
-            with autograd.record():
-                loss = loss_fn(net(x), y)
-            loss.backward()
-            trainer.step(BATCH)
-            nd.waitall()
-        out[name] = (row["flops"], BATCH / median_seconds(step, warmup, repeats))
+        setup = training_setup(net, BATCH, size, 10, rng, wd=4e-5)
+        out[name] = (row["flops"], BATCH / step_seconds(net, setup, warmup, repeats))
     net = get_model("ShuffleNas", classes=10, input_size=size, use_se=True,
                     last_conv_after_pooling=True, affine_free_bn=True)
     net.initialize(mx.init.Xavier())
     net.hybridize(static_alloc=True)
-    trainer, loss_fn, x, y = training_setup(net, BATCH, size, 10, rng, wd=4e-5)
-
-    def supernet_step():
-        net.set_architecture(Architecture.sample(rng))
-        with autograd.record():
-            loss = loss_fn(net(x), y)
-        loss.backward()
-        trainer.step(BATCH, ignore_stale_grad=True)
-        nd.waitall()
-    out["supernet"] = 1.0 / median_seconds(supernet_step, max(warmup, 12), repeats)
+    setup = training_setup(net, BATCH, size, 10, rng, wd=4e-5)
+    out["supernet"] = 1.0 / step_seconds(
+        net, setup, max(warmup, 12), repeats,
+        before=lambda: net.set_architecture(Architecture.sample(rng)))
     return out
 
 

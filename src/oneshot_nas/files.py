@@ -11,7 +11,8 @@ import json
 import os
 import secrets
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "file_digest", "TMP_PREFIX"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "read_json", "file_digest",
+           "TMP_PREFIX"]
 
 TMP_PREFIX = ".tmp-"        # temporary files of interrupted writes start with it
 
@@ -65,6 +66,17 @@ def atomic_write_text(path, text):
 def atomic_write_json(path, obj, **dump_kwargs):
     """Write ``obj`` as JSON to ``path`` atomically (``dump_kwargs`` go to ``json.dumps``)."""
     atomic_write_text(path, json.dumps(obj, **dump_kwargs))
+
+
+def read_json(path, what):
+    """The JSON document in ``path``; ValueError in one line naming ``what`` it should be when
+    it cannot be opened or parsed."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError("cannot read %s %s: %s" % (what, path, str(err).splitlines()[0])) \
+            from None
 
 
 def file_digest(path):

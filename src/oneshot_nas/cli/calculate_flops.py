@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 
-from .common import OneLineParser, command, new_parser, run_parsed
+from .common import OneLineParser, add_switches, command, new_parser, run_parsed
 
 __all__ = ["main", "build_parser"]
 
@@ -60,13 +60,11 @@ def build_parser():
                        help="do not count ReLU and BatchNorm (the convention of every FLOPs "
                             "constraint)")
     out = parser.add_argument_group("output")
-    out.add_argument("--per-layer", action="store_true", help="print a per-layer table")
-    out.add_argument("--json", action="store_true",
-                     help="print one JSON object on the last line (flops_m, params_m, params...)")
-    out.add_argument("--micronet", action="store_true",
-                     help="print the MicroNet op-by-op profile (markdown) and scores")
-    out.add_argument("--micronet-detailed", action="store_true",
-                     help="one MicroNet row per op instead of per choice block")
+    add_switches(
+        out, ("--per-layer", "print a per-layer table"),
+        ("--json", "print one JSON object on the last line (flops_m, params_m, params...)"),
+        ("--micronet", "print the MicroNet op-by-op profile (markdown) and scores"),
+        ("--micronet-detailed", "one MicroNet row per op instead of per choice block"))
     out.add_argument("--micronet-csv", default=None, metavar="FILE",
                      help="also write the MicroNet table as CSV")
     out.add_argument("--micronet-markdown", default=None, metavar="FILE",

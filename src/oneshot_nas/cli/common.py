@@ -31,7 +31,7 @@ from .errors import report, user_errors
 
 __all__ = ["new_parser", "OneLineParser", "parse_args", "start", "run_parsed", "setup_logging",
            "cli_logging", "report_crashes",
-           "command", "OPTIMIZERS", "add_data_source_arguments", "add_input_arguments",
+           "command", "OPTIMIZERS", "add_switches", "add_data_source_arguments", "add_input_arguments",
            "fill_data_defaults", "data_group", "add_model_arguments", "add_subnet_arguments",
            "add_protocol_arguments", "add_standalone_arguments", "protocol_from_args"]
 
@@ -278,6 +278,12 @@ def command(prog, resume=None):
 
 
 # -- argument groups --------------------------------------------------------------------------
+def add_switches(group, *switches):
+    """On / off flags (``store_true``), each given as ``(flag, help)``."""
+    for flag, text in switches:
+        group.add_argument(flag, action="store_true", help=text)
+
+
 _REC = os.path.join("~", ".mxnet", "datasets", "imagenet", "rec")
 
 
@@ -342,12 +348,10 @@ def add_model_arguments(group, from_record=False):
                            choices=sorted(CHANNEL_LAYOUTS),
                            help="stage widths: OneShot 64/160/320/640, ShuffleNetV2+ "
                                 "48/128/256/512")
-        group.add_argument("--use-se", action="store_true",
-                           help="squeeze-and-excitation in stages 2-3 and hard-swish "
-                                "activations")
-        group.add_argument("--last-conv-after-pooling", action="store_true",
-                           help="the 1024-wide last conv after global pooling (MobileNetV3 "
-                                "style)")
+        add_switches(group, ("--use-se", "squeeze-and-excitation in stages 2-3 and hard-swish "
+                                         "activations"),
+                     ("--last-conv-after-pooling", "the 1024-wide last conv after global "
+                                                   "pooling (MobileNetV3 style)"))
         return
     group.add_argument("--channels-layout", default=None, choices=sorted(CHANNEL_LAYOUTS),
                        help="stage widths (default: the supernet's record, else OneShot)")

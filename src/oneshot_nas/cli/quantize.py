@@ -22,8 +22,8 @@ from ..deploy import (CALIB_MODES, FLOAT_OPS, QUANTIZED_DTYPES, SUPERNET_MODELS,
                       fold_batchnorm, fuse_graph, load_graph, net_to_graph, quantize_graph,
                       quantized_prefix, results_json, results_table, save_graph, write_meta)
 from ..data.factory import DATASETS, default_input_size
-from .common import (OneLineParser, add_subnet_arguments, cli_logging, command, new_parser,
-                     parse_args)
+from .common import (OneLineParser, add_subnet_arguments, add_switches, cli_logging, command,
+                     new_parser, parse_args)
 
 __all__ = ["build_parser", "main"]
 
@@ -76,10 +76,8 @@ def build_parser(prog=PROG):
                    help="only export / fuse / fold the float32 graph")
 
     e = p.add_argument_group("evaluation")
-    e.add_argument("--eval", action="store_true",
-                   help="top-1 / top-5 of every variant on the validation split")
-    e.add_argument("--speed", action="store_true",
-                   help="throughput and batch-1 latency of every variant")
+    add_switches(e, ("--eval", "top-1 / top-5 of every variant on the validation split"),
+                 ("--speed", "throughput and batch-1 latency of every variant"))
     e.add_argument("--bench-batch-size", type=int, default=32,
                    help="batch of the speed measurement (images)")
     e.add_argument("--repeats", type=int, default=5, help="timed rounds (median reported)")

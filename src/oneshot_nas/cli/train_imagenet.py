@@ -12,8 +12,9 @@ from ..records import record_path
 from ..training.config import (DEFAULT_HARD_WEIGHT, DEFAULT_MIXUP_ALPHA, DEFAULT_TEMPERATURE,
                                TrainConfig)
 from ..training.watchdog import stacks_on_terminate
-from .common import (OPTIMIZERS, add_input_arguments, add_model_arguments, command, data_group,
-                     fill_data_defaults, new_parser, report_crashes, setup_logging)
+from .common import (OPTIMIZERS, add_input_arguments, add_model_arguments, add_switches,
+                     command, data_group, fill_data_defaults, new_parser, report_crashes,
+                     setup_logging)
 
 __all__ = ["build_parser", "main"]
 
@@ -61,16 +62,15 @@ def _model_arguments(m):
 
 
 def _supernet_arguments(s):
-    s.add_argument("--use-all-blocks", action="store_true",
-                   help="average the outputs of all four choice blocks of every layer")
-    s.add_argument("--affine-free-bn", action="store_true",
-                   help="choice-block BatchNorm without gamma / beta (the official SPOS supernet)")
-    s.add_argument("--use-all-channels", action="store_true",
-                   help="always train at full width (no channel selection)")
+    add_switches(
+        s, ("--use-all-blocks", "average the outputs of all four choice blocks of every layer"),
+        ("--affine-free-bn", "choice-block BatchNorm without gamma / beta (the official SPOS "
+                             "supernet)"),
+        ("--use-all-channels", "always train at full width (no channel selection)"),
+        ("--cs-warm-up", "widen the channel range gradually"),
+        ("--ignore-first-two-cs", "never sample 0.2x / 0.4x"))
     s.add_argument("--epoch-start-cs", type=int, default=0,
                    help="first epoch with channel selection")
-    s.add_argument("--cs-warm-up", action="store_true", help="widen the channel range gradually")
-    s.add_argument("--ignore-first-two-cs", action="store_true", help="never sample 0.2x / 0.4x")
     s.add_argument("--train-upper-constraints", default=None, help="e.g. flops-330-params-5.0")
     s.add_argument("--train-bottom-constraints", default=None, help="e.g. flops-190-params-2.8")
     s.add_argument("--train-constraint-method", default=None, choices=["random", "evolution"],

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..config import ConstraintConfig, ModelConfig
-from ..files import atomic_write_json, file_digest
+from ..files import atomic_write_json, file_digest, read_json
 from ..profiling import FlopsCounter
 from ..records import read_record
 from ..search.algorithms import Constraints
@@ -250,12 +250,7 @@ def _score_table(cfg, table, protocol, evaluator):
 
 def _stored_scores(path, table_path, table):
     """The scored rows of a ``scores.json`` joined with the table's rows as they stand now."""
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except (OSError, ValueError) as err:
-        raise ValueError("cannot read the scores file %s: %s"
-                         % (path, str(err).splitlines()[0])) from None
+    doc = read_json(path, "the scores file")
     name = os.path.basename(table_path)
     if doc.get("table") != name:
         raise ValueError("%s scores the rows of %s, not of %s" % (path, doc.get("table"), name))

@@ -38,7 +38,6 @@ Table JSON (format 1)::
                     "all" / "band" / "matched": {seed-to-seed tau, spread against noise,
                         FLOPs-alone and params-alone tau, residual seed-to-seed tau}}}
 """
-import json
 import logging
 import math
 import os
@@ -49,7 +48,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..files import atomic_write_json
+from ..files import atomic_write_json, read_json
 from ..search.algorithms import Constraints
 from ..search_space import Architecture
 from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
@@ -639,13 +638,7 @@ def load_table(path, recompute=True):
     if not path or not os.path.isfile(path):
         raise ValueError("ground-truth table %s does not exist (build one with python -m "
                          "oneshot_nas.cli.build_table)" % path)
-    try:
-        with open(path) as f:
-            table = json.load(f)
-    except (OSError, ValueError) as err:
-        raise ValueError("cannot read ground-truth table %s: %s"
-                         % (path, str(err).splitlines()[0])) from None
-    return validate_table(table, path, recompute)
+    return validate_table(read_json(path, "ground-truth table"), path, recompute)
 
 
 def spec_from_table(table):
