@@ -143,6 +143,26 @@ def _onnx_classes(predictor, model_file, size):
                           % (model_file, size, size, error_line(err))) from None
 
 
+def _stored_meta(meta_prefix, onnx_file):
+    """The model's record: its ``-deploy.json``, else (an ONNX file) the record the export put
+    into the model's metadata; without either, one warning and ImageNet's preprocessing."""
+    meta = read_meta(meta_prefix)
+    if meta is None and onnx_file:
+        import onnx     # optional: the ONNX extras
+        props = {p.key: p.value for p in onnx.load(onnx_file, load_external_data=False)
+                 .metadata_props}
+        if "oneshot_nas" in props:
+            logger.info("preprocessing from the record inside %s", onnx_file)
+            return DeployMeta(**json.loads(props["oneshot_nas"]))
+    if meta is None:
+        logger.warning("no record of the model's preprocessing (%s-deploy.json%s): ImageNet's "
+                       "(224 px, ImageNet mean and std) unless --input-size / --style / "
+                       "--mean / --std say otherwise", meta_prefix,
+                       " or metadata in the ONNX file" if onnx_file else "")
+        return DeployMeta()
+    return meta
+
+
 def run(args):
     """Predict and print; returns the list of ``(path, [(class, name, probability), ...])``."""
     if args.topk < 1:
@@ -160,7 +180,7 @@ def run(args):
         model_file, meta_prefix = _resolve_onnx(args)
     else:
         symbol_file, params_file, meta_prefix = _resolve_files(args)
-    meta = read_meta(meta_prefix) or DeployMeta()
+    meta = _stored_meta(meta_prefix, model_file if backend == "onnxruntime" else None)
     overrides = dict(input_size=args.input_size, crop_ratio=args.crop_ratio, style=args.style,
                      mean=args.mean, std=args.std)
     meta.update({k: v for k, v in overrides.items() if v is not None})
