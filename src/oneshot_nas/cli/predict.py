@@ -145,7 +145,7 @@ def _onnx_classes(predictor, model_file, size):
 
 def _stored_meta(meta_prefix, onnx_file):
     """The model's record: its ``-deploy.json``, else (an ONNX file) the record the export put
-    into the model's metadata; without either, one warning and ImageNet's preprocessing."""
+    into the model's metadata; None without either."""
     meta = read_meta(meta_prefix)
     if meta is None and onnx_file:
         import onnx     # optional: the ONNX extras
@@ -154,13 +154,14 @@ def _stored_meta(meta_prefix, onnx_file):
         if "oneshot_nas" in props:
             logger.info("preprocessing from the record inside %s", onnx_file)
             return DeployMeta(**json.loads(props["oneshot_nas"]))
-    if meta is None:
-        logger.warning("no record of the model's preprocessing (%s-deploy.json%s): ImageNet's "
-                       "(224 px, ImageNet mean and std) unless --input-size / --style / "
-                       "--mean / --std say otherwise", meta_prefix,
-                       " or metadata in the ONNX file" if onnx_file else "")
-        return DeployMeta()
     return meta
+
+
+def _warn_without_record(meta_prefix, onnx_file):
+    logger.warning("no record of the model's preprocessing (%s-deploy.json%s): ImageNet's "
+                   "(224 px, ImageNet mean and std) unless --input-size / --style / --mean / "
+                   "--std say otherwise", meta_prefix,
+                   " or metadata in the ONNX file" if onnx_file else "")
 
 
 def run(args):
@@ -180,7 +181,9 @@ def run(args):
         model_file, meta_prefix = _resolve_onnx(args)
     else:
         symbol_file, params_file, meta_prefix = _resolve_files(args)
-    meta = _stored_meta(meta_prefix, model_file if backend == "onnxruntime" else None)
+    onnx_file = model_file if backend == "onnxruntime" else None
+    stored = _stored_meta(meta_prefix, onnx_file)
+    meta = stored or DeployMeta()
     overrides = dict(input_size=args.input_size, crop_ratio=args.crop_ratio, style=args.style,
                      mean=args.mean, std=args.std)
     meta.update({k: v for k, v in overrides.items() if v is not None})
@@ -192,6 +195,8 @@ def run(args):
         block, num_classes = _mxnet_block(symbol_file, params_file, size)
     names = _class_names(args, meta, num_classes)
     paths = collect_images(args.images)
+    if stored is None:                  # said once the model and the images are there
+        _warn_without_record(meta_prefix, onnx_file)
     data = preprocess(paths, meta)
     top = predict_topk(block, data, args.topk, args.batch_size)
     rows = []
