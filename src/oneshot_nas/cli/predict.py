@@ -147,7 +147,7 @@ def _stored_meta(meta_prefix, onnx_file):
     """The model's record: its ``-deploy.json``, else (an ONNX file) the record the export put
     into the model's metadata; None without either."""
     meta = read_meta(meta_prefix)
-    if meta is None and onnx_file:
+    if meta is None and onnx_file and os.path.isfile(onnx_file):
         import onnx     # optional: the ONNX extras
         props = {p.key: p.value for p in onnx.load(onnx_file, load_external_data=False)
                  .metadata_props}
