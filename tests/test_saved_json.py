@@ -183,3 +183,29 @@ def test_a_corrupted_search_checkpoint_structure_is_named_in_one_line(tmp_path, 
     with pytest.raises(ValueError) as err:
         start_or_resume(_search_cfg(tmp_path), path)
     assert needle in str(err.value) and path in str(err.value) and "\n" not in str(err.value)
+
+
+def test_search_logs_the_settings_the_record_filled_in(tmp_path, supernet_params):
+    """The search's ``settings:`` log line shows the values it runs with: the model shape and
+    data the supernet's record gives and the data set's defaults (it used to log the flags as
+    parsed, ``null`` for each of them)."""
+    from oneshot_nas.cli import search_supernet
+    params = tmp_path / "ShuffleNas-supernet-final.params"
+    shutil.copy(supernet_params, params)
+    (tmp_path / "ShuffleNas-supernet-final.json").write_text(
+        json.dumps(_fixture("ShuffleNas-supernet-final.json")))
+    out = tmp_path / "search"
+    assert search_supernet.main(["--supernet-params", str(params), "--output-dir", str(out),
+                                 "--search-mode", "random", "--search-iters", "1",
+                                 "--update-bn-images", "32", "--batch-size", "32",
+                                 "--no-progress", "-j", "0"]) == 0
+    lines = [l for l in (out / "search.log").read_text().splitlines() if "settings: " in l]
+    assert len(lines) == 1
+    logged = json.loads(lines[0].split("settings: ", 1)[1])
+    assert (logged["dataset"], logged["input_size"], logged["channels_layout"],
+            logged["use_se"], logged["last_conv_after_pooling"]) == \
+        ("digits", 32, "OneShot", False, False)
+    with open(out / "search_results.json") as f:
+        config = json.load(f)["config"]
+    assert {k: logged[k] for k in config if k in logged} == \
+        {k: v for k, v in config.items() if k in logged}

@@ -29,8 +29,9 @@ from ..records import set_command
 from ..search_space import CHANNEL_LAYOUTS
 from .errors import report, user_errors
 
-__all__ = ["new_parser", "OneLineParser", "parse_args", "start", "run_parsed", "setup_logging",
-           "cli_logging", "report_crashes", "command", "OPTIMIZERS", "add_switches",
+__all__ = ["new_parser", "OneLineParser", "parse_args", "start", "log_settings_line",
+           "run_parsed", "setup_logging", "cli_logging", "report_crashes", "command", "OPTIMIZERS",
+           "add_switches",
            "add_data_source_arguments", "add_input_arguments", "fill_data_defaults", "data_group",
            "add_model_arguments", "add_subnet_arguments", "add_protocol_arguments",
            "add_standalone_arguments", "protocol_from_args"]
@@ -92,18 +93,25 @@ def parse_args(parser, argv):
         return None, exc.code if isinstance(exc.code, int) else 2
 
 
-def start(parser, argv, log_name=None):
+def start(parser, argv, log_name=None, log_settings=True):
     """``parser``'s arguments, with logging set up for the rest of the process: to
     ``--logging-file``, else with ``log_name`` to that file in ``--output-dir`` (and then the
-    settings are logged first), else to the console only."""
+    settings are logged first, unless ``log_settings`` is false: a command that fills values
+    in from a record logs its resolved settings itself), else to the console only."""
     args = parser.parse_args(argv)
     logging_file = getattr(args, "logging_file", None)
     if log_name and not logging_file:
         logging_file = os.path.join(args.output_dir, log_name)
     setup_logging(logging_file)
-    if log_name:
-        logging.getLogger(__name__).info("settings: %s", json.dumps(vars(args), sort_keys=True))
+    if log_name and log_settings:
+        log_settings_line(vars(args))
     return args
+
+
+def log_settings_line(settings):
+    """The ``settings: {...}`` line every command's log starts with (JSON, sorted keys)."""
+    logging.getLogger(__name__).info("settings: %s", json.dumps(settings, sort_keys=True,
+                                                                default=str))
 
 
 def run_parsed(parser, argv, run, level=logging.WARNING):

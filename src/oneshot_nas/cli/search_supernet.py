@@ -1,12 +1,13 @@
 """``search_supernet.py``: random / genetic subnet search in a trained supernet
 (docs/design.md, sections 4 and 6)."""
 import sys
-from dataclasses import fields
+from dataclasses import asdict, fields
 
 from ..records import SUPERNET_DEFAULTS, apply_record
 from ..search_space import Architecture
 from .common import (add_input_arguments, add_model_arguments, add_size_constraint_arguments,
-                     command, data_group, fill_data_defaults, new_parser, start)
+                     command, data_group, fill_data_defaults, log_settings_line, new_parser,
+                     start)
 
 __all__ = ["build_parser", "main"]
 
@@ -97,7 +98,7 @@ def build_parser():
          "the checkpoint in --output-dir (every finished generation is kept)")
 def main(argv=None):
     from ..search.runner import SearchConfig, run_search, search_defaults
-    args = start(build_parser(), argv, "search.log")
+    args = start(build_parser(), argv, "search.log", log_settings=False)
     values = {f.name: getattr(args, f.name) for f in fields(SearchConfig) if hasattr(args, f.name)}
     apply_record(values, args.supernet_params, SUPERNET_DEFAULTS)
     values.pop("_record")
@@ -110,6 +111,7 @@ def main(argv=None):
     if args.fixed_channel_choices:
         Architecture.parse_channels(args.fixed_channel_choices)
     cfg = SearchConfig(**values)
+    log_settings_line(asdict(cfg))   # after the record and the data set's defaults filled in
     results = run_search(cfg)
     for rank, rec in enumerate(results["topk"], 1):
         loss = "" if rec.get("loss") is None else "  loss %.4f" % rec["loss"]
