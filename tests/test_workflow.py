@@ -55,9 +55,11 @@ def test_a_run_says_where_its_files_went_and_never_overwrites_another(tmp_path):
     assert nxt == "python -m oneshot_nas.cli.export_onnx --symbol %s" \
         % os.path.join(folder, "OneShot-S+-symbol.json")
     before = {n: os.path.getmtime(os.path.join(folder, n)) for n in os.listdir(folder)}
+    log = (tmp_path / "train.log").read_text()
     again = _one_error_line(_run(train, check=False))
     assert "already holds a run of OneShot-S+" in again and "--auto-resume" in again
     assert before == {n: os.path.getmtime(os.path.join(folder, n)) for n in os.listdir(folder)}
+    assert (tmp_path / "train.log").read_text() == log      # the refused run logged nothing
     # the printed next command runs as printed
     exported = _run(shlex.split(nxt) + ["--no-check"])
     assert os.path.isfile(os.path.join(folder, "OneShot-S+.onnx")), exported.stdout

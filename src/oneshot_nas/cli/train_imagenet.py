@@ -11,6 +11,7 @@ from ..models import list_models
 from ..records import record_path
 from ..training.config import (DEFAULT_HARD_WEIGHT, DEFAULT_MIXUP_ALPHA, DEFAULT_TEMPERATURE,
                                TrainConfig)
+from ..training.trainer import refuse_another_runs_files
 from ..training.watchdog import stacks_on_terminate
 from .common import (OPTIMIZERS, add_input_arguments, add_model_arguments, add_switches,
                      command, data_group, fill_data_defaults, new_parser, report_crashes,
@@ -188,8 +189,10 @@ def main(argv=None):
         except ImportError:
             parser.exit(2, "%s: error: --horovod needs horovod with MXNet support (make "
                            "install)\n" % parser.prog)
-    setup_logging(args.logging_file, rank)
     cfg = args_to_config(args)
+    if rank == 0 and cfg.save_dir:
+        refuse_another_runs_files(cfg)      # before the log opens: a refusal writes nothing
+    setup_logging(args.logging_file, rank)
     logging.getLogger(__name__).info("settings: %s", json.dumps(cfg.to_dict(), sort_keys=True))
     from ..training import train
     # bad data files, impossible constraints, a full disk, ...: one line, exit code 2

@@ -27,7 +27,7 @@ from .config import TrainConfig
 from .samplers import ConstraintBox, Prefetcher, make_sampler
 
 __all__ = ["train", "TrainingRun", "build_model", "make_lr_scheduler", "make_trainer",
-           "evaluate"]
+           "evaluate", "refuse_another_runs_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -379,9 +379,11 @@ def _train(cfg):
     return summary
 
 
-def _refuse_another_runs_files(cfg):
+def refuse_another_runs_files(cfg):
     """A new run (not resuming) refuses a ``--save-dir`` that already holds a run's files of
-    the same prefix, which it would overwrite."""
+    the same prefix, which it would overwrite (ValueError). :func:`train` checks it; the
+    command line checks it before it opens its log, so that a refused run adds no line to the
+    log of the run it would have overwritten."""
     if cfg.auto_resume or cfg.resume_params or not os.path.isdir(cfg.save_dir):
         return
     mine = sorted(n for n in os.listdir(cfg.save_dir) if n.startswith(cfg.file_prefix + "-"))
@@ -396,7 +398,7 @@ def _start(cfg):
     """Devices and workers, seeds, the metrics file, the data and the initialised model."""
     hvd, ctx, rank, size = _setup_distribution(cfg)
     if rank == 0 and cfg.save_dir:
-        _refuse_another_runs_files(cfg)
+        refuse_another_runs_files(cfg)
         check_writable_dir(cfg.save_dir)         # a full or read-only disk: say so now
     mx.random.seed(cfg.seed + rank)
     np.random.seed(cfg.seed + rank)
