@@ -401,8 +401,20 @@ def test_ctrl_c_stops_training_with_one_line_and_a_resume_hint(tmp_path):
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
-    assert last.startswith("train_imagenet.py: interrupted; rerun the same command with "
-                           "--auto-resume")
+    # stopped in its first epoch: no checkpoint to go on from, and the line says so
+    assert last == "train_imagenet.py: interrupted; no epoch checkpoint in %s yet " \
+        "(--save-frequency 10); rerun the same command to start again" % (tmp_path / "p")
+
+
+def test_the_ctrl_c_hint_names_auto_resume_once_a_checkpoint_is_saved(tmp_path):
+    from oneshot_nas.cli import train_imagenet
+    argv = ["--dataset", "digits", "--model", "OneShot-S+", "--num-gpus", "0", "-j", "0",
+            "--batch-size", "32", "--num-epochs", "2", "--max-batches-per-epoch", "1",
+            "--save-frequency", "1", "--save-dir", str(tmp_path / "p"), "--no-progress"]
+    assert train_imagenet._resume_hint(argv).startswith("no epoch checkpoint in")
+    assert train_imagenet.main(argv) == 0
+    assert train_imagenet._resume_hint(argv) == "rerun the same command with --auto-resume " \
+        "to go on from the last checkpoint in %s" % (tmp_path / "p")
 
 
 def test_a_held_ctrl_c_does_not_log_inside_the_signal_handler(monkeypatch, capfd):

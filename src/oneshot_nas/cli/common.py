@@ -271,11 +271,22 @@ def _exit_now(status):
     os._exit(status)
 
 
+def _resume_hint(resume, argv):
+    """``resume`` itself, or what ``resume(argv)`` says (it looks at what the run saved)."""
+    if not callable(resume):
+        return resume
+    try:
+        return resume(argv)
+    except Exception:                           # pylint: disable=broad-except
+        return None                             # Ctrl-C still ends in one line
+
+
 def command(prog, resume=None):
     """Decorator of a command's ``main(argv=None)``: an error a user can cause, raised
     anywhere in it, is printed as ``prog: error: <one line>`` and ``main`` returns 2; Ctrl-C
-    prints ``prog: interrupted; <resume>`` (how to go on from what was saved) and returns 130,
-    without a traceback."""
+    prints ``prog: interrupted; <resume>`` (how to go on from what was saved; a callable is
+    given the command's ``argv`` and returns that text) and returns 130, without a
+    traceback."""
     def wrap(main):
         @functools.wraps(main)
         def guarded(argv=None):
@@ -287,8 +298,8 @@ def command(prog, resume=None):
                 _remove_log_only_folders()
                 return report(invoked_name(prog), err)
             except KeyboardInterrupt:
-                print("%s: interrupted%s" % (invoked_name(prog),
-                                             "; " + resume if resume else ""),
+                hint = _resume_hint(resume, argv)
+                print("%s: interrupted%s" % (invoked_name(prog), "; " + hint if hint else ""),
                       file=sys.stderr, flush=True)
                 if "mxnet" in sys.modules:
                     if _running_as_command():

@@ -11,6 +11,7 @@ from ..models import list_models
 from ..records import record_path
 from ..training.config import (DEFAULT_HARD_WEIGHT, DEFAULT_MIXUP_ALPHA, DEFAULT_TEMPERATURE,
                                TrainConfig)
+from ..training.checkpoint import latest_checkpoint
 from ..training.trainer import refuse_another_runs_files
 from ..training.watchdog import stacks_on_terminate
 from .common import (OPTIMIZERS, add_input_arguments, add_model_arguments, add_switches,
@@ -170,8 +171,18 @@ def args_to_config(args):
     return TrainConfig(**values).validate()
 
 
-@command("train_imagenet.py", resume="rerun the same command with --auto-resume to go on "
-         "from the last checkpoint in --save-dir")
+def _resume_hint(argv):
+    """After Ctrl-C: --auto-resume when the run has saved a checkpoint, else that there is
+    none to go on from."""
+    cfg = args_to_config(build_parser().parse_args(argv))
+    if cfg.save_dir and latest_checkpoint(cfg.save_dir, cfg.file_prefix):
+        return "rerun the same command with --auto-resume to go on from the last checkpoint " \
+               "in %s" % cfg.save_dir
+    return "no epoch checkpoint in %s yet (--save-frequency %d); rerun the same command to " \
+           "start again" % (cfg.save_dir, cfg.save_frequency)
+
+
+@command("train_imagenet.py", resume=_resume_hint)
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
