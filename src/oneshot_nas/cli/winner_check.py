@@ -10,6 +10,7 @@ winner's rank; writes ``winner_check.json`` and ``winner_vs_random.png`` to ``--
 import shlex
 import sys
 
+from ..ranking import WinnerCheckConfig, run_winner_check
 from .common import add_standalone_arguments, command, new_parser, protocol_from_args, start
 
 __all__ = ["build_parser", "main"]
@@ -42,7 +43,6 @@ def build_parser():
 @command("winner_check", resume="rerun the same command: finished stand-alone runs "
          "are cached")
 def main(argv=None):
-    from ..ranking import WinnerCheckConfig, run_winner_check
     args = start(build_parser(), argv, "winner_check.log")
     protocol = protocol_from_args(args)
     cfg = WinnerCheckConfig(search_results=args.search_results, num_random=args.num_random,
