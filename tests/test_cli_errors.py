@@ -403,3 +403,25 @@ def test_ctrl_c_stops_training_with_one_line_and_a_resume_hint(tmp_path):
     last = err.strip().splitlines()[-1]
     assert last.startswith("train_imagenet.py: interrupted; rerun the same command with "
                            "--auto-resume")
+
+
+def test_a_held_ctrl_c_does_not_log_inside_the_signal_handler(monkeypatch, capfd):
+    """The first Ctrl-C inside a training or search loop is only noted (one line written
+    straight to stderr): the handler must not enter logging, which the interrupted code may be
+    in the middle of (every batch logs a line). The held interrupt is raised at check()."""
+    import logging
+    import os
+    import signal
+    from oneshot_nas import interrupts
+
+    def no_logging_here(*args, **kwargs):
+        raise AssertionError("logging called from the signal handler")
+    with interrupts.deferred():
+        monkeypatch.setattr(logging.Logger, "warning", no_logging_here)
+        os.kill(os.getpid(), signal.SIGINT)
+        assert interrupts.requested()
+        monkeypatch.undo()
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()
+    assert "interrupted: stopping after the current step" in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

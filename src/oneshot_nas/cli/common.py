@@ -27,16 +27,16 @@ from ..data.factory import DATASETS, DEFAULT_IMAGENET_DIR, default_input_size
 from ..data.fashion_mnist import DEBIAN_DIR
 from ..models import list_models
 from ..ranking import StandaloneProtocol, load_table
+from ..records import set_command
 from ..search.algorithms import COMPARISON_MODELS
 from ..search_space import CHANNEL_LAYOUTS
-from ..records import set_command
 from .errors import report, user_errors
 
 __all__ = ["new_parser", "OneLineParser", "parse_args", "start", "run_parsed", "setup_logging",
-           "cli_logging", "report_crashes",
-           "command", "OPTIMIZERS", "add_switches", "add_data_source_arguments", "add_input_arguments",
-           "fill_data_defaults", "data_group", "add_model_arguments", "add_subnet_arguments",
-           "add_protocol_arguments", "add_standalone_arguments", "protocol_from_args"]
+           "cli_logging", "report_crashes", "command", "OPTIMIZERS", "add_switches",
+           "add_data_source_arguments", "add_input_arguments", "fill_data_defaults", "data_group",
+           "add_model_arguments", "add_subnet_arguments", "add_protocol_arguments",
+           "add_standalone_arguments", "protocol_from_args"]
 
 OPTIMIZERS = ("nag", "sgd", "adam")
 _FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -53,17 +53,29 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def invoked_name(default):
+def _module_run():
+    """``oneshot_nas.cli.x`` when this process runs a command module with ``python -m``."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    name = getattr(spec, "name", None) or ""
+    return name if name.startswith("oneshot_nas.cli.") else None
+
+
+def invoked_name(default, module_form=False):
     """The name the user typed: the installed command (``oneshot-train``, ...) when run as
-    one, else ``default`` (the script or module form)."""
+    one, with ``module_form`` ``python -m oneshot_nas.cli.x`` when run that way (usage
+    lines), else ``default`` (the script or short name, which error lines start with)."""
     name = os.path.basename(sys.argv[0] if sys.argv and sys.argv[0] else "")
-    return name if name.startswith("oneshot-") else default
+    if name.startswith("oneshot-"):
+        return name
+    module = _module_run() if module_form else None
+    return "python -m " + module if module else default
 
 
 def new_parser(description, prog=None, parser_class=argparse.ArgumentParser):
     """A parser that shows every valued flag's default in ``--help``; its usage line names the
     installed command when that is what ran."""
-    return parser_class(prog=invoked_name(prog), description=description,
+    return parser_class(prog=invoked_name(prog, module_form=True), description=description,
                         formatter_class=_DefaultsFormatter)
 
 
@@ -237,6 +249,8 @@ def _command_words(module, argv):
         return [name] + args
     if argv is None and name in _SCRIPTS:
         return ["python", path] + args
+    if module == "__main__":            # this module run with python -m
+        module = _module_run() or name
     return ["python", "-m", module] + args
 
 

@@ -16,9 +16,9 @@ that those commands work as written:
 
 Everything goes into one run folder (a new ``runs/demo-<date>-<time>`` unless ``DEMO_DIR``
 names one); ``make demo-record`` writes the logs and figures committed in ``logs/`` and
-``docs/demo/`` instead. It ends with one summary table and the paths of the plots. ``DEMO_FAST=1`` shortens every
-stage (the CI smoke run, about 5 minutes); ``SEED`` fixes every random choice. The whole full
-run must stay under 15 minutes on the 2-core machine.
+``docs/demo/`` instead. It ends with one summary table and the paths of the plots.
+``DEMO_FAST=1`` shortens every stage (the CI smoke run, about 5 minutes); ``SEED`` fixes every
+random choice. The whole full run must stay under 15 minutes on the 2-core machine.
 
 The demo makes no ranking claim: on the digits every architecture trained properly reaches
 98-99.5 % (one validation image is 0.28 points), so neither a Kendall tau against stand-alone

@@ -143,6 +143,27 @@ def _onnx_classes(predictor, model_file, size):
                           % (model_file, size, size, error_line(err))) from None
 
 
+def _stored_meta(meta_prefix, onnx_file):
+    """The model's record: its ``-deploy.json``, else (an ONNX file) the record the export put
+    into the model's metadata; None without either."""
+    meta = read_meta(meta_prefix)
+    if meta is None and onnx_file and os.path.isfile(onnx_file):
+        import onnx     # optional: the ONNX extras
+        props = {p.key: p.value for p in onnx.load(onnx_file, load_external_data=False)
+                 .metadata_props}
+        if "oneshot_nas" in props:
+            logger.info("preprocessing from the record inside %s", onnx_file)
+            return DeployMeta(**json.loads(props["oneshot_nas"]))
+    return meta
+
+
+def _warn_without_record(meta_prefix, onnx_file):
+    logger.warning("no record of the model's preprocessing (%s-deploy.json%s): ImageNet's "
+                   "(224 px, ImageNet mean and std) unless --input-size / --style / --mean / "
+                   "--std say otherwise", meta_prefix,
+                   " or metadata in the ONNX file" if onnx_file else "")
+
+
 def run(args):
     """Predict and print; returns the list of ``(path, [(class, name, probability), ...])``."""
     if args.topk < 1:
@@ -160,7 +181,9 @@ def run(args):
         model_file, meta_prefix = _resolve_onnx(args)
     else:
         symbol_file, params_file, meta_prefix = _resolve_files(args)
-    meta = read_meta(meta_prefix) or DeployMeta()
+    onnx_file = model_file if backend == "onnxruntime" else None
+    stored = _stored_meta(meta_prefix, onnx_file)
+    meta = stored or DeployMeta()
     overrides = dict(input_size=args.input_size, crop_ratio=args.crop_ratio, style=args.style,
                      mean=args.mean, std=args.std)
     meta.update({k: v for k, v in overrides.items() if v is not None})
@@ -172,6 +195,8 @@ def run(args):
         block, num_classes = _mxnet_block(symbol_file, params_file, size)
     names = _class_names(args, meta, num_classes)
     paths = collect_images(args.images)
+    if stored is None:                  # said once the model and the images are there
+        _warn_without_record(meta_prefix, onnx_file)
     data = preprocess(paths, meta)
     top = predict_topk(block, data, args.topk, args.batch_size)
     rows = []

@@ -1,5 +1,6 @@
 """``python -m oneshot_nas.cli.winner_check``: the searched winner trained stand-alone beside
-random architectures under the same constraints (digits, 32 px).
+random architectures under the same constraints (the search's data set: the digits protocol,
+or on Fashion-MNIST the table's protocol at the search's input size).
 
 Reads a ``search_results.json`` (its constraints, model flags and held-out split), samples
 ``--num-random`` architectures under the same constraints as the random search does, trains
@@ -7,10 +8,11 @@ them and the search's best with the ranking check's stand-alone protocol (same f
 cache format) and reports the winner's accuracy, the random median / best / worst and the
 winner's rank; writes ``winner_check.json`` and ``winner_vs_random.png`` to ``--output-dir``.
 """
-import shlex
 import sys
 
-from ..ranking import WinnerCheckConfig, run_winner_check
+from ..ranking import StandaloneProtocol, WinnerCheckConfig, run_winner_check
+from ..ranking.winner import read_search_results
+from ..records import current_command
 from .common import add_standalone_arguments, command, new_parser, protocol_from_args, start
 
 __all__ = ["build_parser", "main"]
@@ -18,7 +20,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser():
     p = new_parser("Train the search's winner and random architectures under the same "
-                   "constraints stand-alone (digits) and compare.",
+                   "constraints stand-alone (the search's data set) and compare.",
                    prog="python -m oneshot_nas.cli.winner_check")
     g = p.add_argument_group("inputs")
     g.add_argument("--search-results", required=True, help="search_results.json of a search")
@@ -40,18 +42,43 @@ def build_parser():
     return p
 
 
+# --standalone-* flag -> protocol field
+_FLAG_FIELDS = (("standalone_epochs", "epochs"), ("standalone_lr", "lr"),
+                ("standalone_batch_size", "batch_size"),
+                ("standalone_warmup_epochs", "warmup_epochs"), ("standalone_wd", "wd"),
+                ("standalone_optimizer", "optimizer"), ("standalone_no_augment", "augment"))
+
+
+def _protocol(args, parser):
+    """The stand-alone protocol: a table's (``--protocol-from``, ``--benchmark``), else the
+    default of the data set the search ran on (digits: the flags' defaults; Fashion-MNIST: the
+    table's protocol at the search's input size), with the ``--standalone-*`` flags the user
+    typed on top."""
+    protocol = protocol_from_args(args)
+    if args.protocol_from or args.benchmark:
+        return protocol
+    _, scfg, _ = read_search_results(args.search_results)
+    if scfg.get("dataset") != "fashion-mnist":
+        return protocol
+    typed = {field: getattr(protocol, field) for dest, field in _FLAG_FIELDS
+             if getattr(args, dest) != parser.get_default(dest)}
+    return StandaloneProtocol.fashion_mnist(input_size=scfg.get("input_size") or 0,
+                                            seeds=protocol.seeds,
+                                            max_batches_per_epoch=args.max_batches_per_epoch,
+                                            **typed)
+
+
 @command("winner_check", resume="rerun the same command: finished stand-alone runs "
          "are cached")
 def main(argv=None):
-    args = start(build_parser(), argv, "winner_check.log")
-    protocol = protocol_from_args(args)
+    parser = build_parser()
+    args = start(parser, argv, "winner_check.log")
+    protocol = _protocol(args, parser)
     cfg = WinnerCheckConfig(search_results=args.search_results, num_random=args.num_random,
                             seed=args.seed, protocol=protocol, output_dir=args.output_dir,
                             cache_file=args.cache_file, benchmark=args.benchmark,
                             seeds=protocol.seeds if args.standalone_seeds else None,
-                            command=" ".join(shlex.quote(a) for a in
-                                             ["python", "-m", "oneshot_nas.cli.winner_check"]
-                                             + list(sys.argv[1:] if argv is None else argv)))
+                            command=current_command())
     res = run_winner_check(cfg)
     accs = sorted(r["standalone_top1"] for r in res["random"])
     print("winner stand-alone top-1 %.2f %%  (%s / %s, %.1f MFLOPs)"

@@ -234,9 +234,10 @@ def run_benchmark_check(cfg, evaluator=None):
 def _score_table(cfg, table, protocol, evaluator):
     """Score the table's rows (and the twins) inside the supernet: ``{"rows", "reliability",
     "split", "supernet", "twins"}``, rows without finished runs too with ``score_all``."""
-    if not cfg.score_all and sum(1 for r in table["architectures"] if r["runs"]) < 3:
+    finished = sum(1 for r in table["architectures"] if r["runs"])
+    if not cfg.score_all and finished < 3:
         raise ValueError("%s has %d architectures with finished runs; at least 3 are needed"
-                         % (cfg.benchmark, sum(1 for r in table["architectures"] if r["runs"])))
+                         % (cfg.benchmark, finished))
     _check_supernet_matches(cfg.supernet_params, table, protocol)
     evaluator, split, _ = evaluator or supernet_evaluator(
         cfg, table["dataset"], protocol, progress=cfg.progress, input_size=protocol.image_size)
