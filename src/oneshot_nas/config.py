@@ -16,6 +16,9 @@ supernet, its lookup table and its latency table);
 from dataclasses import dataclass, fields
 from typing import Optional
 
+from . import data
+from .machine import resolve_contexts
+
 __all__ = ["DataConfig", "DeviceConfig", "ModelConfig", "ConstraintConfig", "piece_values",
            "checked_fields"]
 
@@ -39,11 +42,10 @@ class DataConfig:
     def split_loaders(self, **settings):
         """:func:`oneshot_nas.data.make_split_loaders` with these fields; ``settings`` adds
         the caller's own (``batch_size``, ``augment``, ``holdout``, ``seed``, ...)."""
-        from .data import make_split_loaders
         values = piece_values(self, DataConfig)
         values["use_rec"] = values["use_rec"] or None     # None: decided by the data set
         values.update(settings)
-        return make_split_loaders(**values)
+        return data.make_split_loaders(**values)
 
 
 @dataclass
@@ -55,7 +57,6 @@ class DeviceConfig:
 
     def contexts(self):
         """The MXNet contexts of ``devices``, else of ``num_gpus``."""
-        from .machine import resolve_contexts
         return resolve_contexts(self.devices, self.num_gpus)
 
 

@@ -2,6 +2,8 @@
 import os
 import platform
 
+import mxnet as mx
+
 __all__ = ["cpu_name", "describe_machine", "check_num_gpus", "parse_devices",
            "resolve_contexts"]
 
@@ -20,7 +22,6 @@ def cpu_name():
 
 def describe_machine():
     """``'<cpu>, <n> cores, Python x.y.z, mxnet a.b.c (MKLDNN True)'``."""
-    import mxnet as mx
     return "%s, %d cores, Python %s, mxnet %s (MKLDNN %s)" % (
         cpu_name(), os.cpu_count(), platform.python_version(), mx.__version__,
         mx.runtime.Features().is_enabled("MKLDNN"))
@@ -28,7 +29,6 @@ def describe_machine():
 
 def check_num_gpus(num_gpus, flag="--num-gpus"):
     """ValueError naming ``flag`` unless ``num_gpus`` GPUs are present (0 always is)."""
-    import mxnet as mx
     if num_gpus < 0:
         raise ValueError("%s must be >= 0, got %d" % (flag, num_gpus))
     if num_gpus == 0:
@@ -44,7 +44,6 @@ def check_num_gpus(num_gpus, flag="--num-gpus"):
 
 
 def _present_gpus():
-    import mxnet as mx
     try:
         return mx.context.num_gpus()
     except mx.base.MXNetError:          # no CUDA driver
@@ -61,7 +60,6 @@ def parse_devices(text, flag="--devices"):
         One line naming ``flag`` for an unknown device type, a malformed or repeated entry,
         or a GPU this machine does not have.
     """
-    import mxnet as mx
     entries = [e.strip() for e in str(text or "").split(",")]
     if not text or not all(entries):
         raise ValueError("%s %r: give a comma-separated list such as cpu:0,cpu:1 or gpu:0,gpu:1"
@@ -93,7 +91,6 @@ def resolve_contexts(devices=None, num_gpus=0):
     """The contexts of ``--devices`` if given, else ``--num-gpus`` GPUs, else ``[cpu(0)]``.
 
     ``--devices`` and a non-zero ``--num-gpus`` together are refused (ValueError)."""
-    import mxnet as mx
     if devices:
         if num_gpus:
             raise ValueError("--devices %s and --num-gpus %d both choose the devices; give "

@@ -8,9 +8,9 @@ logger = logging.getLogger(__name__)
 
 def pyplot():
     """``matplotlib.pyplot`` on the non-interactive Agg backend."""
-    import matplotlib
+    import matplotlib  # heavy: matplotlib, loaded only to draw; Agg before pyplot
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy: see above
     return plt
 
 

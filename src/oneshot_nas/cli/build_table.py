@@ -13,6 +13,10 @@ import logging
 import os
 import sys
 
+from ..data import DATASETS
+from ..ranking.protocol import StandaloneProtocol
+from ..ranking.table import TableSpec, build_table, rebuild_rows
+from ..search_space import CHANNEL_LAYOUTS
 from .common import add_protocol_arguments, command, new_parser, setup_logging
 
 __all__ = ["build_parser", "main", "DEFAULT_TABLE"]
@@ -21,9 +25,6 @@ DEFAULT_TABLE = os.path.join("docs", "ranking", "fashion_mnist_table.json")
 
 
 def build_parser():
-    from ..data import DATASETS
-    from ..ranking.table import TableSpec
-    from ..search_space import CHANNEL_LAYOUTS
     spec = TableSpec()
     d = spec.protocol
     p = new_parser("Build, resume or audit a ground-truth table of stand-alone accuracies.",
@@ -96,8 +97,6 @@ def _int_list(text, flag):
 
 
 def spec_from_args(args):
-    from ..ranking.protocol import StandaloneProtocol
-    from ..ranking.table import TableSpec
     if args.epochs < 1:
         raise ValueError("--epochs must be >= 1, got %d" % args.epochs)
     if args.input_size and not 16 <= args.input_size <= 512:
@@ -169,7 +168,6 @@ def print_summary(table):
 @command("build_table", resume="rerun the same command: finished runs are cached and "
          "only the others are trained")
 def main(argv=None):
-    from ..ranking.table import build_table, rebuild_rows
     args = build_parser().parse_args(argv)
     log = args.logging_file or os.path.splitext(args.output)[0] + ".log"
     setup_logging(log if args.shard is None else None)

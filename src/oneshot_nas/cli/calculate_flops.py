@@ -13,6 +13,10 @@ import os
 import sys
 import tempfile
 
+from ..models.zoo import PRESETS
+from ..profiling import count_symbol, load_symbol, micronet_profile, parse_data_shapes
+from ..profiling.symbolic import build_symbol
+from ..search_space import Architecture, CHANNEL_LAYOUTS
 from .common import OneLineParser, add_switches, command, new_parser, run_parsed
 
 __all__ = ["main", "build_parser"]
@@ -23,9 +27,6 @@ DEFAULT_MODEL = "OneShot-S+"
 
 def build_parser():
     """The argument parser (flags: docs/design.md, section 6)."""
-    from ..models.zoo import PRESETS
-    from ..search_space import CHANNEL_LAYOUTS
-
     parser = new_parser("FLOPs and parameters of a subnet symbol graph, counted by the rules of "
                         "docs/design.md (section 5); optionally its MicroNet-challenge profile "
                         "and scores.", prog=PROG, parser_class=OneLineParser)
@@ -76,9 +77,6 @@ def build_parser():
 
 def _model_from_args(args):
     """(description, architecture, config) of the model the flags describe."""
-    from ..models.zoo import PRESETS
-    from ..search_space import Architecture
-
     if args.block_choices is not None and args.model is not None:
         raise ValueError("give either --model or --block-choices, not both")
     if args.block_choices is not None:
@@ -110,9 +108,6 @@ def _describe(name, arch, config):
 
 
 def _run(args):
-    from ..profiling import count_symbol, load_symbol, micronet_profile, parse_data_shapes
-    from ..profiling.symbolic import build_symbol
-
     for flag, value in (("--input-size", args.input_size), ("--classes", args.classes)):
         if value is not None and value <= 0:
             raise ValueError("%s must be a positive integer, got %d" % (flag, value))

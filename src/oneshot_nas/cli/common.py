@@ -25,7 +25,10 @@ import sys
 
 from ..data.factory import DATASETS, DEFAULT_IMAGENET_DIR, default_input_size
 from ..data.fashion_mnist import DEBIAN_DIR
+from ..models import list_models
+from ..ranking import StandaloneProtocol, load_table
 from ..records import set_command
+from ..search.algorithms import COMPARISON_MODELS
 from ..search_space import CHANNEL_LAYOUTS
 from .errors import report, user_errors
 
@@ -403,7 +406,6 @@ def add_subnet_arguments(group, shuffle_help):
     """A fixed subnet to deploy: ``--model`` (a preset or ShuffleNas_fixArch) and its choices,
     the model flags (default: the preset's or the params file's), ``--classes``,
     ``--shuffle-method`` and ``--params``."""
-    from ..models import list_models
     group.add_argument("--model", default=None,
                        help="preset or ShuffleNas_fixArch; one of: %s" % ", ".join(list_models()))
     group.add_argument("--block-choices", default=None, help="20 comma-separated block choices")
@@ -428,7 +430,6 @@ def add_size_constraint_arguments(group, max_flops=None):
     """The size limits of a search (and of the ranking check's sampling), in MFLOPs / M params
     at 224 px and 1000 classes: absolute (``--max-flops``, ``--max-params``) or relative to a
     comparison model (``--flop-max``, ``--param-max``, ``--normalised-score-max``)."""
-    from ..search.algorithms import COMPARISON_MODELS
     group.add_argument("--max-flops", type=float, default=max_flops, help="absolute MFLOPs limit")
     group.add_argument("--max-params", type=float, default=None, help="absolute M params limit")
     group.add_argument("--comparison-model", default=None, choices=sorted(COMPARISON_MODELS),
@@ -463,7 +464,6 @@ def add_protocol_arguments(group, defaults, prefix="--"):
 
 def add_standalone_arguments(parser):
     """The stand-alone protocol's flag group of the ranking and winner checks."""
-    from ..ranking import StandaloneProtocol
     d = StandaloneProtocol()
     g = parser.add_argument_group("stand-alone protocol (default: digits, 32 px; the ranking's "
                                   "ground truth: validation top-1 after the last epoch)")
@@ -485,7 +485,6 @@ def add_standalone_arguments(parser):
 def protocol_from_args(args):
     """:class:`~oneshot_nas.ranking.StandaloneProtocol` from the flags of
     :func:`add_standalone_arguments`; ValueError naming a bad flag."""
-    from ..ranking import StandaloneProtocol, load_table
     text = args.standalone_seeds              # None: the command picks its own default later
     try:
         seeds = tuple(StandaloneProtocol().seeds) if text is None else \

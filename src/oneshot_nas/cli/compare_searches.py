@@ -9,6 +9,7 @@ of the two counts of each seed pair, pairs taken in the order given). Writes a P
 import logging
 import sys
 
+from ..search.plots import compare_searches
 from .common import command, new_parser, start
 
 __all__ = ["build_parser", "main"]
@@ -25,7 +26,6 @@ def build_parser():
 
 @command("compare_searches")
 def main(argv=None):
-    from ..search.plots import compare_searches
     args = start(build_parser(), argv)
     res = compare_searches(args.genetic, args.random, args.output)
     print("%-6s %-10s %-28s %-28s" % ("pair", "candidates", "genetic best (seed)",

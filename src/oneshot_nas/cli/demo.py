@@ -29,6 +29,7 @@ evidence is the Fashion-MNIST ground-truth table and ``rank_check --benchmark``
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -250,7 +251,6 @@ def _deploy(run, symbol, params):
 
 def _plots(run, genetic, random_res):
     """Training curves, the search comparison and the searches' own plots, in --plot-dir."""
-    import shutil
     args, plots = run.args, []
     for metrics, name in ((os.path.join(args.log_dir, "shufflenas_supernet.jsonl"), "supernet"),
                           (os.path.join(args.log_dir, "shufflenas_oneshot+.jsonl"), "subnet")):

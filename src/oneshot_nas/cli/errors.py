@@ -6,6 +6,8 @@ print the first meaningful line of the message instead of a traceback.
 """
 import sys
 
+import mxnet as mx
+
 from ..errors import error_line
 
 __all__ = ["user_errors", "error_line", "report"]
@@ -13,7 +15,6 @@ __all__ = ["user_errors", "error_line", "report"]
 
 def user_errors():
     """Exception types a CLI turns into one line and exit status 2."""
-    import mxnet as mx
     return (ValueError, OSError, FloatingPointError, mx.base.MXNetError)
 
 

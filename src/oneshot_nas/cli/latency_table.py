@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 
+from ..search.latency import LatencyTable, check_latency_table
 from .common import add_model_arguments, command, new_parser, setup_logging
 
 
@@ -27,7 +28,6 @@ def build_parser():
 
 @command("latency_table")
 def main(argv=None):
-    from ..search.latency import LatencyTable, check_latency_table
     parser = build_parser()
     args = parser.parse_args(argv)
     for flag, value, low in (("--repeats", args.repeats, 1), ("--warmup", args.warmup, 0),

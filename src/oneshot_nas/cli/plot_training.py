@@ -5,6 +5,8 @@
 import os
 import sys
 
+from ..training.plots import plot_coverage, plot_curves, read_metrics
+from ..training.samplers import ConstraintBox
 from .common import command, new_parser, start
 
 
@@ -22,8 +24,6 @@ def build_parser():
 
 @command("plot_training")
 def main(argv=None):
-    from ..training.plots import plot_coverage, plot_curves, read_metrics
-    from ..training.samplers import ConstraintBox
     args = start(build_parser(), argv)
     rows = read_metrics(args.metrics)
     if not any(r.get("kind") == "train" for r in rows):

@@ -17,11 +17,13 @@ import logging
 import os
 import sys
 
+from ..data import make_loaders
 from ..deploy import (CALIB_MODES, FLOAT_OPS, QUANTIZED_DTYPES, SUPERNET_MODELS, DeployError,
                       DeployMeta, build_subnet, calibration_iter, evaluate_variants, meta_for_data,
                       fold_batchnorm, fuse_graph, load_graph, net_to_graph, quantize_graph,
                       quantized_prefix, results_json, results_table, save_graph, write_meta)
 from ..data.factory import DATASETS, default_input_size
+from ..profiling import micronet_profile
 from .common import (OneLineParser, add_subnet_arguments, add_switches, cli_logging, command,
                      new_parser, parse_args)
 
@@ -152,7 +154,6 @@ def _load(args):
 def _loaders(args, need_train, need_val):
     if not (need_train or need_val):
         return None, None, None
-    from ..data import make_loaders
     train, val, info = make_loaders(
         dataset=args.dataset, data_dir=args.data_dir, use_rec=args.use_rec or None,
         rec_train=args.rec_train, rec_train_idx=args.rec_train_idx, rec_val=args.rec_val,
@@ -168,12 +169,8 @@ def _meta(args, info, provenance):
 
 def _micronet_scores(symbol, input_size):
     try:
-        from ..profiling import micronet_profile
-    except ImportError:
-        return None
-    try:
         return micronet_profile(symbol, {"data": (1, 3, input_size, input_size)}).scores()
-    except Exception as err:  # profiling is an extra; never fail the deployment for it
+    except Exception as err:  # the profile is extra information; never fail the deployment for it
         logger.warning("MicroNet profile unavailable: %s", err)
         return None
 

@@ -17,6 +17,9 @@ stored table's protocol instead of the digits one.
 """
 import sys
 
+from ..ranking import BenchmarkCheckConfig, RankCheckConfig, run_benchmark_check, run_rank_check
+from ..ranking.beyond_flops import SUBSETS
+from ..records import SUPERNET_DEFAULTS, apply_record
 from .common import (add_model_arguments, add_size_constraint_arguments,
                      add_standalone_arguments, command, new_parser, protocol_from_args, start)
 
@@ -75,7 +78,6 @@ def build_parser():
 
 
 def _run_benchmark(args):
-    from ..ranking import BenchmarkCheckConfig, run_benchmark_check
     cfg = BenchmarkCheckConfig(
         benchmark=args.benchmark, supernet_params=args.supernet_params,
         holdout_search=args.holdout_search, update_bn_images=args.update_bn_images,
@@ -124,7 +126,6 @@ def _ci(entry):
 
 def print_beyond_flops(res):
     """What the supernet adds beyond FLOPs, per subset, and its noise floor."""
-    from ..ranking.beyond_flops import SUBSETS
     for name, label in SUBSETS:
         f = res["beyond_flops"].get(name)
         if not f:
@@ -147,7 +148,6 @@ def print_beyond_flops(res):
 @command("rank_check", resume="rerun the same command: scored architectures and "
          "finished stand-alone runs are cached")
 def main(argv=None):
-    from ..ranking import RankCheckConfig, run_rank_check
     args = start(build_parser(), argv, "rank_check.log")
     if args.scores and not args.benchmark:
         raise ValueError("--scores needs --benchmark TABLE (the table the scores belong to)")
@@ -156,7 +156,6 @@ def main(argv=None):
     if args.benchmark:
         print_benchmark(_run_benchmark(args))
         return 0
-    from ..records import SUPERNET_DEFAULTS, apply_record
     model = {name: getattr(args, name) for name in ("channels_layout", "use_se",
                                                     "last_conv_after_pooling")}
     apply_record(model, args.supernet_params, SUPERNET_DEFAULTS, fields=tuple(model))

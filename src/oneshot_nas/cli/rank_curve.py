@@ -9,6 +9,8 @@ import json
 import os
 import sys
 
+from ..files import atomic_write_json
+from ..plotting import pyplot, save_figure
 from .common import command, new_parser, start
 
 __all__ = ["build_parser", "main", "rank_curve"]
@@ -34,8 +36,6 @@ def rank_curve(paths, output, steps=None):
     dict
         ``points`` sorted by steps, ``plot`` and ``results_path``.
     """
-    from ..files import atomic_write_json
-    from ..plotting import pyplot, save_figure
     if steps is not None and len(steps) != len(paths):
         raise ValueError("--steps lists %d values for %d results" % (len(steps), len(paths)))
     points = []

@@ -4,6 +4,8 @@ import sys
 from dataclasses import asdict, fields
 
 from ..records import SUPERNET_DEFAULTS, apply_record
+from ..search.algorithms import SEARCH_SCORES
+from ..search.runner import DATASET_SEARCH_DEFAULTS, SearchConfig, run_search, search_defaults
 from ..search_space import Architecture
 from .common import (add_input_arguments, add_model_arguments, add_size_constraint_arguments,
                      command, data_group, fill_data_defaults, log_settings_line, new_parser,
@@ -12,13 +14,11 @@ from .common import (add_input_arguments, add_model_arguments, add_size_constrai
 __all__ = ["build_parser", "main"]
 
 def _by_data(name):
-    from ..search.runner import DATASET_SEARCH_DEFAULTS as d
     return " (default: %s on ImageNet, %s on digits and Fashion-MNIST)" % (
-        d["imagenet"][name], d["small"][name])
+        DATASET_SEARCH_DEFAULTS["imagenet"][name], DATASET_SEARCH_DEFAULTS["small"][name])
 
 
 def build_parser():
-    from ..search.algorithms import SEARCH_SCORES
     p = new_parser("Search subnets of a trained SPOS supernet (BN recalibration per candidate).")
     d = data_group(p, from_record=True)
     d.add_argument("--batch-size", type=int, default=128,
@@ -97,7 +97,6 @@ def build_parser():
 @command("search_supernet.py", resume="rerun the same command with --resume to go on from "
          "the checkpoint in --output-dir (every finished generation is kept)")
 def main(argv=None):
-    from ..search.runner import SearchConfig, run_search, search_defaults
     args = start(build_parser(), argv, "search.log", log_settings=False)
     values = {f.name: getattr(args, f.name) for f in fields(SearchConfig) if hasattr(args, f.name)}
     apply_record(values, args.supernet_params, SUPERNET_DEFAULTS)

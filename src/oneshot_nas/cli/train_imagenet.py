@@ -9,6 +9,7 @@ from dataclasses import fields
 
 from ..models import list_models
 from ..records import record_path
+from ..training import train
 from ..training.config import (DEFAULT_HARD_WEIGHT, DEFAULT_MIXUP_ALPHA, DEFAULT_TEMPERATURE,
                                TrainConfig)
 from ..training.checkpoint import latest_checkpoint
@@ -194,7 +195,7 @@ def main(argv=None):
         report_crashes()
         stacks_on_terminate()
         try:
-            import horovod.mxnet as hvd
+            import horovod.mxnet as hvd  # optional: horovod (the dist extra)
             hvd.init()
             rank = hvd.rank()
         except ImportError:
@@ -205,7 +206,6 @@ def main(argv=None):
         refuse_another_runs_files(cfg)      # before the log opens: a refusal writes nothing
     setup_logging(args.logging_file, rank)
     logging.getLogger(__name__).info("settings: %s", json.dumps(cfg.to_dict(), sort_keys=True))
-    from ..training import train
     # bad data files, impossible constraints, a full disk, ...: one line, exit code 2
     summary = train(cfg)
     if rank == 0:

@@ -20,7 +20,9 @@ import shutil
 import tempfile
 import time
 
+import mxnet as mx
 import numpy as np
+from tqdm import tqdm
 
 from .errors import DataError
 from .recordio import format_lst_line
@@ -84,7 +86,7 @@ def digits_split(labels, val_fraction=DIGITS_VAL_FRACTION, seed=_SPLIT_SEED):
 
 def upscale_digit(image8, input_size):
     """8x8 grey levels 0..16 -> ``input_size`` square 3-channel uint8 (bilinear)."""
-    import cv2
+    import cv2  # heavy: opencv, loaded only for image work
     grey = np.round(image8.astype(np.float32) * (255.0 / 16.0)).astype(np.uint8)
     grey = cv2.resize(grey, (input_size, input_size), interpolation=cv2.INTER_LINEAR)
     return np.repeat(grey[:, :, None], 3, axis=2)
@@ -101,8 +103,7 @@ def _paths(folder):
 
 def _write_split(folder, split, keys, images, labels, progress):
     """Write one split as PNG folder + .lst + indexed .rec (keys give the record order)."""
-    import cv2
-    import mxnet as mx
+    import cv2  # heavy: opencv, loaded only for image work
     image_root = os.path.join(folder, "images", split)
     for cls in np.unique(labels):
         os.makedirs(os.path.join(image_root, str(cls)))
@@ -125,8 +126,7 @@ def _write_split(folder, split, keys, images, labels, progress):
 
 
 def _build(folder, input_size):
-    from sklearn.datasets import load_digits
-    from tqdm import tqdm
+    from sklearn.datasets import load_digits  # heavy: scikit-learn, only to build the cache
     digits = load_digits()
     labels = digits.target.astype(np.int64)
     train, val = digits_split(labels)

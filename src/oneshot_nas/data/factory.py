@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+from mxnet.gluon.data.vision import ImageFolderDataset
 
 from .digits import prepare_digits
 from .errors import DataError
@@ -120,7 +121,6 @@ def scan_image_folder(root):
         A missing split folder, no class folders, an empty class folder, or a class folder
         present in one split and missing in the other.
     """
-    from mxnet.gluon.data.vision import ImageFolderDataset
     if not root:
         raise DataError("no image folder given (expected a folder with train/ and val/)")
     root = os.path.abspath(os.path.expanduser(str(root)))

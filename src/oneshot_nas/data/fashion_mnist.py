@@ -185,7 +185,7 @@ def to_network_input(images, input_size=32):
     images = np.asarray(images)
     pad = np.pad(images, ((0, 0), (2, 2), (2, 2)))
     if int(input_size) != 32:
-        import cv2
+        import cv2  # heavy: opencv, loaded only for image work
         pad = np.stack([cv2.resize(im, (int(input_size),) * 2, interpolation=cv2.INTER_LINEAR)
                         for im in pad]) if len(pad) else \
             np.zeros((0, int(input_size), int(input_size)), np.uint8)

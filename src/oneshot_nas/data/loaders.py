@@ -11,10 +11,14 @@ Validation loaders keep the last partial batch: it is simply smaller (no padding
 """
 import logging
 import math
+import os
 
+import mxnet as mx
 import numpy as np
+from mxnet import gluon
 
 from .errors import DataError
+from .recordio import _read_record
 from .transforms import reseed_worker
 
 __all__ = ["EpochLoader", "RecordLoader", "RecordSubsetLoader", "MemoryLoader", "FolderLoader",
@@ -51,13 +55,11 @@ def _plain_cpu():
     network on ``mx.cpu()`` refuses both, while on a GPU machine ``split_and_load`` copies them
     to the devices directly (faster from pinned memory), so they are left as they are there.
     """
-    import mxnet as mx
     return mx.context.num_gpus() == 0
 
 
 def _finish(data, label, dtype, to_cpu):
     if to_cpu:
-        import mxnet as mx
         if data.context != mx.cpu():
             data = data.as_in_context(mx.cpu())
         if label.context != mx.cpu():
@@ -170,7 +172,6 @@ class RecordLoader(EpochLoader):
         self._val_iter = None
 
     def _make_iter(self, epoch):
-        import mxnet as mx
         return mx.io.ImageRecordIter(
             path_imgrec=self._index.rec_path, path_imgidx=self._index.idx_path,
             batch_size=self.batch_size, preprocess_threads=self._threads,
@@ -179,7 +180,6 @@ class RecordLoader(EpochLoader):
             round_batch=self._train, verbose=False, **self._augmentation)
 
     def _run(self, epoch):
-        import mxnet as mx
         if len(self) == 0:
             return
         try:
@@ -223,7 +223,6 @@ class _WorkerDataset:
 
     def _first_item_in_process(self):
         """True on this process's first item (after reseeding it if it is a forked worker)."""
-        import os
         if self._pid == os.getpid():
             return False
         if self._pid is not None:
@@ -240,7 +239,6 @@ class _ImageList(_WorkerDataset):
     """Gluon dataset over ``(path, label)`` items."""
 
     def _decode(self, i):
-        import mxnet as mx
         self._first_item_in_process()
         path, label = self._items[i]
         try:
@@ -306,7 +304,6 @@ class FolderLoader(EpochLoader):
 
     def __init__(self, items, indices, transform, batch_size, train, num_parts=1, part_index=0,
                  num_workers=4, seed=0, dtype="float32", name="image folder"):
-        from mxnet import gluon
         _shard_init(self, indices, batch_size, train, num_parts, part_index, seed, dtype, name)
         dataset = self._dataset(items, transform, seed)
         self._loader = gluon.data.DataLoader(dataset, batch_sampler=self._sampler,
@@ -343,9 +340,6 @@ class _RecordList(_WorkerDataset):
         return state
 
     def _decode(self, i):
-        import mxnet as mx
-
-        from .recordio import _read_record
         index = self._items
         if self._first_item_in_process():
             self._handle = open(index.rec_path, "rb")
@@ -399,10 +393,7 @@ def decode_records(index):
     images : numpy.ndarray of uint8, shape (N, H, W, 3), RGB
     labels : numpy.ndarray of float32
     """
-    import cv2
-    import mxnet as mx
-
-    from .recordio import _read_record
+    import cv2  # heavy: opencv, loaded only for image work
     images, labels = [], []
     with open(index.rec_path, "rb") as handle:
         for key, offset in zip(index.keys, index.offsets):
@@ -460,7 +451,6 @@ class MemoryLoader(EpochLoader):
         return self._sampler.shard(epoch)[:self.num_images]
 
     def _run(self, epoch):
-        import mxnet as mx
         self._sampler.epoch = epoch
         rng = np.random.RandomState(epoch_seed(self._seed, epoch, 6 + self._part_index))
         for batch in self._sampler:
@@ -491,7 +481,6 @@ class SyntheticLoader(EpochLoader):
 
     def __init__(self, num_images, num_classes, input_size, batch_size, train, seed=0,
                  dtype="float32"):
-        import mxnet as mx
         rng = np.random.RandomState(epoch_seed(seed, 0, 3 if train else 4))
         num_batches = num_images // batch_size if train else math.ceil(num_images / batch_size)
         if num_batches == 0:

@@ -102,7 +102,7 @@ def _check_image(payload, key, offset, rec_path):
     MXNet's C++ decoder does not report an undecodable image: the process dies (SIGFPE), so
     the sampled records are decoded here first.
     """
-    import cv2
+    import cv2  # heavy: opencv, loaded only for image work
     if len(payload) >= _IR_SIZE:
         flag = struct.unpack(_IR_FORMAT, payload[:_IR_SIZE])[0]
         image = np.frombuffer(payload, dtype=np.uint8, offset=_IR_SIZE + 4 * flag)

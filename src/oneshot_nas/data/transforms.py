@@ -13,7 +13,9 @@ import math
 import os
 import random
 
+import mxnet as mx
 import numpy as np
+from mxnet.gluon.data.vision import transforms
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "JITTER", "LIGHTING", "MIN_AREA", "ASPECT_RATIOS",
            "digits_shift", "val_resize", "record_augmentation", "folder_transform",
@@ -92,7 +94,6 @@ class RandomShift:
         self.pad = int(pad)
 
     def __call__(self, image):
-        import mxnet as mx
         height, width = image.shape[:2]
         if (height, width) != (self.size, self.size):
             image = mx.image.imresize(image, self.size, self.size)
@@ -111,7 +112,6 @@ class PadTo:
         self.size, self.pad_size = int(size), int(pad_size)
 
     def __call__(self, image):
-        import mxnet as mx
         height, width = image.shape[:2]
         if height < self.pad_size and width < self.pad_size:
             top, left = (self.pad_size - height) // 2, (self.pad_size - width) // 2
@@ -143,7 +143,6 @@ def folder_transform(style, train, input_size, crop_ratio, augment, mean, std):
     -------
     callable
     """
-    from mxnet.gluon.data.vision import transforms
     steps = []
     if style == "digits":
         if train and augment:
@@ -175,7 +174,6 @@ def reseed_worker(seed):
     Forked DataLoader workers inherit the parent's generator states and would otherwise draw
     the same augmentations.
     """
-    import mxnet as mx
     state = np.random.SeedSequence([int(seed), os.getpid()]).generate_state(2)
     random.seed(int(state[0]))
     np.random.seed(int(state[1]))

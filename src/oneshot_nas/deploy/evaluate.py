@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import mxnet as mx
+from mxnet.contrib import amp
+from tqdm import tqdm
 
 from ..accuracy import topk_hits
 from ..errors import error_line
@@ -79,7 +81,6 @@ def accuracy(block, batches, ctx=None, dtype="float32", progress=False, desc="ev
     ctx = ctx or mx.cpu()
     iterator = batches
     if progress:
-        from tqdm import tqdm
         total = len(batches) if hasattr(batches, "__len__") else None
         iterator = tqdm(batches, total=total, desc=desc, unit="batch", leave=False)
     hits1 = hits5 = seen = 0
@@ -126,7 +127,6 @@ def float16_support(ctx=None):
 def float16_block(symbol, arg_params, aux_params, ctx=None):
     """The graph in float16 with MXNet AMP (ops that need float32, such as BatchNorm
     statistics and softmax, stay float32). Feed it float16 images."""
-    from mxnet.contrib import amp
     sym16, arg16, aux16 = amp.convert_model(symbol, arg_params, aux_params,
                                             target_dtype="float16", cast_optional_params=True)
     block = graph_block(sym16, arg16, aux16, ctx=ctx, hybridize=False)

@@ -25,7 +25,9 @@ import os
 
 import numpy as np
 import mxnet as mx
+from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
 
+from .. import __version__
 from .errors import DeployError
 
 __all__ = ["ONNX_OPSETS", "DEFAULT_OPSET", "onnx_modules", "check_exportable", "export_onnx",
@@ -50,8 +52,8 @@ _INT64_MAX = np.iinfo(np.int64).max
 def onnx_modules():
     """``(onnx, onnxruntime)``; raises :class:`DeployError` saying what to install."""
     try:
-        import onnx
-        import onnxruntime
+        import onnx  # optional: the onnx extra
+        import onnxruntime  # optional: the onnx extra
     except ImportError as err:
         raise DeployError("ONNX export needs onnx and onnxruntime (%s): pip install "
                           "'oneshot_nas[onnx]'" % err) from None
@@ -95,7 +97,7 @@ class _ShapeBuilder:
     """ONNX nodes computing an MXNet ``Reshape`` target shape from ``Shape(data)``."""
 
     def __init__(self, name, data, initializer):
-        from onnx import helper
+        from onnx import helper  # optional: the onnx extra
         self.helper, self.name, self.initializer = helper, name, initializer
         self.nodes = [helper.make_node("Shape", [data], [name + "_shape"])]
         self.count = 0
@@ -105,7 +107,7 @@ class _ShapeBuilder:
         return "%s_%s%d" % (self.name, what, self.count)
 
     def const(self, values):
-        from onnx import TensorProto
+        from onnx import TensorProto  # optional: the onnx extra
         tensor = self._fresh("const")
         self.initializer.append(self.helper.make_tensor(tensor, TensorProto.INT64,
                                                         [len(values)], list(values)))
@@ -183,7 +185,6 @@ def reshape_nodes(name, data, spec, initializer):
 def _reshape_translation(opset):
     """Install the general Reshape translation in MXNet's converter registry for ``opset``
     (restored afterwards); shapes without special values keep the stock translation."""
-    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
     registry = MXNetGraph.registry_
     stock = next(registry[v]["Reshape"] for v in range(opset, 11, -1)
                  if "Reshape" in registry.get(v, {}))
@@ -279,7 +280,6 @@ def export_onnx(symbol, arg_params, aux_params, path, opset=DEFAULT_OPSET, input
         Missing onnx packages, an unsupported opset, a graph ONNX cannot express.
     """
     onnx, _ = onnx_modules()
-    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
     if opset not in ONNX_OPSETS:
         raise DeployError("unsupported ONNX opset %r; MXNet 1.9.1's translations target %s "
                           "(default %d)" % (opset, " or ".join(map(str, ONNX_OPSETS)),
@@ -334,7 +334,6 @@ def export_onnx(symbol, arg_params, aux_params, path, opset=DEFAULT_OPSET, input
 
 
 def _version():
-    from .. import __version__
     return __version__
 
 

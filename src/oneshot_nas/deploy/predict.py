@@ -12,6 +12,9 @@ import os
 import numpy as np
 import mxnet as mx
 
+from ..data.factory import SMALL_DATASETS
+from ..data.transforms import folder_transform
+from ..records import current_command
 from .errors import DeployError
 
 __all__ = ["IMAGE_EXTENSIONS", "DeployMeta", "meta_for_data", "meta_path", "write_meta",
@@ -48,8 +51,6 @@ def meta_for_data(dataset, info, input_size, crop_ratio, **provenance):
         The loaders' description of the data (normalisation, class names); None keeps the
         ImageNet normalisation.
     """
-    from ..data.factory import SMALL_DATASETS
-    from ..records import current_command
     provenance.setdefault("command", current_command())
     classes = list(info.classes) if info is not None and info.classes else []
     if not classes and dataset == "digits":
@@ -127,7 +128,6 @@ def preprocess(paths, meta):
     NDArray
         ``(N, 3, input_size, input_size)`` float32.
     """
-    from ..data.transforms import folder_transform
     transform = folder_transform(meta["style"], False, int(meta["input_size"]),
                                  float(meta["crop_ratio"]), False, tuple(meta["mean"]),
                                  tuple(meta["std"]))

@@ -27,6 +27,7 @@ import logging
 import numpy as np
 import mxnet as mx
 from mxnet.contrib import quantization as mxq
+from tqdm import tqdm
 
 from ..errors import error_line
 from .errors import DeployError
@@ -143,7 +144,6 @@ def calibration_iter(batches, num_batches, progress=False):
         raise DeployError("need at least one calibration batch, got %d" % num_batches)
     iterator = iter(batches)
     if progress:
-        from tqdm import tqdm
         iterator = tqdm(iterator, total=num_batches, desc="calibration data", unit="batch",
                         leave=False)
     arrays, batch_size = [], None

@@ -25,6 +25,7 @@ import numpy as np
 import mxnet as mx
 from mxnet import autograd, nd
 from mxnet.gluon import nn
+from tqdm import tqdm
 
 __all__ = ["NasBatchNorm", "bn_recalibration", "recalibrate_bn", "iter_blocks",
            "sync_bn_statistics", "share_bn_statistics"]
@@ -346,7 +347,6 @@ def recalibrate_bn(net, batches, ctx=None, forward=None, progress=False,
     seen = 0
     iterator = _rechunk(batches, chunk, contexts[0], limit=max_images)
     if progress:
-        from tqdm import tqdm
         iterator = tqdm(iterator, desc="BN recalibration", unit="batch", leave=False)
     with bn_recalibration(net, group_size):
         for data in iterator:

@@ -20,6 +20,8 @@ from tqdm import tqdm
 from .. import __version__
 from ..config import ModelConfig, piece_values
 from ..files import atomic_write_json
+from ..models.blocks import (StaticLayers, make_choice_block, make_head, make_stem, make_tail,
+                             stage_activation)
 from ..search_space import (Architecture, BLOCK_TYPES, CHANNEL_SCALES, LAST_CONV_CHANNELS, NUM_BLOCKS,
                             NUM_BLOCK_CHOICES, NUM_CHANNEL_CHOICES, SE_FIRST_BLOCK,
                             SE_TAIL_CHANNELS, STAGE_REPEATS, STEM_CHANNELS, block_layout,
@@ -222,9 +224,6 @@ class LookupTable:
         -------
         LookupTable
         """
-        from ..models.blocks import (StaticLayers, make_choice_block, make_head, make_stem,
-                                     make_tail, stage_activation)
-
         config = _normalise_config(config)
         use_se = config["use_se"]
         layers = StaticLayers()

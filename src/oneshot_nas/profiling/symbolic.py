@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import mxnet as mx
 
+from ..models import ShuffleNasOneShotFix
 from .graph import Graph, _prod, attr, attr_bool, attr_tuple, load_symbol, parse_data_shapes
 
 __all__ = ["LayerCount", "SymbolCount", "count_symbol", "count_symbol_file", "build_symbol",
@@ -190,8 +191,6 @@ def build_symbol(architecture, channels_layout="OneShot", use_se=False,
     -------
     mxnet.symbol.Symbol
     """
-    from ..models import ShuffleNasOneShotFix  # deferred: models import mxnet.gluon at load
-
     net = ShuffleNasOneShotFix(architecture, channels_layout=channels_layout, use_se=use_se,
                                last_conv_after_pooling=last_conv_after_pooling, classes=classes,
                                input_size=input_size)

@@ -25,13 +25,18 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
 from ..config import ConstraintConfig, ModelConfig
-from ..files import atomic_write_json, file_digest, read_json
+from ..data import default_input_size
+from ..files import atomic_write, atomic_write_json, file_digest, read_json
+from ..plotting import pyplot, save_figure
 from ..profiling import FlopsCounter
 from ..records import read_record
 from ..search.algorithms import Constraints
+from ..search.runner import SearchConfig, open_supernet
 from ..search_space import Architecture
+from .equivalence import same_function_twin
 from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
 from .beyond_flops import beyond_flops
 from .sampling import sample_spread
@@ -106,8 +111,6 @@ def supernet_evaluator(cfg, dataset, model, train_subset=0, progress=False, inpu
     input_size : int, optional
         Scoring images' size in px (default: the data set's).
     """
-    from ..data import default_input_size
-    from ..search.runner import SearchConfig, open_supernet
     if not (cfg.supernet_params and os.path.isfile(cfg.supernet_params)):
         raise ValueError("--supernet-params file %s does not exist" % cfg.supernet_params)
     scoring = SearchConfig(
@@ -298,7 +301,6 @@ def _score_rows(cfg, table, evaluator, scores):
     """Score the table's rows (with ``score_all`` also those without runs, cached for later);
     returns the scored rows and, for those with ground truth, their per-image hits and
     losses."""
-    from tqdm import tqdm
     todo = table["architectures"] if cfg.score_all else \
         [r for r in table["architectures"] if r["runs"]]
     rows, hits, losses = [], [], []
@@ -332,7 +334,6 @@ def _score_twins(cfg, rows, evaluator, scores, protocol):
     """The supernet's own noise floor: up to ``cfg.twins`` rows (spread over the table) scored
     as a twin that computes the same function class with other block choices at this input
     size (:func:`~oneshot_nas.ranking.equivalence.same_function_twin`)."""
-    from .equivalence import same_function_twin
     if not cfg.twins or not rows:
         return None
     picks = sorted({int(i * len(rows) / cfg.twins) for i in range(cfg.twins)}) \
@@ -433,7 +434,6 @@ class _ScoreCache:
         def write(tmp):
             with open(tmp, "wb") as f:
                 np.savez(f, **self.arrays)
-        from ..files import atomic_write
         atomic_write(self.path, write)
         return hit1, loss, seconds
 
@@ -547,7 +547,6 @@ def run_rank_check(cfg, counter=None, trainer=None, evaluator=None):
 
 def plot_ranking(results, path):
     """Supernet score vs stand-alone accuracy, one point per architecture -> PNG."""
-    from ..plotting import pyplot, save_figure
     plt = pyplot()
     rows = results["architectures"]
     primary = results["primary_score"]

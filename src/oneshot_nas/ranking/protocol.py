@@ -19,7 +19,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..config import ModelConfig, checked_fields
+from ..data import default_input_size
 from ..files import atomic_write_text
+from ..training import TrainConfig, train
 
 __all__ = ["StandaloneProtocol", "StandaloneCache", "train_standalone", "run_record"]
 
@@ -93,7 +95,6 @@ class StandaloneProtocol(ModelConfig):
     @property
     def image_size(self):
         """The input size in pixels (``input_size``, else the data set's default)."""
-        from ..data import default_input_size
         return self.input_size or default_input_size(self.dataset)
 
     def settings(self):
@@ -107,7 +108,6 @@ class StandaloneProtocol(ModelConfig):
 
     def train_config(self, arch, seed, num_workers=0):
         """The :class:`~oneshot_nas.training.TrainConfig` of one stand-alone run."""
-        from ..training import TrainConfig
         return TrainConfig(
             dataset=self.dataset, input_size=self.image_size,
             batch_size=self.batch_size, num_workers=num_workers,
@@ -208,7 +208,7 @@ def train_standalone(arch, protocol, cache=None, trainer=None, seeds=None):
         (the records), ``seconds`` (training time of new runs).
     """
     if trainer is None:
-        from ..training import train as trainer
+        trainer = train
     records, seconds = [], 0.0
     for seed in (protocol.seeds if seeds is None else seeds):
         key = protocol.key(arch, seed)

@@ -48,7 +48,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data import load_fashion_mnist
 from ..files import atomic_write_json, read_json
+from ..plotting import pyplot, save_figure
 from ..search.algorithms import Constraints
 from ..search_space import Architecture
 from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
@@ -188,7 +190,6 @@ def cache_path_for(table_path):
 
 def _data_digest(protocol):
     if protocol.dataset == "fashion-mnist":
-        from ..data import load_fashion_mnist
         return load_fashion_mnist()["digest"]
     return None
 
@@ -324,7 +325,6 @@ def _write_table(path, table):
 def plot_table(table, path):
     """Stand-alone test top-1 against MFLOPs (seed range as a bar), and the curve points of
     every run (top-1 at each tested epoch) -> PNG."""
-    from ..plotting import pyplot, save_figure
     plt = pyplot()
     rows = [r for r in table["architectures"] if r["runs"]]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.4))

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..files import atomic_write_json
+from ..plotting import pyplot, save_figure
 from ..profiling import FlopsCounter
 from ..search.algorithms import Constraints, sample_population
 from ..search.runner import fixed_genes, resolve_holdout
@@ -20,6 +21,7 @@ from ..search_space import Architecture
 from .check import jsonable
 from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
 from .stats import spread_against_noise
+from .table import load_table, spec_from_table
 
 __all__ = ["WinnerCheckConfig", "run_winner_check", "plot_winner", "read_search_results",
            "percentile_interval"]
@@ -119,7 +121,6 @@ def read_search_results(path):
 def table_seeds(table):
     """Seeds ``0 .. n - 1`` for a winner placed among a table's peers: ``n`` is what its
     FLOPs-matched rows (else its band rows) were trained with, at least 2."""
-    from .table import spec_from_table
     spec = spec_from_table(table)
     return tuple(range(max(2, spec.matched_seeds if spec.matched_k else spec.band_seeds)))
 
@@ -141,7 +142,6 @@ def _table_peers(table, constraints, name):
 def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
     """The winner trained with the table's protocol, placed among the table's architectures
     that satisfy the search's constraints."""
-    from .table import load_table
     table = load_table(cfg.benchmark)
     seeds = cfg.seeds or table_seeds(table)
     logger.info("the winner is trained with seeds %s (%s)", list(seeds),
@@ -239,7 +239,6 @@ def percentile_interval(winner_runs, peer_runs, draws=2000, level=0.95, seed=0):
 
 def plot_winner(results, path):
     """Stand-alone top-1 vs MFLOPs: random architectures and the searched winner -> PNG."""
-    from ..plotting import pyplot, save_figure
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     rand = results["random"]

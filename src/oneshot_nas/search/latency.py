@@ -13,10 +13,12 @@ import mxnet as mx
 import numpy as np
 from mxnet import nd
 from mxnet.gluon import nn
+from tqdm import tqdm
 
+from ..models import ShuffleNasOneShotFix
 from ..models.blocks import StaticLayers, make_choice_block, make_head, make_stem, make_tail, \
     stage_activation
-from ..search_space import (NUM_BLOCK_CHOICES, NUM_CHANNEL_CHOICES, SE_FIRST_BLOCK,
+from ..search_space import (Architecture, NUM_BLOCK_CHOICES, NUM_CHANNEL_CHOICES, SE_FIRST_BLOCK,
                             block_layout, mid_channels)
 from ..machine import describe_machine
 from ..files import atomic_write_json
@@ -58,7 +60,6 @@ class LatencyTable:
                 input_size=224, classes=1000, batch_size=1, warmup=5, repeats=20, ctx=mx.cpu(),
                 progress=True):
         """Time every part on ``ctx``; returns the table."""
-        from tqdm import tqdm
         config = dict(channels_layout=channels_layout, use_se=use_se,
                       last_conv_after_pooling=last_conv_after_pooling, input_size=input_size,
                       classes=classes, batch_size=batch_size)
@@ -137,8 +138,6 @@ def check_latency_table(table, n=10, seed=0, warmup=5, repeats=20, ctx=mx.cpu())
 
     Returns a list of ``(architecture, predicted_ms, measured_ms)``.
     """
-    from ..models import ShuffleNasOneShotFix
-    from ..search_space import Architecture
     cfg = table.config
     rng = np.random.default_rng(seed)
     rows = []

@@ -1,5 +1,7 @@
 """Search figures: fitness per generation and the FLOPs-vs-accuracy scatter with Pareto front."""
+import json
 import logging
+import os
 
 import numpy as np
 
@@ -55,7 +57,6 @@ def best_so_far(fitness):
 
 
 def _load_search(path):
-    import json
     try:
         with open(path) as f:
             res = json.load(f)
@@ -85,8 +86,6 @@ def compare_searches(genetic_paths, random_paths, path):
         ``pairs`` (per pair: candidates, genetic_best, random_best, seeds), ``genetic_wins``,
         ``plot``, ``results_path``.
     """
-    import json
-    import os
     genetic = [_load_search(p) for p in genetic_paths]
     randoms = [_load_search(p) for p in random_paths]
     if len(genetic) != len(randoms):

@@ -13,6 +13,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..config import ConstraintConfig, DataConfig, DeviceConfig, ModelConfig
 from .. import interrupts
+from ..data.factory import SMALL_DATASETS
+from ..deploy.predict import meta_for_data, write_meta
 from ..files import atomic_write_json, atomic_write_text, file_digest
 from ..models import get_model
 from ..models.params import load_params_checked
@@ -22,6 +24,8 @@ from ..search_space import Architecture
 from .algorithms import (Constraints, Objective, SearchState, genetic_search, random_search,
                          top_k)
 from .evaluator import CandidateEvaluator, collect_batches, collect_images
+from .latency import LatencyTable
+from .plots import plot_candidates, plot_history
 
 __all__ = ["SearchConfig", "run_search", "open_supernet", "OpenedSupernet", "load_supernet",
            "resume_settings", "start_or_resume", "fixed_genes",
@@ -108,7 +112,6 @@ DATASET_SEARCH_DEFAULTS = {
 
 def search_defaults(dataset):
     """The data-set dependent search settings (:data:`DATASET_SEARCH_DEFAULTS`) of ``dataset``."""
-    from ..data.factory import SMALL_DATASETS
     return dict(DATASET_SEARCH_DEFAULTS["small" if dataset in SMALL_DATASETS else "imagenet"])
 
 
@@ -417,7 +420,6 @@ def _objective(cfg, constraints):
     """The fitness of a candidate, and the latency predictor it uses (or None)."""
     latency_fn = None
     if cfg.latency_table:
-        from .latency import LatencyTable
         table = LatencyTable.load(cfg.latency_table, expected_config=cfg.model_settings())
         latency_fn = table.predict
     elif cfg.target_latency:
@@ -478,7 +480,6 @@ def _top_records(cfg, state):
 
 
 def _plots(cfg, state, constraints):
-    from .plots import plot_candidates, plot_history
     plots = [plot_candidates([r for r in state.results.values()],
                              os.path.join(cfg.output_dir, "candidates_pareto.png"),
                              constraints.max_flops, "%s search" % cfg.search_mode)]
@@ -549,7 +550,6 @@ def run_search(cfg, counter=None):
 def _export_meta(cfg, opened, arch):
     """The exported subnet's record: the supernet's data and preprocessing, the subnet's
     shape and architecture, the supernet it inherits from and this command."""
-    from ..deploy.predict import meta_for_data
     config = dict(cfg.model_settings(), classes=opened.data.info.num_classes)
     return meta_for_data(cfg.dataset, opened.data.info, cfg.input_size, cfg.crop_ratio,
                          model="ShuffleNas_fixArch", config=config,
@@ -568,7 +568,6 @@ def export_subnet(evaluator, arch, directory, input_size, meta=None):
     out = {"symbol": prefix + "-symbol.json", "params": prefix + "-0000.params",
            "architecture": prefix + "-architecture.json"}
     if meta is not None:
-        from ..deploy.predict import write_meta
         out["deploy"] = write_meta(prefix, meta)
     logger.info("exported %s", ", ".join(sorted(out.values())))
     return out

@@ -15,6 +15,7 @@ extracts from.
 Trainer states files (``.states``) are MXNet optimizer states, that is Python pickles: loading
 one can run arbitrary code, so load only states files from a trusted source.
 """
+import ast
 import json
 import logging
 import os
@@ -23,10 +24,12 @@ import re
 import secrets
 import tempfile
 
+import mxnet as mx
 import numpy as np
 
 from ..errors import error_line
 from ..files import TMP_PREFIX, atomic_write
+from ..nn import sync_bn_statistics
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_meta", "latest_checkpoint",
            "restore_rng", "capture_rng", "check_writable_dir", "load_trainer_states",
@@ -49,7 +52,6 @@ def capture_rng():
 def restore_rng(saved):
     if not saved:
         return
-    import ast
     random.setstate(ast.literal_eval(saved["python"]))
     kind, keys, pos, has_gauss, gauss = saved["numpy"]
     np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
@@ -173,8 +175,6 @@ def check_writable_dir(path, what="--save-dir"):
 def save_first_context(net, path):
     """``net.save_parameters(path)``, but every parameter from its first context: on several
     devices those are the BN statistics that are kept (not the average over the devices)."""
-    import mxnet as mx
-    from ..nn import sync_bn_statistics
     sync_bn_statistics(net)          # pending sliced statistics of a supernet
     arrays = {name: param.list_data()[0].copyto(mx.cpu())
               for name, param in net._collect_params_with_prefix().items()}

@@ -5,6 +5,10 @@ import os
 from dataclasses import asdict, dataclass
 
 from ..config import DataConfig, DeviceConfig, ModelConfig, checked_fields
+from ..machine import check_num_gpus
+from ..models import PRESETS, list_models
+from ..search_space import NUM_BLOCKS, Architecture
+from .samplers import ConstraintBox
 
 __all__ = ["TrainConfig", "DEFAULT_MIXUP_ALPHA", "DEFAULT_TEMPERATURE", "DEFAULT_HARD_WEIGHT"]
 
@@ -140,8 +144,6 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
 
     def _check_model(self):
         """The model and its fixed choices."""
-        from ..models import PRESETS, list_models
-        from ..search_space import NUM_BLOCKS, Architecture
         if self.model not in list_models():
             raise ValueError("unknown --model %r; known models: %s"
                              % (self.model, ", ".join(list_models())))
@@ -162,7 +164,6 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
 
     def _check_sampling(self):
         """Supernet-only flags on a fixed subnet, and the constraint box of sampled paths."""
-        from .samplers import ConstraintBox
         if not self.is_supernet:
             supernet_only = [flag for flag, on in (
                 ("--use-all-blocks", self.use_all_blocks),
@@ -188,7 +189,6 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
 
     def _check_devices(self):
         """Devices, Horovod and the precision they allow."""
-        from ..machine import check_num_gpus
         if self.horovod and self.devices:
             raise ValueError("--devices does not apply with --horovod: each Horovod worker uses "
                              "gpu(local rank) with --num-gpus 1, else the CPU")

@@ -8,11 +8,15 @@ from dataclasses import dataclass
 
 import mxnet as mx
 import numpy as np
+from gluoncv.loss import DistillationSoftmaxCrossEntropyLoss
+from gluoncv.utils import LRScheduler, LRSequential
 from mxnet import autograd, gluon, nd
+from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .. import interrupts
 from ..accuracy import cross_entropy, topk_hits
+from ..deploy.predict import meta_for_data, write_meta
 from ..files import atomic_write_json
 from ..models import PRESETS, get_model
 from ..models.params import load_params_checked
@@ -64,7 +68,6 @@ def build_model(cfg, classes):
 
 def make_lr_scheduler(cfg, iters_per_epoch, base_lr):
     """GluonCV LRSequential: linear warm-up then step / poly / cosine."""
-    from gluoncv.utils import LRScheduler, LRSequential
     if cfg.lr_mode not in ("step", "poly", "cosine"):
         raise ValueError("unknown --lr-mode %r; choose step, poly or cosine" % cfg.lr_mode)
     if cfg.lr_decay_period > 0:
@@ -296,7 +299,7 @@ def _one_hot_smooth(label, classes, eta):
 def _setup_distribution(cfg):
     if cfg.horovod:
         try:
-            import horovod.mxnet as hvd
+            import horovod.mxnet as hvd  # optional: horovod (the dist extra)
         except ImportError:
             raise ValueError("--horovod needs horovod built with MXNet support (make install)") \
                 from None
@@ -502,7 +505,6 @@ def _loss(run):
     sparse = not (cfg.label_smoothing or cfg.mixup)
     run.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=sparse)
     if cfg.teacher:
-        from gluoncv.loss import DistillationSoftmaxCrossEntropyLoss
         run.teacher = get_model(cfg.teacher, classes=run.classes)
         load_params_checked(run.teacher, cfg.teacher_params, "--teacher-params", ctx=run.ctx,
                             hint="is it a --teacher %s trained on this data set?" % cfg.teacher)
@@ -629,7 +631,6 @@ def _final_save(run, start_epoch, summary):
 def _write_deploy_meta(run):
     """``<prefix>-deploy.json`` beside the exported graph: the validation preprocessing of the
     data it was trained on and its class names, so that export and prediction need no flag."""
-    from ..deploy.predict import meta_for_data, write_meta
     cfg = run.cfg
     arch = getattr(run.net, "architecture", None)
     meta = meta_for_data(cfg.dataset, run.info, cfg.input_size, cfg.crop_ratio,
@@ -659,7 +660,6 @@ def _targets(cfg, labels, classes, mixed):
 def _train_epoch(run, epoch):
     """One pass over ``run.iters`` training batches (a sampled path per batch for the
     supernet); returns ``{'train_accuracy', 'loss', 'speed'}``."""
-    from tqdm import tqdm
     cfg, net, trainer, metrics = run.cfg, run.net, run.trainer, run.metrics
     prefetch = Prefetcher(run.sampler.stream(epoch)) if run.sampler is not None else None
     top1 = mx.metric.Accuracy()
@@ -738,7 +738,6 @@ def _train_epoch(run, epoch):
 
 def _bar(total, desc, show):
     """A tqdm bar over batches (a context manager; disabled: a no-op)."""
-    from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit="batch", leave=False, disable=not show)
 
 
