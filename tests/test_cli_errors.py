@@ -389,7 +389,11 @@ def test_ctrl_c_stops_training_with_one_line_and_a_resume_hint(tmp_path):
            "--input-size", "32", "--num-gpus", "0", "-j", "0", "--batch-size", "32",
            "--num-epochs", "200", "--save-dir", str(tmp_path / "p"), "--no-progress",
            "--log-interval", "1", "--logging-file", str(tmp_path / "t.log")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal delivers it: a shell without job control starts background
+    # commands (a CI job, `make test &`) with SIGINT ignored, the child would inherit that, and
+    # Python keeps an ignored SIGINT ignored: the run would never see the Ctrl-C
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         if os.path.isfile(str(tmp_path / "t.log")) and \
