@@ -394,14 +394,19 @@ def test_ctrl_c_stops_training_with_one_line_and_a_resume_hint(tmp_path):
     # Python keeps an ignored SIGINT ignored: the run would never see the Ctrl-C
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if os.path.isfile(str(tmp_path / "t.log")) and \
-                "Batch [" in open(str(tmp_path / "t.log")).read():
-            break
-        time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=300)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if os.path.isfile(str(tmp_path / "t.log")) and \
+                    "Batch [" in open(str(tmp_path / "t.log")).read():
+                break
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:             # a failed test leaves no 200-epoch run behind
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
@@ -432,12 +437,32 @@ def test_a_held_ctrl_c_does_not_log_inside_the_signal_handler(monkeypatch, capfd
 
     def no_logging_here(*args, **kwargs):
         raise AssertionError("logging called from the signal handler")
-    with interrupts.deferred():
-        monkeypatch.setattr(logging.Logger, "warning", no_logging_here)
-        os.kill(os.getpid(), signal.SIGINT)
-        assert interrupts.requested()
-        monkeypatch.undo()
-        with pytest.raises(KeyboardInterrupt):
-            interrupts.check()
-    assert "interrupted: stopping after the current step" in capfd.readouterr().err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Ctrl-C with Python's meaning, as in a terminal (a background job started by a shell
+    # without job control has SIGINT ignored, and then deferred() rightly leaves it alone)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with interrupts.deferred():
+            monkeypatch.setattr(logging.Logger, "warning", no_logging_here)
+            os.kill(os.getpid(), signal.SIGINT)
+            assert interrupts.requested()
+            monkeypatch.undo()
+            with pytest.raises(KeyboardInterrupt):
+                interrupts.check()
+        assert "interrupted: stopping after the current step" in capfd.readouterr().err
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+
+
+def test_an_ignored_ctrl_c_stays_ignored():
+    """A run started with SIGINT ignored (nohup, a background job of a script) keeps it so:
+    deferred() installs no handler and restores none."""
+    import signal
+    from oneshot_nas import interrupts
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts.deferred():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, inherited)
