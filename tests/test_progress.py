@@ -124,3 +124,17 @@ def test_the_demo_writes_into_its_own_run_folder(monkeypatch):
     record = makefile.split("\ndemo-record:")[1].split("\n\n")[0]
     assert "logs" not in demo and "docs/demo" not in demo
     assert "LOG_DIR=logs PLOT_DIR=docs/demo" in record
+
+
+def test_the_demo_reports_a_loss_fitness_search_as_held_out_loss():
+    """A search with loss fitness (the small-data default) stores exp(-loss) as its fitness;
+    the demo's summary used to print that as a top-1 percentage (26.75 % for a held-out loss of
+    1.3186)."""
+    import math
+    from oneshot_nas.cli.demo import _search_row
+    pair = {"candidates": 55, "genetic_best": math.exp(-1.3186), "random_best": math.exp(-1.3111)}
+    label, value = _search_row("holdout", pair, "loss")
+    assert value == "1.3186 / 1.3111" and label.endswith("(held-out loss)")
+    label, value = _search_row("holdout", {"candidates": 55, "genetic_best": 0.6,
+                                           "random_best": 0.5583}, "acc")
+    assert value == "60.00 % / 55.83 %" and label.endswith("(supernet scores)")

@@ -27,6 +27,7 @@ evidence is the Fashion-MNIST ground-truth table and ``rank_check --benchmark``
 (docs/ranking.md); a Fashion-MNIST supernet worth scoring takes longer than the demo's budget.
 """
 import json
+import math
 import os
 import shlex
 import shutil
@@ -290,12 +291,21 @@ def _summary_rows(run, r):
          "max relative difference %.1e (%s)" % (onnx_check["max_relative"], onnx_check["onnx"])),
         ("MicroNet score float32 / float16 / int8", " / ".join(
             "%.3f" % ms.get(k, float("nan")) for k in ("float32", "float16", "int8"))),
-        ("search on %s images: genetic / random best at %d candidates (supernet scores)"
-         % (r["split_name"], pair["candidates"]),
-         "%.2f %% / %.2f %%" % (100 * pair["genetic_best"], 100 * pair["random_best"])),
+        _search_row(r["split_name"], pair, r.get("search_score", "acc")),
         ("ranking evidence", RANKING_NOTE),
         ("total time", "%.1f min" % ((time.time() - run.t0) / 60)),
     ]
+
+
+def _search_row(split_name, pair, score):
+    """The searches' best supernet scores in their own unit: held-out top-1 (%), or, for the
+    loss fitness exp(-loss), the held-out cross-entropy itself (lower is better)."""
+    label = "search on %s images: genetic / random best at %d candidates (supernet scores)" \
+        % (split_name, pair["candidates"])
+    if score == "loss":
+        return (label.replace("supernet scores", "held-out loss"), "%.4f / %.4f" % (
+            -math.log(pair["genetic_best"]), -math.log(pair["random_best"])))
+    return label, "%.2f %% / %.2f %%" % (100 * pair["genetic_best"], 100 * pair["random_best"])
 
 
 def _write_summary(run, summary):
@@ -333,6 +343,7 @@ def main(argv=None):
                "int8": quant, "onnx": onnx_check, "flops_224": flops224, "flops_32": flops32,
                "micronet": micronet, "stage_seconds": run.stage.times, "plots": plots,
                "search_comparison": compared["pairs"], "ranking": RANKING_NOTE,
+               "search_score": compared.get("search_score", "acc"),
                "split_name": genetic.get("split", {}).get("name", "val")}
     _write_summary(run, summary)
     return 0
