@@ -36,6 +36,8 @@ SEARCH_TOP1 = "docs/ranking/search_C_genetic_vs_random.json"
 SEARCH_LOSS = "docs/ranking/search_C_loss_genetic_vs_random.json"
 TABLE_48 = "docs/ranking/fashion_mnist_48px_table.json"
 SUPERNET_C_48 = "docs/ranking/supernet_C_48px_final.json"
+SEARCH_48 = "docs/ranking/search_48px/%s_s%d.json"
+SEARCH_48_PAIRS = "docs/ranking/search_48px/genetic_vs_random.json"
 DIGITS_RANK = "docs/supernet_digits/rank_check_k12.json"
 DEMO = "logs/demo_summary.json"
 
@@ -801,6 +803,20 @@ CHECKS = [
      lambda r: "(`config.input_size` %d, `num_update` %d, the %s-image held-out split with digest "
                "`%s`)" % (r["config"]["input_size"], r["num_update"],
                           thousands(r["split"]["holdout"]), r["split"]["digest"])),
+
+    # ---- section 6: the 48-px searches (one search_results.json per search) ----
+] + [
+    ("results-48px-search-seed-%d" % seed, RESULTS, row, (SEARCH_48 % ("genetic", seed),
+                                                       SEARCH_48 % ("random", seed)), ("", ""),
+     lambda g, r, seed=seed: "| %d | %d | **%.4f** | %.4f | %.2f / %.2f |" % (
+         seed, g["evaluated"], g["topk"][0]["loss"], r["topk"][0]["loss"],
+         g["topk"][0]["symbol_flops"], r["topk"][0]["symbol_flops"]))
+    for seed, row in ((0, "| 0 | 109 | **0.4339** | 0.4475 | 267.25 / 290.53 |"),
+                      (1, "| 1 | 117 | **0.4363** | 0.4494 | 288.15 / 289.27 |"),
+                      (2, "| 2 | 111 | **0.4364** | 0.4464 | 267.69 / 299.38 |"))
+] + [
+    ("results-48px-search-wins", RESULTS, "`genetic_wins` (3 of 3)", SEARCH_48_PAIRS, "",
+     lambda c: "`genetic_wins` (%d of %d)" % (c["genetic_wins"], len(c["pairs"]))),
 ]
 
 # Checks whose doc text does not match the committed file are listed here by id, each with
