@@ -34,8 +34,8 @@ from .errors import report, user_errors
 
 __all__ = ["new_parser", "OneLineParser", "parse_args", "start", "log_settings_line",
            "run_parsed", "setup_logging", "cli_logging", "report_crashes", "command", "OPTIMIZERS",
-           "add_switches",
-           "add_data_source_arguments", "add_input_arguments", "fill_data_defaults", "data_group",
+           "add_switches", "add_data_source_arguments", "add_input_arguments",
+           "fill_data_defaults", "data_group",
            "add_model_arguments", "add_subnet_arguments", "add_protocol_arguments",
            "add_standalone_arguments", "protocol_from_args"]
 

@@ -300,12 +300,13 @@ def _summary_rows(run, r):
 def _search_row(split_name, pair, score):
     """The searches' best supernet scores in their own unit: held-out top-1 (%), or, for the
     loss fitness exp(-loss), the held-out cross-entropy itself (lower is better)."""
-    label = "search on %s images: genetic / random best at %d candidates (supernet scores)" \
-        % (split_name, pair["candidates"])
+    best = (pair["genetic_best"], pair["random_best"])
     if score == "loss":
-        return (label.replace("supernet scores", "held-out loss"), "%.4f / %.4f" % (
-            -math.log(pair["genetic_best"]), -math.log(pair["random_best"])))
-    return label, "%.2f %% / %.2f %%" % (100 * pair["genetic_best"], 100 * pair["random_best"])
+        unit, value = "held-out loss", "%.4f / %.4f" % tuple(-math.log(b) for b in best)
+    else:
+        unit, value = "supernet scores", "%.2f %% / %.2f %%" % tuple(100 * b for b in best)
+    return ("search on %s images: genetic / random best at %d candidates (%s)"
+            % (split_name, pair["candidates"], unit), value)
 
 
 def _write_summary(run, summary):

@@ -1,6 +1,5 @@
 """``train_imagenet.py``: train the supernet or a fixed subnet (flags: docs/design.md,
 section 6)."""
-import json
 import logging
 import os
 import shlex
@@ -16,8 +15,8 @@ from ..training.checkpoint import latest_checkpoint
 from ..training.trainer import refuse_another_runs_files
 from ..training.watchdog import stacks_on_terminate
 from .common import (OPTIMIZERS, add_input_arguments, add_model_arguments, add_switches,
-                     command, data_group, fill_data_defaults, new_parser, report_crashes,
-                     setup_logging)
+                     command, data_group, fill_data_defaults, log_settings_line, new_parser,
+                     report_crashes, setup_logging)
 
 __all__ = ["build_parser", "main"]
 
@@ -205,7 +204,7 @@ def main(argv=None):
     if rank == 0 and cfg.save_dir:
         refuse_another_runs_files(cfg)      # before the log opens: a refusal writes nothing
     setup_logging(args.logging_file, rank)
-    logging.getLogger(__name__).info("settings: %s", json.dumps(cfg.to_dict(), sort_keys=True))
+    log_settings_line(cfg.to_dict())
     # bad data files, impossible constraints, a full disk, ...: one line, exit code 2
     summary = train(cfg)
     if rank == 0:
