@@ -303,6 +303,8 @@ def _cli(module, *args):
     (["--supernet-params", "missing.params"], "--supernet-params file missing.params"),
     (["--supernet-params", "x", "--standalone-seeds", "a,b"], "--standalone-seeds"),
     (["--supernet-params", "x", "-k", "2"], "--num-archs must be at least 3"),
+    (["--supernet-params", "x", "y"], "several --supernet-params (checkpoint averaging) need "
+                                      "--benchmark"),
 ])
 def test_rank_check_bad_inputs_exit_2_with_one_line(tmp_path, args, needle):
     proc = _cli("rank_check", "--output-dir", str(tmp_path), *args)

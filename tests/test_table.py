@@ -244,6 +244,57 @@ def test_benchmark_check_scores_every_row(tmp_path):
     assert res["twins"]["pairs"] and replay["scores_path"] == res["scores_path"]
 
 
+class ShiftedEvaluator(FakeEvaluator):
+    """A later checkpoint: every image's loss moved by an architecture-dependent amount and
+    every hit flipped where the image's index is a multiple of the blocks' sum."""
+
+    def per_image(self, arch):
+        hits, _, loss = super().per_image(arch)
+        hits = hits.copy()
+        hits[::max(2, sum(arch.blocks))] ^= True
+        return hits, hits, loss + 0.01 * (sum(arch.blocks) % 7)
+
+
+def test_benchmark_check_averages_checkpoints_image_by_image(tmp_path):
+    out = str(tmp_path / "t.json")
+    build_table(_spec(8, 4), out, trainer=NoisyTrainer(), counter=proxy_counter)
+    files = []
+    for name in ("a", "b"):
+        files.append(str(tmp_path / ("%s.params" % name)))
+        open(files[-1], "w").write(name)
+    split = {"name": "holdout", "images": 300}
+    evaluators = [(FakeEvaluator(), split, 300), (ShiftedEvaluator(), split, 300)]
+
+    def check(params, where, evaluator):
+        return run_benchmark_check(BenchmarkCheckConfig(
+            benchmark=out, supernet_params=params, output_dir=str(tmp_path / where),
+            bootstrap=200, progress=False, twins=2), evaluator=evaluator)
+    one = [check(f, "one%d" % i, ev) for i, (f, ev) in enumerate(zip(files, evaluators))]
+    both = check(files, "both", evaluators)
+    for k, row in enumerate(both["architectures"]):
+        for key in ("supernet_loss", "supernet_top1"):
+            assert row[key] == pytest.approx(np.mean([o["architectures"][k][key] for o in one]))
+    assert one[0]["kendall_tau"] != one[1]["kendall_tau"] or \
+        one[0]["architectures"][0]["supernet_loss"] != one[1]["architectures"][0]["supernet_loss"]
+    twins = both["twins"]["pairs"]
+    assert twins and twins[0]["twin_loss"] == pytest.approx(
+        np.mean([o["twins"]["pairs"][0]["twin_loss"] for o in one]))
+    stored = json.load(open(both["scores_path"]))
+    assert stored["supernet"]["checkpoints"] == 2 and stored["supernet"]["params"] == files
+    assert len(set(stored["supernet"]["digest"])) == 2 and "mean over 2" in stored["score"]
+
+    class Exploding(FakeEvaluator):
+        def prepare_subnet(self, arch):
+            raise AssertionError("scored twice")
+    # every checkpoint's scores are cached under its own digest: a rerun scores nothing
+    again = check(files, "both", [(Exploding(), split, 300)] * 2)
+    assert again["kendall_tau"] == both["kendall_tau"]
+    # checkpoints scored on different held-out images are not averaged
+    with pytest.raises(ValueError, match="another held-out split"):
+        check(files, "mixed", [(FakeEvaluator(), split, 300),
+                               (ShiftedEvaluator(), dict(split, images=200), 200)])
+
+
 def test_replayed_scores_are_checked_against_the_table(tmp_path):
     out = str(tmp_path / "t.json")
     build_table(_spec(8, 4), out, trainer=NoisyTrainer(), counter=proxy_counter)

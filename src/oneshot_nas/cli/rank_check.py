@@ -32,8 +32,10 @@ def build_parser():
                    "(--benchmark), or training K new architectures.",
                    prog="python -m oneshot_nas.cli.rank_check")
     m = p.add_argument_group("supernet")
-    m.add_argument("--supernet-params", default=None,
-                   help="trained supernet .params (required unless --scores)")
+    m.add_argument("--supernet-params", default=None, nargs="+", metavar="PARAMS",
+                   help="trained supernet .params (required unless --scores); with "
+                        "--benchmark also several checkpoints of one run: each architecture's "
+                        "score is then their mean, image by image")
     m.add_argument("--benchmark", default=None, metavar="TABLE",
                    help="score against this stored ground-truth table (model flags and data "
                         "set from the table); nothing is trained")
@@ -79,7 +81,9 @@ def build_parser():
 
 def _run_benchmark(args):
     cfg = BenchmarkCheckConfig(
-        benchmark=args.benchmark, supernet_params=args.supernet_params,
+        benchmark=args.benchmark, supernet_params=(
+            args.supernet_params[0] if args.supernet_params and len(args.supernet_params) == 1
+            else args.supernet_params),
         holdout_search=args.holdout_search, update_bn_images=args.update_bn_images,
         batch_size=args.batch_size, score=args.score, bootstrap=args.bootstrap,
         seed=args.seed, output_dir=args.output_dir, score_all=args.score_all_rows,
@@ -156,6 +160,10 @@ def main(argv=None):
     if args.benchmark:
         print_benchmark(_run_benchmark(args))
         return 0
+    if len(args.supernet_params) > 1:
+        raise ValueError("several --supernet-params (checkpoint averaging) need --benchmark "
+                         "TABLE; training new architectures scores with one supernet")
+    args.supernet_params = args.supernet_params[0]
     model = {name: getattr(args, name) for name in ("channels_layout", "use_se",
                                                     "last_conv_after_pooling")}
     apply_record(model, args.supernet_params, SUPERNET_DEFAULTS, fields=tuple(model))

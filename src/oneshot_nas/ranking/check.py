@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from tqdm import tqdm
@@ -44,7 +44,8 @@ from .stats import rank_correlations, score_reliability, tau_null_sd
 from .table import load_table, seed_tau
 
 __all__ = ["SupernetScoring", "RankCheckConfig", "run_rank_check", "BenchmarkCheckConfig",
-           "run_benchmark_check", "plot_ranking", "supernet_evaluator", "jsonable"]
+           "run_benchmark_check", "plot_ranking", "supernet_evaluator", "supernet_files",
+           "jsonable"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ _SCORE_NAMES = {"acc": "held-out top-1", "loss": "held-out cross-entropy (lower 
 class SupernetScoring:
     """How both checks score architectures inside the supernet, and where they write."""
 
-    supernet_params: str = None
+    supernet_params: str = None         # benchmark check: also a list of checkpoints
     holdout_search: int = None          # None: the supernet's held-out split (its JSON)
     update_bn_images: int = 1024
     bn_group_size: int = 32
@@ -185,7 +186,8 @@ def run_benchmark_check(cfg, evaluator=None):
     cfg : BenchmarkCheckConfig
     evaluator : (CandidateEvaluator, split dict, holdout), optional
         Default: built from ``cfg.supernet_params`` and the table's data set, input size and
-        model flags.
+        model flags; a list of them, one per file, when ``cfg.supernet_params`` lists several
+        checkpoints (their scores are averaged).
     """
     _check_score(cfg.score)
     table = load_table(cfg.benchmark)
@@ -231,25 +233,82 @@ def run_benchmark_check(cfg, evaluator=None):
     return _write_results(results, cfg.output_dir)
 
 
+def supernet_files(value):
+    """``--supernet-params`` as a list of files: one, or several checkpoints of one run."""
+    if value is None:
+        return [None]
+    return [value] if isinstance(value, str) else list(value)
+
+
 def _score_table(cfg, table, protocol, evaluator):
     """Score the table's rows (and the twins) inside the supernet: ``{"rows", "reliability",
-    "split", "supernet", "twins"}``, rows without finished runs too with ``score_all``."""
+    "split", "supernet", "twins"}``, rows without finished runs too with ``score_all``.
+
+    With several ``cfg.supernet_params`` (checkpoints of one training run) every architecture
+    is scored with each, one checkpoint at a time, and its score is the mean over them, image
+    by image (so the reliability is that of the averaged score). ``evaluator`` is then one
+    ``(evaluator, split, holdout)`` per file."""
     finished = sum(1 for r in table["architectures"] if r["runs"])
     if not cfg.score_all and finished < 3:
         raise ValueError("%s has %d architectures with finished runs; at least 3 are needed"
                          % (cfg.benchmark, finished))
-    _check_supernet_matches(cfg.supernet_params, table, protocol)
-    evaluator, split, _ = evaluator or supernet_evaluator(
-        cfg, table["dataset"], protocol, progress=cfg.progress, input_size=protocol.image_size)
+    paths = supernet_files(cfg.supernet_params)
+    if evaluator is not None and len(paths) == 1:
+        evaluator = [evaluator]
+    for path in paths:
+        _check_supernet_matches(path, table, protocol)
     os.makedirs(cfg.output_dir, exist_ok=True)
-    scores = _ScoreCache(os.path.join(cfg.output_dir, "supernet_scores.npz"),
-                         _scoring_key(cfg, split))
-    rows, hits, losses = _score_rows(cfg, table, evaluator, scores)
-    supernet = {"params": cfg.supernet_params,
-                "digest": file_digest(cfg.supernet_params)
-                if cfg.supernet_params and os.path.isfile(cfg.supernet_params) else None}
-    return {"rows": rows, "reliability": _reliability(hits, losses), "split": split,
-            "supernet": supernet, "twins": _score_twins(cfg, rows, evaluator, scores, protocol)}
+    per_file, first_split = [], None
+    for i, path in enumerate(paths):
+        one = replace(cfg, supernet_params=path)
+        if len(paths) > 1:
+            logger.info("checkpoint %d of %d: %s", i + 1, len(paths), path)
+        opened, split, _ = evaluator[i] if evaluator is not None else supernet_evaluator(
+            one, table["dataset"], protocol, progress=cfg.progress,
+            input_size=protocol.image_size)
+        if first_split is None:
+            first_split = split
+        elif split != first_split:
+            raise ValueError("%s scores on another held-out split than %s (%s against %s): "
+                             "average checkpoints of one training run"
+                             % (path, paths[0], split, first_split))
+        scores = _ScoreCache(os.path.join(cfg.output_dir, "supernet_scores.npz"),
+                             _scoring_key(one, split))
+        rows, hits, losses = _score_rows(one, table, opened, scores)
+        per_file.append((rows, hits, losses,
+                         _score_twins(one, rows, opened, scores, protocol)))
+        del opened, scores                  # one supernet in memory at a time
+    rows, hits, losses, twins = _mean_over_checkpoints(per_file)
+    supernet = [{"params": path, "digest": file_digest(path)
+                 if path and os.path.isfile(path) else None} for path in paths]
+    return {"rows": rows, "reliability": _reliability(hits, losses), "split": first_split,
+            "supernet": supernet[0] if len(paths) == 1 else
+            {"params": [s["params"] for s in supernet],
+             "digest": [s["digest"] for s in supernet], "checkpoints": len(paths)},
+            "twins": twins}
+
+
+def _mean_over_checkpoints(per_file):
+    """Rows, per-image hits and losses and twins of several checkpoints -> their means."""
+    if len(per_file) == 1:
+        return per_file[0]
+    n = len(per_file)
+    rows = [dict(r) for r in per_file[0][0]]
+    for i, row in enumerate(rows):
+        for key in ("supernet_top1", "supernet_loss"):
+            row[key] = float(np.mean([f[0][i][key] for f in per_file]))
+        if "supernet_seconds" in row:
+            row["supernet_seconds"] = float(sum(f[0][i]["supernet_seconds"] for f in per_file))
+    hits = [np.mean([f[1][i] for f in per_file], axis=0) for i in range(len(per_file[0][1]))]
+    losses = [np.mean([f[2][i] for f in per_file], axis=0)
+              for i in range(len(per_file[0][2]))]
+    twins = per_file[0][3]
+    if twins is not None:
+        twins = [dict(p, twin_top1=float(np.mean([f[3][i]["twin_top1"] for f in per_file])),
+                      twin_loss=float(np.mean([f[3][i]["twin_loss"] for f in per_file])))
+                 for i, p in enumerate(twins)]
+    logger.info("scores averaged over %d checkpoints", n)
+    return rows, hits, losses, twins
 
 
 def _stored_scores(path, table_path, table):
@@ -381,13 +440,19 @@ def _write_scores(cfg, table, scored, primary):
     rows = [{"row": r["row"], "score": _oriented(r, primary), "top1": r["supernet_top1"],
              "loss": r["supernet_loss"]} for r in scored["rows"]]
     doc = {"table": os.path.basename(cfg.benchmark),
-           "score": "supernet %s (recalibrated BN) of %s" % (name, cfg.supernet_params),
+           "score": "supernet %s (recalibrated BN) of %s" % (name, _files_text(cfg)),
            "primary": primary, "reliability": scored["reliability"], "split": scored["split"],
            "supernet": scored["supernet"], "update_bn_images": cfg.update_bn_images,
            "rows": rows, "twins": scored["twins"]}
     path = os.path.join(cfg.output_dir, "scores.json")
     atomic_write_json(path, doc, indent=1)
     return path
+
+
+def _files_text(cfg):
+    paths = supernet_files(cfg.supernet_params)
+    return paths[0] if len(paths) == 1 else \
+        "%s (mean over %d checkpoints, image by image)" % (", ".join(paths), len(paths))
 
 
 def _write_results(results, output_dir):
