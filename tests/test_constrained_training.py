@@ -1,4 +1,5 @@
-"""Constrained supernet training: every sampled path inside the box, evolution covers it."""
+"""Constrained supernet training: every sampled path inside the box, evolution and FLOPs bins
+cover it."""
 import numpy as np
 import pytest
 
@@ -22,7 +23,7 @@ def _run(tmp_path, method):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["evolution", "random"])
+@pytest.mark.parametrize("method", ["evolution", "random", "bins"])
 def test_sampled_paths_stay_in_the_box(tmp_path, method):
     rows = _run(tmp_path, method)
     box = ConstraintBox.from_strings(UPPER, BOTTOM)
@@ -34,6 +35,9 @@ def test_sampled_paths_stay_in_the_box(tmp_path, method):
     bins = np.histogram(flops, bins=10, range=(box.flops_min, box.flops_max))[0]
     if method == "evolution":
         assert (bins > 0).mean() >= 0.8, bins
+    if method == "bins":                 # 7 bins across the box: every one of them visited
+        seven = np.histogram(flops, bins=7, range=(box.flops_min, box.flops_max))[0]
+        assert (seven > 0).all(), seven
     png = plot_coverage(rows, str(tmp_path / "coverage.png"), box)
     curves = plot_curves(rows, str(tmp_path / "curves.png"))
     for path in (png, curves):

@@ -61,6 +61,10 @@ def test_preset_with_se_trains_with_se_params():
      "--use-all-blocks only apply to the supernet"),
     (dict(dtype="float16"), "--dtype float16 needs a GPU"),
     (dict(num_epochs=0), "--num-epochs must be >= 1, got 0"),
+    (dict(train_upper_constraints="flops-330-params-5.0", flops_bins=5),
+     "--flops-bins 5 needs --train-constraint-method bins"),
+    (dict(train_upper_constraints="flops-330-params-5.0", train_constraint_method="bins",
+          flops_bins=0), "--flops-bins must be >= 1, got 0"),
 ])
 def test_train_config_refuses_ignored_or_impossible_settings(settings, needle):
     if settings.get("dtype") == "float16" and mx.context.num_gpus():

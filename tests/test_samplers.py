@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from oneshot_nas.search_space import block_layout
-from oneshot_nas.training.samplers import (ConstrainedRandomSampler, ConstraintBox, Prefetcher,
+from oneshot_nas.training.samplers import (ConstrainedRandomSampler, ConstraintBox,
+                                           FlopsBinSampler, Prefetcher,
                                            StrollingEvolutionSampler, UniformSampler,
-                                           parse_constraint)
+                                           make_sampler, parse_constraint)
 
 _OUT = np.array([out_c for _, _, out_c, _ in block_layout("OneShot")])
 
@@ -73,6 +74,48 @@ def test_strolling_evolution_covers_the_box():
     fr, _ = proxy_counter(np.array([a.blocks for a in rand]), np.array([a.channels for a in rand]))
     # the random sampler clusters in the middle; strolling spreads wider
     assert np.std(f) > np.std(fr)
+
+
+def _flops(archs):
+    return proxy_counter(np.array([a.blocks for a in archs]),
+                         np.array([a.channels for a in archs]))[0]
+
+
+def test_flops_bins_are_sampled_uniformly():
+    box = ConstraintBox(600, 1300, 0, 1e9)
+    sampler = make_sampler("bins", proxy_counter, box, bins=7, seed=4)
+    assert isinstance(sampler, FlopsBinSampler)
+    f = _flops(_take(sampler.stream(0), 1400))
+    assert box.contains(f, np.zeros_like(f)).all()
+    counts = np.histogram(f, bins=sampler.edges())[0]
+    # 200 expected per bin; binomial sd 13: uniform over bins, not over architectures
+    assert np.abs(counts - 200).max() < 60, counts
+    fr = _flops(_take(ConstrainedRandomSampler(proxy_counter, box, seed=4).stream(0), 1400))
+    random_counts = np.histogram(fr, bins=sampler.edges())[0]
+    assert random_counts.min() < 60 and random_counts.max() > 300, random_counts
+    # inside a bin the draw stays uniform: the same mean width as rejection sampling there
+    lo, hi = sampler.edges()[3:5]
+    archs = _take(make_sampler("bins", proxy_counter, box, bins=7, seed=5).stream(0), 1400)
+    mid = [np.mean(a.channels) for a, x in zip(archs, _flops(archs)) if lo <= x < hi]
+    rand = _take(ConstrainedRandomSampler(proxy_counter, box, seed=5).stream(0), 3000)
+    mid_rand = [np.mean(a.channels) for a, x in zip(rand, _flops(rand)) if lo <= x < hi]
+    assert len(mid) > 150 and len(mid_rand) > 500
+    assert abs(np.mean(mid) - np.mean(mid_rand)) < 0.15
+    assert _take(sampler.stream(0), 30) == _take(
+        make_sampler("bins", proxy_counter, box, bins=7, seed=4).stream(0), 30)
+
+
+def test_flops_bins_out_of_reach_are_left_out(caplog):
+    # before channel selection starts every path is at full width: only the top bins exist
+    box = ConstraintBox(600, 1700, 0, 1e9)
+    sampler = FlopsBinSampler(proxy_counter, box, bins=7, epoch_start_cs=5)
+    with caplog.at_level("INFO"):
+        f = _flops(_take(sampler.stream(0), 100))
+    assert "out of reach of this epoch's channel range" in caplog.text
+    assert "600-757" in caplog.text and box.contains(f, np.zeros_like(f)).all()
+    assert f.min() >= sampler.edges()[4]        # full width: the top bins only
+    with pytest.raises(ValueError, match="no architecture inside the constraint box"):
+        next(FlopsBinSampler(proxy_counter, ConstraintBox(1e6, 2e6, 0, 1e9)).stream(0))
 
 
 def test_prefetcher_skips_consumed_steps():

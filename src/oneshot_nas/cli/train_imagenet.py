@@ -75,9 +75,15 @@ def _supernet_arguments(s):
                    help="first epoch with channel selection")
     s.add_argument("--train-upper-constraints", default=None, help="e.g. flops-330-params-5.0")
     s.add_argument("--train-bottom-constraints", default=None, help="e.g. flops-190-params-2.8")
-    s.add_argument("--train-constraint-method", default=None, choices=["random", "evolution"],
-                   help="how paths inside the constraint box are drawn: rejection (random) or "
-                        "strolling evolution (default with a box: random)")
+    s.add_argument("--train-constraint-method", default=None,
+                   choices=["random", "evolution", "bins"],
+                   help="how paths inside the constraint box are drawn: rejection (random), "
+                        "strolling evolution, or uniform over FLOPs bins (bins: a bin first, "
+                        "then a uniform path inside it, as official SPOS) (default with a box: "
+                        "random)")
+    s.add_argument("--flops-bins", type=int, default=None, metavar="N",
+                   help="--train-constraint-method bins: equal FLOPs bins across the box "
+                        "(default: 7)")
     s.add_argument("--flop-param-method", default="lookup_table",
                    choices=["lookup_table", "symbol"],
                    help="how sampled paths' MFLOPs / M params are counted (the lookup table is "

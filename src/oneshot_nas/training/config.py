@@ -48,6 +48,7 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
     train_upper_constraints: str = None
     train_bottom_constraints: str = None
     train_constraint_method: str = None
+    flops_bins: int = None               # bins of --train-constraint-method bins (None: 7)
     flop_param_method: str = "lookup_table"
     update_bn_images: int = 20000
     val_subnets: int = 1
@@ -186,6 +187,12 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
         elif self.train_constraint_method:
             raise ValueError("--train-constraint-method %s needs --train-upper-constraints, "
                              "e.g. flops-330-params-5.0" % self.train_constraint_method)
+        if self.flops_bins is not None:
+            if self.train_constraint_method != "bins":
+                raise ValueError("--flops-bins %s needs --train-constraint-method bins"
+                                 % self.flops_bins)
+            if self.flops_bins < 1:
+                raise ValueError("--flops-bins must be >= 1, got %d" % self.flops_bins)
 
     def _check_devices(self):
         """Devices, Horovod and the precision they allow."""

@@ -1,4 +1,5 @@
-"""Architecture samplers for supernet training: uniform, constrained random, strolling evolution.
+"""Architecture samplers for supernet training: uniform, constrained random, strolling evolution,
+uniform over FLOPs bins.
 
 Every sampler yields a deterministic stream of architectures per epoch, seeded by
 ``(seed, epoch)``: all Horovod workers draw the same path at the same step, and a resumed run
@@ -17,7 +18,7 @@ from ..search_space import (NUM_BLOCK_CHOICES, NUM_BLOCKS, NUM_CHANNEL_CHOICES, 
                             channel_warmup_min_index)
 
 __all__ = ["ConstraintBox", "parse_constraint", "UniformSampler", "ConstrainedRandomSampler",
-           "StrollingEvolutionSampler", "Prefetcher", "make_sampler"]
+           "StrollingEvolutionSampler", "FlopsBinSampler", "Prefetcher", "make_sampler"]
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +214,69 @@ class StrollingEvolutionSampler(ConstrainedRandomSampler):
             yield Architecture(best[0], best[1])
 
 
+class FlopsBinSampler(ConstrainedRandomSampler):
+    """Uniform over FLOPs bins, as the official SPOS supernet training samples: the box's FLOPs
+    range is cut into ``bins`` equal bins; every step picks a bin uniformly, then a uniformly
+    drawn architecture that falls into it (so small and large networks are trained as often
+    as the middle ones, which uniform sampling favours).
+
+    Draws come in batches and are kept per bin (at most ``keep`` each), so a rare bin costs a
+    few batches rather than a loop per step. A bin that ``pilot`` draws of the epoch's channel
+    range never reach (e.g. before channel selection starts) is left out for that epoch and
+    logged; the stream fails only when no bin is reachable.
+    """
+
+    def __init__(self, flops_params_many, box, bins=7, pilot=8192, keep=2048, **kwargs):
+        super().__init__(flops_params_many, box, **kwargs)
+        if int(bins) < 1:
+            raise ValueError("--flops-bins must be >= 1, got %s" % bins)
+        self.bins, self.pilot, self.keep = int(bins), pilot, keep
+
+    def edges(self):
+        """The ``bins + 1`` FLOPs edges (MFLOPs) across the box."""
+        return np.linspace(self.box.flops_min, self.box.flops_max, self.bins + 1)
+
+    def _bucket(self, rng, epoch, pools, n=512):
+        """Draw ``n`` architectures; append those inside the box to their bin's pool."""
+        blocks, channels = self._draw(rng, epoch, n)
+        flops, params = self.flops_params_many(blocks, channels)
+        inside = self.box.contains(flops, params)
+        which = np.clip(np.searchsorted(self.edges(), flops, side="right") - 1, 0, self.bins - 1)
+        for i in np.flatnonzero(inside):
+            pool = pools[which[i]]
+            if len(pool) < self.keep:
+                pool.append((blocks[i], channels[i]))
+
+    def stream(self, epoch):
+        rng = self._rng(epoch)
+        pools = [[] for _ in range(self.bins)]
+        for _ in range(max(1, self.pilot // 512)):
+            self._bucket(rng, epoch, pools)
+        live = [b for b in range(self.bins) if pools[b]]
+        if not live:
+            low, high = self.channel_range(epoch)
+            raise ValueError("no architecture inside the constraint box (%s) in %d random "
+                             "samples with channel choices %d..%d; widen the box"
+                             % (self.box, self.pilot, low, high))
+        if len(live) < self.bins:
+            edges = self.edges()
+            logger.info("epoch %d: FLOPs bins %s out of reach of this epoch's channel range; "
+                        "sampling the other %d uniformly", epoch, ", ".join(
+                            "%.0f-%.0f" % (edges[b], edges[b + 1])
+                            for b in range(self.bins) if b not in live), len(live))
+        while True:
+            b = live[rng.integers(0, len(live))]
+            tried = 0
+            while not pools[b]:
+                self._bucket(rng, epoch, pools)
+                tried += 512
+                if tried > self.max_tries:
+                    raise ValueError("FLOPs bin %d (%s) stopped yielding architectures after %d "
+                                     "draws" % (b, self.edges()[b:b + 2], tried))
+            blocks, channels = pools[b].pop(0)
+            yield Architecture(blocks, channels)
+
+
 class Prefetcher:
     """Runs ``stream`` in a daemon thread, keeping ``depth`` architectures ready.
 
@@ -254,7 +318,8 @@ class Prefetcher:
 
 
 def make_sampler(method=None, flops_params_many=None, box=None, **kwargs):
-    """``method`` None -> uniform; ``'random'`` / ``'evolution'`` need the box and counter."""
+    """``method`` None -> uniform; ``'random'`` / ``'evolution'`` / ``'bins'`` need the box and
+    counter (``bins=N``: the FLOPs bins of ``'bins'``)."""
     if method is None:
         if box is not None:
             raise ValueError("a constraint box needs a constraint method (random or evolution)")
@@ -268,4 +333,7 @@ def make_sampler(method=None, flops_params_many=None, box=None, **kwargs):
         return ConstrainedRandomSampler(flops_params_many, box, **kwargs)
     if method == "evolution":
         return StrollingEvolutionSampler(flops_params_many, box, **kwargs)
-    raise ValueError("unknown train constraint method %r; choose random or evolution" % method)
+    if method == "bins":
+        return FlopsBinSampler(flops_params_many, box, **kwargs)
+    raise ValueError("unknown train constraint method %r; choose random, evolution or bins"
+                     % method)

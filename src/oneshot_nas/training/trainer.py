@@ -527,13 +527,16 @@ def _sampling(run):
                                          cfg.train_bottom_constraints)
     # FLOPs / params of every sampled path go to the log (and drive the constraints)
     run.counter = FlopsCounter.for_model(cfg, cfg.flop_param_method)
+    method = cfg.train_constraint_method or ("random" if box else None)
+    extra = {"bins": cfg.flops_bins or 7} if method == "bins" else {}
     run.sampler = make_sampler(
-        cfg.train_constraint_method or ("random" if box else None), run.counter, box,
-        seed=cfg.seed, epoch_start_cs=cfg.epoch_start_cs, cs_warm_up=cfg.cs_warm_up,
-        ignore_first_two_cs=cfg.ignore_first_two_cs, use_all_channels=cfg.use_all_channels)
+        method, run.counter, box, seed=cfg.seed, epoch_start_cs=cfg.epoch_start_cs,
+        cs_warm_up=cfg.cs_warm_up, ignore_first_two_cs=cfg.ignore_first_two_cs,
+        use_all_channels=cfg.use_all_channels, **extra)
     if box is not None:
-        logger.info("constrained sampling (%s) inside %s",
-                    cfg.train_constraint_method or "random", box)
+        logger.info("constrained sampling (%s) inside %s%s", method, box,
+                    ": FLOPs bins %s" % ", ".join("%.0f" % e for e in run.sampler.edges())
+                    if method == "bins" else "")
 
 
 def _one_epoch(run, epoch):
