@@ -66,6 +66,8 @@ def _model_arguments(m):
 def _supernet_arguments(s):
     add_switches(
         s, ("--use-all-blocks", "average the outputs of all four choice blocks of every layer"),
+        ("--strict-fairness", "every step trains four paths that take each layer's four block "
+                              "types once (FairNAS), one update from their mean gradient"),
         ("--affine-free-bn", "choice-block BatchNorm without gamma / beta (the official SPOS "
                              "supernet)"),
         ("--use-all-channels", "always train at full width (no channel selection)"),

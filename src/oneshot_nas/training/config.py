@@ -40,6 +40,7 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
     dtype: str = "float32"
     # supernet
     use_all_blocks: bool = False
+    strict_fairness: bool = False        # every step: four paths, every block type once
     affine_free_bn: bool = False         # choice-block BN without gamma / beta (official SPOS)
     use_all_channels: bool = False
     epoch_start_cs: int = 0
@@ -168,6 +169,7 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
         if not self.is_supernet:
             supernet_only = [flag for flag, on in (
                 ("--use-all-blocks", self.use_all_blocks),
+                ("--strict-fairness", self.strict_fairness),
                 ("--use-all-channels", self.use_all_channels),
                 ("--epoch-start-cs", self.epoch_start_cs != 0),
                 ("--cs-warm-up", self.cs_warm_up),
@@ -187,6 +189,11 @@ class TrainConfig(DataConfig, DeviceConfig, ModelConfig):
         elif self.train_constraint_method:
             raise ValueError("--train-constraint-method %s needs --train-upper-constraints, "
                              "e.g. flops-330-params-5.0" % self.train_constraint_method)
+        if self.strict_fairness and (self.train_upper_constraints or self.use_all_blocks):
+            raise ValueError("--strict-fairness trains each layer's four block types on "
+                             "separate paths at every step; it cannot be combined with %s"
+                             % ("--use-all-blocks" if self.use_all_blocks else
+                                "--train-upper-constraints (no box holds all four paths)"))
         if self.flops_bins is not None:
             if self.train_constraint_method != "bins":
                 raise ValueError("--flops-bins %s needs --train-constraint-method bins"

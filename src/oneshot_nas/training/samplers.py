@@ -1,5 +1,5 @@
 """Architecture samplers for supernet training: uniform, constrained random, strolling evolution,
-uniform over FLOPs bins.
+uniform over FLOPs bins, strictly fair (four paths a step).
 
 Every sampler yields a deterministic stream of architectures per epoch, seeded by
 ``(seed, epoch)``: all Horovod workers draw the same path at the same step, and a resumed run
@@ -18,7 +18,8 @@ from ..search_space import (NUM_BLOCK_CHOICES, NUM_BLOCKS, NUM_CHANNEL_CHOICES, 
                             channel_warmup_min_index)
 
 __all__ = ["ConstraintBox", "parse_constraint", "UniformSampler", "ConstrainedRandomSampler",
-           "StrollingEvolutionSampler", "FlopsBinSampler", "Prefetcher", "make_sampler"]
+           "StrollingEvolutionSampler", "FlopsBinSampler", "FairSampler", "Prefetcher",
+           "make_sampler"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,21 @@ class UniformSampler:
             blocks, channels = self._draw(rng, epoch, 64)
             for b, c in zip(blocks, channels):
                 yield Architecture(b, c)
+
+
+class FairSampler(UniformSampler):
+    """Strict fairness (FairNAS): every step yields ``NUM_BLOCK_CHOICES`` paths that share their
+    channel choices and, layer by layer, take the four block types in a random order, so that
+    one update trains every block of every layer exactly once."""
+
+    def stream(self, epoch):
+        rng = self._rng(epoch)
+        low, high = self.channel_range(epoch)
+        while True:
+            channels = rng.integers(low, high + 1, NUM_BLOCKS)
+            order = np.stack([rng.permutation(NUM_BLOCK_CHOICES) for _ in range(NUM_BLOCKS)],
+                             axis=1)            # (paths, layers): each column a permutation
+            yield tuple(Architecture(blocks, channels) for blocks in order)
 
 
 class ConstrainedRandomSampler(UniformSampler):
@@ -317,9 +333,15 @@ class Prefetcher:
         self._stop.set()
 
 
-def make_sampler(method=None, flops_params_many=None, box=None, **kwargs):
-    """``method`` None -> uniform; ``'random'`` / ``'evolution'`` / ``'bins'`` need the box and
-    counter (``bins=N``: the FLOPs bins of ``'bins'``)."""
+def make_sampler(method=None, flops_params_many=None, box=None, fair=False, **kwargs):
+    """``method`` None -> uniform (``fair``: strictly fair steps of four paths); ``'random'`` /
+    ``'evolution'`` / ``'bins'`` need the box and counter (``bins=N``: the FLOPs bins of
+    ``'bins'``)."""
+    if fair:
+        if method is not None or box is not None:
+            raise ValueError("strict fairness trains the four block types of every layer at "
+                             "each step: no constraint box can hold all four paths")
+        return FairSampler(**kwargs)
     if method is None:
         if box is not None:
             raise ValueError("a constraint box needs a constraint method (random or evolution)")

@@ -530,7 +530,8 @@ def _sampling(run):
     method = cfg.train_constraint_method or ("random" if box else None)
     extra = {"bins": cfg.flops_bins or 7} if method == "bins" else {}
     run.sampler = make_sampler(
-        method, run.counter, box, seed=cfg.seed, epoch_start_cs=cfg.epoch_start_cs,
+        method, run.counter, box, fair=cfg.strict_fairness, seed=cfg.seed,
+        epoch_start_cs=cfg.epoch_start_cs,
         cs_warm_up=cfg.cs_warm_up, ignore_first_two_cs=cfg.ignore_first_two_cs,
         use_all_channels=cfg.use_all_channels, **extra)
     if box is not None:
@@ -660,6 +661,26 @@ def _targets(cfg, labels, classes, mixed):
     return labels
 
 
+def _forward_paths(run, paths, datas, targets, soft):
+    """Forward every path (one, or the four of a strictly fair step) on every device's part of
+    the batch under one recording. Returns the outputs per path and the losses, each divided
+    by the number of paths: one update from the paths' mean gradient (exactly the sum of
+    separate backward passes, checked in the tests)."""
+    outs, losses = [], []
+    with autograd.record():
+        for arch in paths:
+            if arch is not None:
+                run.net.set_architecture(arch)
+            path_outs = [run.net(x) for x in datas]
+            outs.append(path_outs)
+            for k, (o, t) in enumerate(zip(path_outs, targets)):
+                o = o.astype("float32", copy=False)
+                loss = run.loss_fn(o, t, soft[k]) if run.teacher is not None else \
+                    run.loss_fn(o, t)
+                losses.append(loss / len(paths) if len(paths) > 1 else loss)
+    return outs, losses
+
+
 def _train_epoch(run, epoch):
     """One pass over ``run.iters`` training batches (a sampled path per batch for the
     supernet); returns ``{'train_accuracy', 'loss', 'speed'}``."""
@@ -675,14 +696,19 @@ def _train_epoch(run, epoch):
         for i, batch in enumerate(run.train_data):
             if i >= run.iters:
                 break
+            paths = (None,)
             if prefetch is not None:
-                arch = prefetch.next()
-                net.set_architecture(arch)
-                record = {"kind": "sample", "epoch": epoch, "batch": i, "arch": arch.to_json()}
-                if run.counter is not None:
-                    f, p = run.counter.one(arch)
-                    record.update(flops=f, params=p)
-                metrics.write(**record)
+                paths = prefetch.next()
+                paths = paths if isinstance(paths, tuple) else (paths,)   # fair: four paths
+                for k, arch in enumerate(paths):
+                    record = {"kind": "sample", "epoch": epoch, "batch": i,
+                              "arch": arch.to_json()}
+                    if len(paths) > 1:
+                        record["path"] = k
+                    if run.counter is not None:
+                        f, p = run.counter.one(arch)
+                        record.update(flops=f, params=p)
+                    metrics.write(**record)
             datas, labels = _split(batch, run.ctx)
             mixed = None
             if use_mixup:
@@ -695,18 +721,12 @@ def _train_epoch(run, epoch):
                 soft = [nd.softmax(run.teacher(x.astype("float32", copy=False))
                                    / cfg.distillation[0])
                         for x in datas]
-            with autograd.record():
-                outs = [net(x) for x in datas]
-                if run.teacher is not None:
-                    losses = [run.loss_fn(o.astype("float32", copy=False), t, s)
-                              for o, t, s in zip(outs, targets, soft)]
-                else:
-                    losses = [run.loss_fn(o.astype("float32", copy=False), t)
-                              for o, t in zip(outs, targets)]
+            outs, losses = _forward_paths(run, paths, datas, targets, soft)
             autograd.backward(losses)
             trainer.step(sum(x.shape[0] for x in datas),
                          ignore_stale_grad=run.sampler is not None)
-            top1.update(labels, [o.astype("float32", copy=False) for o in outs])
+            for path_outs in outs:
+                top1.update(labels, [o.astype("float32", copy=False) for o in path_outs])
             loss_sum += sum(l.sum().asscalar() for l in losses)
             seen += sum(x.shape[0] for x in datas)
             lr = trainer.learning_rate
