@@ -116,6 +116,14 @@ def test_flops_bins_out_of_reach_are_left_out(caplog):
     assert f.min() >= sampler.edges()[4]        # full width: the top bins only
     with pytest.raises(ValueError, match="no architecture inside the constraint box"):
         next(FlopsBinSampler(proxy_counter, ConstraintBox(1e6, 2e6, 0, 1e9)).stream(0))
+    # a box below every full-width path: the full-width epochs draw blocks uniformly
+    low = FlopsBinSampler(proxy_counter, ConstraintBox(600, 1300, 0, 1e9), epoch_start_cs=2)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        warm = _take(low.stream(1), 50)
+    assert "uniform blocks until channel selection starts" in caplog.text
+    assert warm == _take(UniformSampler(epoch_start_cs=2).stream(1), 50)
+    assert low.box.contains(_flops(_take(low.stream(2), 50)), np.zeros(50)).all()
 
 
 def test_prefetcher_skips_consumed_steps():

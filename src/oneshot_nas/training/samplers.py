@@ -269,8 +269,14 @@ class FlopsBinSampler(ConstrainedRandomSampler):
         for _ in range(max(1, self.pilot // 512)):
             self._bucket(rng, epoch, pools)
         live = [b for b in range(self.bins) if pools[b]]
+        low, high = self.channel_range(epoch)
+        if not live and low == high == NUM_CHANNEL_CHOICES - 1:
+            # full-width warm-up epochs (before --epoch-start-cs): no FLOPs bin, uniform blocks
+            logger.info("epoch %d: full width, no FLOPs bin within reach: uniform blocks until "
+                        "channel selection starts", epoch)
+            yield from UniformSampler.stream(self, epoch)
+            return
         if not live:
-            low, high = self.channel_range(epoch)
             raise ValueError("no architecture inside the constraint box (%s) in %d random "
                              "samples with channel choices %d..%d; widen the box"
                              % (self.box, self.pilot, low, high))
