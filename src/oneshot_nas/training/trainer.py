@@ -568,8 +568,8 @@ def _validation(run, epoch, stats):
                                                run.val_data, run.ctx, run.hvd, show)
     else:
         with _bar(len(run.val_data), "epoch %d validation" % epoch, show) as bar:
-            top1, top5, val_loss = evaluate(run.net, _ticking(run.val_data, bar), run.ctx,
-                                            cfg.dtype, hvd=run.hvd, with_loss=True)
+            top1, top5, val_loss = evaluate(_inference_copy(run), _ticking(run.val_data, bar),
+                                            run.ctx, cfg.dtype, hvd=run.hvd, with_loss=True)
         stats.update(val_loss=val_loss)
         archs = None
     if run.rank == 0:
@@ -578,6 +578,30 @@ def _validation(run, epoch, stats):
                       architectures=[a.to_json() for a in archs] if archs else None)
     stats.update(val_top1=top1, val_top5=top5)
     return top1
+
+
+def _inference_copy(run):
+    """A copy of the fixed network (weights and BN statistics) to validate, so that inference
+    never touches the training weights. MXNet's MKLDNN convolution reorders its weights in
+    place into its own layout when it runs in inference mode, and the next training step
+    converts them back asynchronously; whether that step reads them before or after the
+    conversion varies from run to run (float differences from the first validation on: two
+    runs of the same command trained different networks). Measured on the digits recipe with
+    MKLDNN: differing runs when validating the training network, identical ones when not
+    validating or with MXNET_MKLDNN_ENABLED=0."""
+    twin = build_model(run.cfg, run.classes)
+    source = list(run.net.collect_params().values())
+    target = list(twin.collect_params().values())
+    prefix = len(run.net.prefix), len(twin.prefix)
+    if [p.name[prefix[0]:] for p in source] != [p.name[prefix[1]:] for p in target]:
+        raise RuntimeError("the validation copy of %s has other parameters" % run.cfg.model)
+    twin.initialize(ctx=run.ctx)
+    for src, dst in zip(source, target):
+        dst.set_data(nd.array(src.data(run.ctx[0]).asnumpy(), dtype=src.dtype))
+    nd.waitall()
+    if run.cfg.mode == "hybrid":
+        twin.hybridize(static_alloc=True, static_shape=True)
+    return twin
 
 
 def _save_epoch(run, epoch, top1, best_top1):
