@@ -143,16 +143,14 @@ def _onnx_classes(predictor, model_file, size):
                           % (model_file, size, size, error_line(err))) from None
 
 
-def _stored_meta(meta_prefix, onnx_file):
-    """The model's record: its ``-deploy.json``, else (an ONNX file) the record the export put
-    into the model's metadata; None without either."""
+def _stored_meta(meta_prefix, onnx_predictor=None):
+    """The model's record: its ``-deploy.json``, else (an ONNX model, already opened) the record
+    the export put into the model's metadata; None without either."""
     meta = read_meta(meta_prefix)
-    if meta is None and onnx_file and os.path.isfile(onnx_file):
-        import onnx     # optional: the ONNX extras
-        props = {p.key: p.value for p in onnx.load(onnx_file, load_external_data=False)
-                 .metadata_props}
+    if meta is None and onnx_predictor is not None:
+        props = onnx_predictor.metadata()
         if "oneshot_nas" in props:
-            logger.info("preprocessing from the record inside %s", onnx_file)
+            logger.info("preprocessing from the record inside %s", onnx_predictor.path)
             return DeployMeta(**json.loads(props["oneshot_nas"]))
     return meta
 
@@ -182,14 +180,15 @@ def run(args):
     else:
         symbol_file, params_file, meta_prefix = _resolve_files(args)
     onnx_file = model_file if backend == "onnxruntime" else None
-    stored = _stored_meta(meta_prefix, onnx_file)
+    onnx_predictor = OnnxPredictor(model_file) if onnx_file else None   # opened once
+    stored = _stored_meta(meta_prefix, onnx_predictor)
     meta = stored or DeployMeta()
     overrides = dict(input_size=args.input_size, crop_ratio=args.crop_ratio, style=args.style,
                      mean=args.mean, std=args.std)
     meta.update({k: v for k, v in overrides.items() if v is not None})
     size = int(meta["input_size"])
     if backend == "onnxruntime":
-        block = OnnxPredictor(model_file)
+        block = onnx_predictor
         num_classes = _onnx_classes(block, model_file, size)
     else:
         block, num_classes = _mxnet_block(symbol_file, params_file, size)

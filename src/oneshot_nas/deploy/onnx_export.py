@@ -379,6 +379,10 @@ class OnnxPredictor:
     def __call__(self, data):
         return mx.nd.array(run_onnx(self.session, data.asnumpy()))
 
+    def metadata(self):
+        """The model's metadata properties (``{key: value}``, strings), from the session."""
+        return dict(self.session.get_modelmeta().custom_metadata_map)
+
 
 def relative_difference(result, reference):
     """``max |result - reference| / max |reference|``: the error relative to the scale of the
