@@ -1,6 +1,7 @@
 """Stages a user waits on show progress: search candidates, supernet validation, the demo."""
 import logging
 import os
+import re
 import sys
 
 import mxnet as mx
@@ -101,6 +102,32 @@ def test_genetic_search_bar_counts_candidates(capsys, tmp_path, supernet_params)
     assert "genetic search" in err and "8/8 [" in err
     assert "cand/s" in err or "s/cand" in err
     assert "gen/s" not in err and "s/gen" not in err
+    _one_frame_per_count(err, "genetic search", 8)
+
+
+def _one_frame_per_count(err, desc, total):
+    """No count drawn twice in a row (a captured log used to get each candidate twice: the
+    count, then the same count with the new postfix); a log line in between redraws the bar,
+    which is fine, and so is the closing frame. The total is drawn."""
+    tokens = re.split("[\r\n]", err)
+    counts = [re.search(r" (\d+)/%d \[" % total, t) if t.startswith(desc) else None
+              for t in tokens]
+    twice = [a.group(1) for a, b in zip(counts, counts[1:]) if a and b and
+             a.group(1) == b.group(1) != str(total)]        # the last: tqdm's closing frame
+    assert not twice, twice
+    assert any(c and c.group(1) == str(total) for c in counts)
+
+
+def test_random_search_bar_draws_each_candidate_once(capsys, tmp_path, supernet_params):
+    from oneshot_nas.search.runner import SearchConfig, run_search
+    cfg = SearchConfig(dataset="digits", supernet_params=supernet_params, input_size=32,
+                       batch_size=64, num_workers=0, update_bn_images=32, val_images=64,
+                       search_mode="random", search_iters=5, topk=1, progress=True,
+                       output_dir=str(tmp_path))
+    run_search(cfg, counter=proxy_counter)
+    err = capsys.readouterr().err
+    assert "5/5 [" in err and "evaluated=5" in err
+    _one_frame_per_count(err, "random search", 5)
 
 
 def test_the_demo_writes_into_its_own_run_folder(monkeypatch):

@@ -443,19 +443,27 @@ class _Progress:
                         initial=state.step * self.per_step, desc="%s search" % cfg.search_mode,
                         unit="cand", disable=not self.show)
 
-    def step_done(self, st, _):
-        self.bar.update(st.step * self.per_step - self.bar.n)
+    def _advance(self, st, n, redraw=True):
+        """Postfix first, then one redraw (a captured log gets one frame per candidate)."""
         best = max(r["fitness"] for r in st.results.values())
-        self.bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=True)
+        self.bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=False)
+        if n > 0:
+            self.bar.update(n)
+        elif redraw:
+            self.bar.refresh()
+        return best
+
+    def step_done(self, st, _):
+        # the step's last candidate was drawn already unless repeats still count as done
+        self._advance(st, st.step * self.per_step - self.bar.n, redraw=False)
 
     def evaluated(self, st, arch, rec):
         interrupts.check()
-        best = max(r["fitness"] for r in st.results.values())
         if self.show:
-            if self.per_step > 1 and self.bar.n < (st.step + 1) * self.per_step:
-                self.bar.update(1)
-            self.bar.set_postfix(best="%.4f" % best, evaluated=len(st.results), refresh=True)
+            if self.per_step > 1:       # one step is one candidate otherwise: step_done draws
+                self._advance(st, 1 if self.bar.n < (st.step + 1) * self.per_step else 0)
         else:
+            best = max(r["fitness"] for r in st.results.values())
             logger.info("candidate %d (step %d): top-1 %.4f, loss %s, %.1f MFLOPs, %.3f M "
                         "params, fitness %.4f (best %.4f)", len(st.results), st.step + 1,
                         rec["top1"], "-" if rec.get("loss") is None else "%.4f" % rec["loss"],
