@@ -41,7 +41,7 @@ def test_old_supernet_json_config_loads(name):
     saved = cfg.to_dict()
     assert {k: v for k, v in saved.items() if k in meta["config"]} == meta["config"]
     assert {k: v for k, v in saved.items() if k not in meta["config"]} == \
-        {"watchdog_seconds": 600, "flops_bins": None}
+        {"watchdog_seconds": 600, "flops_bins": None, "strict_fairness": False}
 
 
 def test_old_supernet_json_gives_the_search_its_split(tmp_path):
