@@ -214,10 +214,12 @@ def test_imperative_mode_computes_what_hybrid_computes(tmp_path, monkeypatch):
     # lr 0: the weights stay, BN statistics move by the same batch in both runs; validation
     # (no dropout) then has to give the same outputs
     train(_config(tmp_path / "hybrid", lr=0.0))
-    first_of_second_run = len(rec.outputs)
+    first_of_second_run, nets_of_first_run = len(rec.outputs), len(rec.nets)
     train(_config(tmp_path / "imperative", lr=0.0, mode="imperative"))
-    hybrid, imperative = rec.nets
-    assert hybrid._active and not imperative._active
+    # each run builds its network and, for every validation, a copy of it to validate
+    hybrid, imperative = rec.nets[:nets_of_first_run], rec.nets[nets_of_first_run:]
+    assert len(hybrid) == len(imperative) >= 2
+    assert all(n._active for n in hybrid) and not any(n._active for n in imperative)
     assert len(rec.outputs) == 2 * first_of_second_run
     assert rec.training[0] and not any(rec.training[1:first_of_second_run])
     for i in range(1, first_of_second_run):         # the validation batches
