@@ -136,6 +136,41 @@ def test_shards_split_the_jobs_and_share_one_cache(tmp_path):
     assert table["complete"] and table["runs_done"] == 12
 
 
+def test_a_multi_worker_build_rewrites_the_table_as_runs_finish(tmp_path, monkeypatch):
+    """Worker processes only add runs to the shared cache; the parent rewrites the table JSON
+    whenever that cache has grown, not only at the end (it used to: a build stopped midway
+    left a table listing none of the runs since its start)."""
+    import oneshot_nas.ranking.table as table_module
+    out = str(tmp_path / "t.json")
+
+    class StandInWorker:
+        """A worker process: trains its whole shard at its first poll, exits at its third."""
+
+        def __init__(self, argv, env=None):
+            self.shard = tuple(int(x) for x in argv[argv.index("--shard") + 1].split("/"))
+            self.polls = 0
+
+        def poll(self):
+            self.polls += 1
+            if self.polls == 1 + self.shard[0] * 2:     # the second worker finishes later
+                build_table(_spec(), out, shard=self.shard, trainer=NoisyTrainer(),
+                            counter=proxy_counter)
+            return 0 if self.polls > 4 else None
+
+        def wait(self):
+            return 0
+    written = []
+    write = table_module._write_table
+    monkeypatch.setattr(table_module, "_write_table",
+                        lambda path, table: (written.append(table["runs_done"]),
+                                             write(path, table)))
+    monkeypatch.setattr(table_module.subprocess, "Popen", StandInWorker)
+    monkeypatch.setattr(table_module, "WORKER_POLL_SECONDS", 0.0)
+    table = build_table(_spec(), out, workers=2, trainer=NoisyTrainer(), counter=proxy_counter)
+    assert table["complete"] and table["runs_done"] == 12
+    assert written[:2] == [6, 12], written          # the first worker's 6 runs, then all 12
+
+
 @pytest.mark.parametrize("field, value, needle", [
     ("format", 2, "table format 2"),
     ("architectures", "x", "field 'architectures' missing or not list"),

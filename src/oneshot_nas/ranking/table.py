@@ -415,7 +415,17 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
     if not train:
         pass
     elif workers > 1 and shard is None:
-        _run_workers(spec, output, cache_file, workers, rows)
+        seen = [None]
+
+        def rewrite_when_grown():        # the workers only add runs; this process writes
+            cache.refresh()
+            done = sum(cache.get(spec.protocol.key(archs[r], s)) is not None for r, s in jobs)
+            if done != seen[0]:
+                seen[0] = done
+                _write_table(output, assemble_table(spec, archs, cache, counter, digest, rows))
+                logger.info("table %s: %d of %d runs finished", output, done, len(jobs))
+        _run_workers(spec, output, cache_file, workers, rows, on_poll=rewrite_when_grown,
+                     poll_seconds=WORKER_POLL_SECONDS)
         cache.refresh()
     else:
         mine = [job for j, job in enumerate(jobs) if shard is None or j % shard[1] == shard[0]]
@@ -481,8 +491,12 @@ def _check_existing(output, spec, digest):
     return old
 
 
-def _run_workers(spec, output, cache_file, workers, rows):
-    """Run ``workers`` copies of the table builder, each on its shard of the jobs."""
+WORKER_POLL_SECONDS = 30.0     # how often a multi-worker build looks for finished runs
+
+
+def _run_workers(spec, output, cache_file, workers, rows, on_poll=None, poll_seconds=30.0):
+    """Run ``workers`` copies of the table builder, each on its shard of the jobs, calling
+    ``on_poll`` every ``poll_seconds`` while they run (the table rewritten as runs finish)."""
     threads = max(1, (os.cpu_count() or 2) // workers)
     procs = []
     for index in range(workers):
@@ -494,6 +508,10 @@ def _run_workers(spec, output, cache_file, workers, rows):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), MXNET_CPU_WORKER_NTHREADS="1")
         logger.info("worker %d of %d: %d OpenMP thread(s)", index + 1, workers, threads)
         procs.append(subprocess.Popen(argv, env=env))
+    while None in [p.poll() for p in procs]:
+        time.sleep(poll_seconds)
+        if on_poll is not None:
+            on_poll()
     codes = [p.wait() for p in procs]
     if any(codes):
         raise RuntimeError("table worker(s) failed with exit codes %s" % codes)
