@@ -708,7 +708,7 @@ def _forward_paths(run, paths, datas, targets, soft):
 def _train_epoch(run, epoch):
     """One pass over ``run.iters`` training batches (a sampled path per batch for the
     supernet); returns ``{'train_accuracy', 'loss', 'speed'}``."""
-    cfg, net, trainer, metrics = run.cfg, run.net, run.trainer, run.metrics
+    cfg, trainer, metrics = run.cfg, run.trainer, run.metrics
     prefetch = Prefetcher(run.sampler.stream(epoch)) if run.sampler is not None else None
     top1 = mx.metric.Accuracy()
     loss_sum, seen, tic = 0.0, 0, time.time()
