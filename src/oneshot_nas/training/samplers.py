@@ -238,8 +238,9 @@ class FlopsBinSampler(ConstrainedRandomSampler):
 
     Draws come in batches and are kept per bin (at most ``keep`` each), so a rare bin costs a
     few batches rather than a loop per step. A bin that ``pilot`` draws of the epoch's channel
-    range never reach (e.g. before channel selection starts) is left out for that epoch and
-    logged; the stream fails only when no bin is reachable.
+    range never reach is left out for that epoch and logged. When none is reachable: in the
+    full-width epochs before channel selection starts the blocks are drawn uniformly (logged);
+    otherwise the stream fails.
     """
 
     def __init__(self, flops_params_many, box, bins=7, pilot=8192, keep=2048, **kwargs):
