@@ -324,6 +324,8 @@ def test_benchmark_check_averages_checkpoints_image_by_image(tmp_path):
     # every checkpoint's scores are cached under its own digest: a rerun scores nothing
     again = check(files, "both", [(Exploding(), split, 300)] * 2)
     assert again["kendall_tau"] == both["kendall_tau"]
+    with pytest.raises(ValueError, match="lists .*a.params more than once"):
+        check([files[0], files[0]], "twice", [(FakeEvaluator(), split, 300)] * 2)
     # checkpoints scored on different held-out images are not averaged
     with pytest.raises(ValueError, match="another held-out split"):
         check(files, "mixed", [(FakeEvaluator(), split, 300),

@@ -253,6 +253,9 @@ def _score_table(cfg, table, protocol, evaluator):
         raise ValueError("%s has %d architectures with finished runs; at least 3 are needed"
                          % (cfg.benchmark, finished))
     paths = supernet_files(cfg.supernet_params)
+    twice = sorted({p for p in paths if paths.count(p) > 1})
+    if twice:
+        raise ValueError("--supernet-params lists %s more than once" % ", ".join(twice))
     if evaluator is not None and len(paths) == 1:
         evaluator = [evaluator]
     for path in paths:
