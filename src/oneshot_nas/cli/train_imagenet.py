@@ -12,6 +12,7 @@ from ..training import train
 from ..training.config import (DEFAULT_HARD_WEIGHT, DEFAULT_MIXUP_ALPHA, DEFAULT_TEMPERATURE,
                                TrainConfig)
 from ..training.checkpoint import latest_checkpoint
+from ..training.samplers import FLOPS_BINS
 from ..training.trainer import refuse_another_runs_files
 from ..training.watchdog import stacks_on_terminate
 from .common import (OPTIMIZERS, add_input_arguments, add_model_arguments, add_switches,
@@ -85,7 +86,7 @@ def _supernet_arguments(s):
                         "random)")
     s.add_argument("--flops-bins", type=int, default=None, metavar="N",
                    help="--train-constraint-method bins: equal FLOPs bins across the box "
-                        "(default: 7)")
+                        "(default: %d)" % FLOPS_BINS)
     s.add_argument("--flop-param-method", default="lookup_table",
                    choices=["lookup_table", "symbol"],
                    help="how sampled paths' MFLOPs / M params are counted (the lookup table is "

@@ -424,8 +424,7 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
                 seen[0] = done
                 _write_table(output, assemble_table(spec, archs, cache, counter, digest, rows))
                 logger.info("table %s: %d of %d runs finished", output, done, len(jobs))
-        _run_workers(spec, output, cache_file, workers, rows, on_poll=rewrite_when_grown,
-                     poll_seconds=WORKER_POLL_SECONDS)
+        _run_workers(spec, output, cache_file, workers, rows, on_poll=rewrite_when_grown)
         cache.refresh()
     else:
         mine = [job for j, job in enumerate(jobs) if shard is None or j % shard[1] == shard[0]]
@@ -494,9 +493,10 @@ def _check_existing(output, spec, digest):
 WORKER_POLL_SECONDS = 30.0     # how often a multi-worker build looks for finished runs
 
 
-def _run_workers(spec, output, cache_file, workers, rows, on_poll=None, poll_seconds=30.0):
+def _run_workers(spec, output, cache_file, workers, rows, on_poll=None):
     """Run ``workers`` copies of the table builder, each on its shard of the jobs, calling
-    ``on_poll`` every ``poll_seconds`` while they run (the table rewritten as runs finish)."""
+    ``on_poll`` every ``WORKER_POLL_SECONDS`` while they run (the table rewritten as runs
+    finish)."""
     threads = max(1, (os.cpu_count() or 2) // workers)
     procs = []
     for index in range(workers):
@@ -509,7 +509,7 @@ def _run_workers(spec, output, cache_file, workers, rows, on_poll=None, poll_sec
         logger.info("worker %d of %d: %d OpenMP thread(s)", index + 1, workers, threads)
         procs.append(subprocess.Popen(argv, env=env))
     while None in [p.poll() for p in procs]:
-        time.sleep(poll_seconds)
+        time.sleep(WORKER_POLL_SECONDS)
         if on_poll is not None:
             on_poll()
     codes = [p.wait() for p in procs]

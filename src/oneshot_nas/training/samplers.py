@@ -18,10 +18,12 @@ from ..search_space import (NUM_BLOCK_CHOICES, NUM_BLOCKS, NUM_CHANNEL_CHOICES, 
                             channel_warmup_min_index)
 
 __all__ = ["ConstraintBox", "parse_constraint", "UniformSampler", "ConstrainedRandomSampler",
-           "StrollingEvolutionSampler", "FlopsBinSampler", "FairSampler", "Prefetcher",
+           "StrollingEvolutionSampler", "FlopsBinSampler", "FairSampler", "FLOPS_BINS", "Prefetcher",
            "make_sampler"]
 
 logger = logging.getLogger(__name__)
+
+FLOPS_BINS = 7      # --flops-bins default: the official SPOS code's 7 bins
 
 _CONSTRAINT = re.compile(r"^flops-([0-9.]+)-params-([0-9.]+)$")
 
@@ -243,7 +245,8 @@ class FlopsBinSampler(ConstrainedRandomSampler):
     otherwise the stream fails.
     """
 
-    def __init__(self, flops_params_many, box, bins=7, pilot=8192, keep=2048, **kwargs):
+    def __init__(self, flops_params_many, box, bins=FLOPS_BINS, pilot=8192, keep=2048,
+                 **kwargs):
         super().__init__(flops_params_many, box, **kwargs)
         if int(bins) < 1:
             raise ValueError("--flops-bins must be >= 1, got %s" % bins)

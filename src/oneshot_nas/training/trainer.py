@@ -482,15 +482,21 @@ def _resume(run):
     return start_epoch, best_top1, meta
 
 
-def _optimizer(run, meta=None):
-    """The network's graph and weight decay, and ``run.trainer`` (with the checkpoint's
-    optimizer states when ``meta`` names them)."""
-    cfg, net = run.cfg, run.net
+def _hybridize(cfg, net):
+    """Cached graphs in hybrid mode: static memory and shapes for a fixed network; the
+    supernet's path changes at every batch, so static memory only."""
     if cfg.mode == "hybrid":
         if cfg.is_supernet:
             net.hybridize(static_alloc=True)
         else:
             net.hybridize(static_alloc=True, static_shape=True)
+
+
+def _optimizer(run, meta=None):
+    """The network's graph and weight decay, and ``run.trainer`` (with the checkpoint's
+    optimizer states when ``meta`` names them)."""
+    cfg, net = run.cfg, run.net
+    _hybridize(cfg, net)
     if cfg.no_wd:
         _no_wd(net)
     run.trainer = make_trainer(net, cfg, run.iters, run.ctx, run.hvd, run.size)
@@ -528,7 +534,7 @@ def _sampling(run):
     # FLOPs / params of every sampled path go to the log (and drive the constraints)
     run.counter = FlopsCounter.for_model(cfg, cfg.flop_param_method)
     method = cfg.train_constraint_method or ("random" if box else None)
-    extra = {"bins": cfg.flops_bins or 7} if method == "bins" else {}
+    extra = {"bins": cfg.flops_bins} if method == "bins" and cfg.flops_bins else {}
     run.sampler = make_sampler(
         method, run.counter, box, fair=cfg.strict_fairness, seed=cfg.seed,
         epoch_start_cs=cfg.epoch_start_cs,
@@ -599,8 +605,7 @@ def _inference_copy(run):
     for src, dst in zip(source, target):
         dst.set_data(nd.array(src.data(run.ctx[0]).asnumpy(), dtype=src.dtype))
     nd.waitall()
-    if run.cfg.mode == "hybrid":
-        twin.hybridize(static_alloc=True, static_shape=True)
+    _hybridize(run.cfg, twin)
     return twin
 
 
