@@ -18,8 +18,8 @@ from ..search_space import (NUM_BLOCK_CHOICES, NUM_BLOCKS, NUM_CHANNEL_CHOICES, 
                             channel_warmup_min_index)
 
 __all__ = ["ConstraintBox", "parse_constraint", "UniformSampler", "ConstrainedRandomSampler",
-           "StrollingEvolutionSampler", "FlopsBinSampler", "FairSampler", "FLOPS_BINS", "Prefetcher",
-           "make_sampler"]
+           "StrollingEvolutionSampler", "FlopsBinSampler", "FairSampler", "FLOPS_BINS",
+           "Prefetcher", "make_sampler"]
 
 logger = logging.getLogger(__name__)
 
