@@ -960,3 +960,24 @@ def test_results_doc_names_committed_files(name):
     path = _repo_path(name)
     assert os.path.isfile(os.path.join(ROOT, path)), "%s names %s, which does not exist" % (
         RESULTS, path)
+
+
+def _committed_json_files():
+    found = []
+    for top in ("docs", "logs"):
+        for folder, _, files in os.walk(os.path.join(ROOT, top)):
+            found += [os.path.relpath(os.path.join(folder, f), ROOT) for f in files
+                      if f.endswith(".json")]
+    return sorted(found)
+
+
+def _not_standard(name):
+    raise ValueError("%s is Python's extension, not JSON" % name)
+
+
+@pytest.mark.parametrize("path", _committed_json_files())
+def test_committed_json_is_standard_json(path):
+    """Every result file parses with a standard JSON reader (jq, a browser): no NaN or
+    Infinity, which Python's json module would read back but nothing else does."""
+    with open(os.path.join(ROOT, path)) as f:
+        json.load(f, parse_constant=_not_standard)

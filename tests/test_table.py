@@ -76,6 +76,42 @@ def test_build_resume_and_schema(tmp_path):
         build_table(other, out, trainer=trainer, counter=proxy_counter)
 
 
+def _refuse_constant(name):
+    raise ValueError("not standard JSON: %s" % name)
+
+
+def test_a_table_without_seed_noise_is_standard_json_and_reads_back(tmp_path, capsys):
+    """One seed per row: the seed sd and the spread / noise ratio cannot be computed. The file
+    holds null for them (Python would write NaN, which jq and browsers refuse), it validates
+    against its recomputed statistics, and its summary says n/a."""
+    from oneshot_nas.cli.build_table import print_summary
+    out = str(tmp_path / "t.json")
+    table = build_table(_spec(second=0), out, trainer=NoisyTrainer(), counter=proxy_counter)
+    assert np.isnan(table["statistics"]["all"]["spread_against_noise"]["seed_sd"])
+    with open(out) as f:
+        stored = json.load(f, parse_constant=_refuse_constant)
+    noise = stored["statistics"]["all"]["spread_against_noise"]
+    assert noise["seed_sd"] is None and noise["ratio"] is None and noise["spread_sd"] > 0
+    loaded = load_table(out)                    # recomputes every figure: null == not computable
+    print_summary(loaded)
+    assert "seed sd n/a points, ratio n/a" in capsys.readouterr().out
+    # an edited figure is still refused, also where the stored one is null
+    noise["seed_sd"] = 0.01
+    with pytest.raises(ValueError, match="spread_against_noise.*seed_sd"):
+        validate_table(stored, out, True)
+
+
+def test_atomic_json_writes_non_finite_figures_as_null(tmp_path):
+    from oneshot_nas.files import atomic_write_json
+    path = str(tmp_path / "x.json")
+    atomic_write_json(path, {"a": float("nan"), "b": [1.5, float("inf"), (float("-inf"), 2)],
+                             "c": {"d": np.float64("nan"), "e": "NaN", "f": None, "g": 3}})
+    with open(path) as f:
+        assert json.load(f, parse_constant=_refuse_constant) == \
+            {"a": None, "b": [1.5, None, [None, 2]], "c": {"d": None, "e": "NaN", "f": None,
+                                                          "g": 3}}
+
+
 def test_band_rows_get_more_seeds_seed_by_seed(tmp_path):
     spec = _spec(30, 10, band_seeds=4)
     band = [0, 1, 2, 5, 8]

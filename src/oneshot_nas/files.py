@@ -8,11 +8,12 @@ The file gets the mode any newly created file gets (0666 less the umask), not th
 """
 import hashlib
 import json
+import math
 import os
 import secrets
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "read_json", "file_digest",
-           "TMP_PREFIX"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "strict_json", "read_json",
+           "file_digest", "TMP_PREFIX"]
 
 TMP_PREFIX = ".tmp-"        # temporary files of interrupted writes start with it
 
@@ -63,9 +64,24 @@ def atomic_write_text(path, text):
     atomic_write(path, write)
 
 
+def strict_json(obj):
+    """``obj`` with every NaN or infinite float replaced by None, so that it can be written as
+    standard JSON (``NaN`` is Python's extension, which jq, browsers and most other readers
+    refuse). Floats nested in dicts, lists and tuples are replaced; nothing else is touched."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: strict_json(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(value) for value in obj]
+    return obj
+
+
 def atomic_write_json(path, obj, **dump_kwargs):
-    """Write ``obj`` as JSON to ``path`` atomically (``dump_kwargs`` go to ``json.dumps``)."""
-    atomic_write_text(path, json.dumps(obj, **dump_kwargs))
+    """Write ``obj`` as standard JSON to ``path`` atomically: a figure that is not a finite
+    number (NaN: not computable) is written as ``null``. ``dump_kwargs`` go to
+    ``json.dumps``."""
+    atomic_write_text(path, json.dumps(strict_json(obj), allow_nan=False, **dump_kwargs))
 
 
 def read_json(path, what):

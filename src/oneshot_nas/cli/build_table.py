@@ -10,6 +10,7 @@ prints the stored and the new accuracies side by side.
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 
@@ -129,6 +130,14 @@ def _subset_labels(table):
     return labels
 
 
+def _fmt(value, scale, pattern="%.2f"):
+    """A figure for the summary; ``n/a`` when it could not be computed (NaN in memory, null in
+    a stored table: e.g. the seed sd without a row with two seeds)."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    return pattern % (scale * value)
+
+
 def print_summary(table):
     stats = table["statistics"]
     print("table: %d architectures, %d of %d runs finished%s"
@@ -159,10 +168,11 @@ def print_summary(table):
                                           _interval(entry["params_alone"])))
         noise = entry.get("spread_against_noise")
         if noise:
-            print("%s: %d rows; mean top-1 spread (sd) %.2f points, seed sd %.2f points, ratio "
-                  "%.1f; range %.2f points" % (label, entry["rows"], 100 * noise["spread_sd"],
-                                               100 * noise["seed_sd"], noise["ratio"],
-                                               100 * noise["range"]))
+            print("%s: %d rows; mean top-1 spread (sd) %s points, seed sd %s points, ratio "
+                  "%s; range %s points" % (label, entry["rows"], _fmt(noise["spread_sd"], 100),
+                                           _fmt(noise["seed_sd"], 100),
+                                           _fmt(noise["ratio"], 1, "%.1f"),
+                                           _fmt(noise["range"], 100)))
 
 
 @command("build_table", resume="rerun the same command: finished runs are cached and "
@@ -174,7 +184,8 @@ def main(argv=None):
     if args.rebuild_rows:
         res = rebuild_rows(args.table, _int_list(args.rebuild_rows, "--rebuild-rows"),
                            args.output)
-        sd = res["seed_sd"]
+        sd = res["seed_sd"]             # None or NaN: no stored row with two seeds
+        sd = None if sd is None or math.isnan(sd) else sd
         for c in res["comparison"]:
             print("row %d seed %d: stored %.2f %%, rebuilt %.2f %%, difference %+.2f points%s"
                   % (c["row"], c["seed"], 100 * c["stored_top1"], 100 * c["new_top1"],

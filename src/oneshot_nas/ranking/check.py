@@ -344,13 +344,19 @@ def _oriented(row, primary):
     return row["supernet_top1"] if primary == "acc" else -row["supernet_loss"]
 
 
+def _number(value):
+    """A stored score as a float: null (a NaN when it was written, e.g. a diverged loss) is
+    NaN again."""
+    return float("nan") if value is None else float(value)
+
+
 def _row(entry, top1, loss, seconds):
     """One scored table row; the stand-alone figures only where its runs have finished."""
     row = {"row": entry["row"], "block_choices": entry["block_choices"],
            "channel_choices": entry["channel_choices"], "flops": entry["flops"],
            "params": entry["params"], "in_band": entry["in_band"],
-           "set": entry.get("set", "spread"), "supernet_top1": float(top1),
-           "supernet_loss": float(loss)}
+           "set": entry.get("set", "spread"), "supernet_top1": _number(top1),
+           "supernet_loss": _number(loss)}
     if seconds is not None:
         row["supernet_seconds"] = seconds
     if entry["runs"]:

@@ -357,7 +357,7 @@ def plot_table(table, path):
     if s2s:
         title += "\nseed-to-seed tau %.2f [%.2f, %.2f]" % (
             s2s["kendall_tau"]["value"], *s2s["kendall_tau"]["ci"])
-    if noise and not math.isnan(noise["ratio"]):
+    if noise and _known(noise["ratio"]):
         title += ", spread / seed sd %.1f" % noise["ratio"]
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
@@ -619,6 +619,11 @@ def _check_recomputed(table, name):
                          "--status)" % (name, where))
 
 
+def _known(value):
+    """A stored figure that was computable (NaN in memory, null once written)."""
+    return isinstance(value, (int, float)) and not math.isnan(value)
+
+
 def _close(a, b):
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
@@ -645,6 +650,8 @@ def _first_difference(stored, fresh, path=""):
         return None
     if isinstance(fresh, bool) or not isinstance(fresh, (int, float)):
         return None if stored == fresh else path
+    if stored is None and isinstance(fresh, float) and math.isnan(fresh):
+        return None             # a figure that cannot be computed is written as null
     if isinstance(stored, bool) or not isinstance(stored, (int, float)):
         return path
     return None if _close(float(stored), float(fresh)) else path
