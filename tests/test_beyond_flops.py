@@ -83,6 +83,82 @@ def _matched_spec(**kw):
     return TableSpec(**values)
 
 
+def test_spearman_brown_by_hand_and_against_a_simulation():
+    from oneshot_nas.ranking.image_counts import spearman_brown
+    from oneshot_nas.ranking.stats import score_reliability
+    assert spearman_brown(0.5, 2.0) == pytest.approx(2.0 / 3.0)
+    assert spearman_brown(0.8, 0.5) == pytest.approx(0.4 / 0.6)
+    # 40 architectures, per-image score = quality + noise: the reliability of 2,000 images
+    # is what the formula projects from 1,000
+    rng = np.random.default_rng(0)
+    values = rng.normal(0, 0.05, (40, 1)) + rng.normal(0, 1.0, (40, 2000))
+    half = score_reliability(values[:, :1000])
+    assert 0.5 < half < 0.9
+    assert score_reliability(values) == pytest.approx(spearman_brown(half, 2.0), abs=0.04)
+
+
+def _image_rows(k=30):
+    rng = np.random.default_rng(1)
+    flops = np.sort(rng.uniform(100, 600, k))
+    quality = rng.normal(0, 1, k)                        # what FLOPs cannot see
+    truth = 0.8 + 0.02 * np.log(flops) + 0.003 * quality
+    rows = [{"standalone_top1": t, "flops": f, "in_band": f <= 300, "set": "spread"}
+            for t, f in zip(truth, flops)]
+    return rows, flops, quality
+
+
+def test_image_count_curve_on_scores_with_known_noise():
+    from oneshot_nas.ranking.image_counts import image_count_curve
+    rows, flops, quality = _image_rows()
+    rng = np.random.default_rng(2)
+    # per image: log FLOPs + the hidden quality + image noise (sd 4 per image)
+    per_image = (np.log(flops) + 0.3 * quality)[:, None] + rng.normal(0, 4.0, (30, 4000))
+    curve = image_count_curve(rows, per_image, [4000, 50, 500], draws=8, seed=0)
+    assert [e["images"] for e in curve] == [50, 500, 4000]
+    assert [e["draws"] for e in curve] == [8, 8, 1]
+    whole = [e["all"] for e in curve]
+    # more images: less noise, so the reliability, tau and partial tau all rise
+    rel = [e["reliability"]["mean"] for e in curve]
+    assert rel[0] < rel[1] < rel[2]
+    assert whole[0]["partial_tau"]["mean"] < whole[1]["partial_tau"]["mean"] < \
+        whole[2]["partial_tau"]["mean"]
+    assert whole[0]["kendall_tau"]["sd"] > whole[1]["kendall_tau"]["sd"] > 0
+    # all images, one draw: the figures of the full mean
+    score = per_image.mean(axis=1)
+    truth = [r["standalone_top1"] for r in rows]
+    assert whole[2]["kendall_tau"] == {"mean": pytest.approx(kendall_tau(score, truth)),
+                                       "sd": 0.0}
+    assert whole[2]["partial_tau"]["mean"] == pytest.approx(
+        partial_tau(score, truth, np.log(flops)))
+    band = [i for i, r in enumerate(rows) if r["in_band"]]
+    assert curve[2]["band"]["kendall_tau"]["mean"] == pytest.approx(
+        kendall_tau(score[band], np.array(truth)[band]))
+    assert "matched" not in curve[2]                        # no matched row
+    # the same seed draws the same subsets
+    assert image_count_curve(rows, per_image, [50], draws=8, seed=0)[0] == curve[0]
+
+
+def test_image_count_curve_noise_free_scores_do_not_move():
+    from oneshot_nas.ranking.image_counts import image_count_curve
+    rows, flops, quality = _image_rows()
+    per_image = np.repeat((np.log(flops) + 0.3 * quality)[:, None], 100, axis=1)
+    curve = image_count_curve(rows, per_image, [5, 100], draws=4)
+    assert curve[0]["all"]["kendall_tau"] == curve[1]["all"]["kendall_tau"]
+    assert curve[0]["all"]["kendall_tau"]["sd"] == 0.0
+
+
+@pytest.mark.parametrize("counts, draws, needle", [
+    ([1], 5, "between 2 and the 100 images"), ([101], 5, "between 2 and the 100 images"),
+    ([10], 1, "--image-draws must be >= 2")])
+def test_image_count_curve_bad_settings(counts, draws, needle):
+    from oneshot_nas.ranking.image_counts import image_count_curve
+    rows, _, _ = _image_rows()
+    with pytest.raises(ValueError, match=needle):
+        image_count_curve(rows, np.zeros((30, 100)), counts, draws)
+    with pytest.raises(ValueError, match="per-image scores of 30 architectures"):
+        image_count_curve(rows, np.zeros((29, 100)), [10], 5)
+
+
 def test_a_matched_set_is_within_the_window_varied_and_seeded(tmp_path):
     out = str(tmp_path / "t.json")
     trainer = NoisyTrainer()

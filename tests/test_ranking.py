@@ -305,6 +305,7 @@ def _cli(module, *args):
     (["--supernet-params", "x", "-k", "2"], "--num-archs must be at least 3"),
     (["--supernet-params", "x", "y"], "several --supernet-params (checkpoint averaging) need "
                                       "--benchmark"),
+    (["--supernet-params", "x", "--image-counts", "100"], "--image-counts needs --benchmark"),
 ])
 def test_rank_check_bad_inputs_exit_2_with_one_line(tmp_path, args, needle):
     proc = _cli("rank_check", "--output-dir", str(tmp_path), *args)

@@ -3,6 +3,7 @@ schema, its noise statistics against scipy, auditing rows, the rank check and th
 against a stored table, and the table's own files committed in docs/ranking."""
 import copy
 import json
+from dataclasses import replace
 import os
 import subprocess
 import sys
@@ -313,6 +314,35 @@ def test_benchmark_check_scores_every_row(tmp_path):
                 "primary_score", "baselines"):
         assert replay[key] == res[key], key
     assert res["twins"]["pairs"] and replay["scores_path"] == res["scores_path"]
+
+
+def test_benchmark_check_on_fewer_scoring_images(tmp_path):
+    """--image-counts: the figures recomputed on subsets of the scoring images; on all of them
+    they are the check's own figures, and the per-image scores cannot come from a scores.json."""
+    out = str(tmp_path / "t.json")
+    build_table(_spec(12, 6, band_seeds=4), out, trainer=NoisyTrainer(), counter=proxy_counter)
+    cfg = BenchmarkCheckConfig(benchmark=out, output_dir=str(tmp_path / "rc"), bootstrap=100,
+                               progress=False, image_counts=(300, 40, 10), image_draws=5)
+    res = run_benchmark_check(cfg, evaluator=(FakeEvaluator(), {"name": "holdout",
+                                                                "images": 300}, 300))
+    counts = res["image_counts"]
+    assert [e["images"] for e in counts["curve"]] == [10, 40, 300]
+    assert [e["draws"] for e in counts["curve"]] == [5, 5, 1]
+    full = counts["curve"][-1]
+    assert full["all"]["kendall_tau"] == {"mean": pytest.approx(res["kendall_tau"]["value"]),
+                                          "sd": 0.0}
+    assert full["all"]["partial_tau"]["mean"] == pytest.approx(
+        res["beyond_flops"]["all"]["partial_tau"]["value"])
+    assert full["reliability"]["mean"] == pytest.approx(res["reliability"][res["primary_score"]])
+    assert counts["reliability_twice_the_images"] > full["reliability"]["mean"]
+    assert "band" not in full or full["band"]["kendall_tau"]["mean"] == pytest.approx(
+        res["beyond_flops"]["band"]["kendall_tau"]["value"])
+    assert json.load(open(res["results_path"]))["image_counts"]["curve"][-1]["images"] == 300
+    with pytest.raises(ValueError, match="between 2 and the 300 images"):
+        run_benchmark_check(replace(cfg, image_counts=(301,)),
+                            evaluator=(FakeEvaluator(), {"name": "holdout", "images": 300}, 300))
+    with pytest.raises(ValueError, match="needs the per-image scores"):
+        run_benchmark_check(replace(cfg, from_scores=res["scores_path"]))
 
 
 class ShiftedEvaluator(FakeEvaluator):

@@ -50,6 +50,13 @@ def build_parser():
                    help="--benchmark: rows also scored against a twin computing the same "
                         "function with other kernels at the table's input size (the "
                         "supernet's noise floor; 0: none)")
+    m.add_argument("--image-counts", type=int, nargs="+", default=(), metavar="N",
+                   help="--benchmark: also recompute tau and the partial tau on random "
+                        "subsets of N of the scoring images each (does scoring on more "
+                        "held-out images help?); needs the per-image scores, so not with "
+                        "--scores")
+    m.add_argument("--image-draws", type=int, default=20,
+                   help="--image-counts: random image subsets per count")
     add_model_arguments(m, from_record=True)
     m.add_argument("--holdout-search", type=int, default=None, metavar="N",
                    help="held-out images to score on (default: the supernet's, from its JSON)")
@@ -87,7 +94,8 @@ def _run_benchmark(args):
         holdout_search=args.holdout_search, update_bn_images=args.update_bn_images,
         batch_size=args.batch_size, score=args.score, bootstrap=args.bootstrap,
         seed=args.seed, output_dir=args.output_dir, score_all=args.score_all_rows,
-        twins=args.twins, from_scores=args.scores)
+        twins=args.twins, from_scores=args.scores, image_counts=tuple(args.image_counts),
+        image_draws=args.image_draws)
     return run_benchmark_check(cfg)
 
 
@@ -120,6 +128,8 @@ def print_benchmark(res):
         print("within the search's band (<= %g MFLOPs, K = %d): Kendall tau %.3f [%.3f, %.3f]%s"
               % (b["max_flops"], b["k"], bt["value"], bt["ci"][0], bt["ci"][1], ceiling))
     print_beyond_flops(res)
+    if res.get("image_counts"):
+        print_image_counts(res["image_counts"])
     print("results: %s\nper-row scores: %s\nplot: %s"
           % (res["results_path"], res["scores_path"], res["plot"]))
 
@@ -149,10 +159,31 @@ def print_beyond_flops(res):
                                                          t["mean_gap"], t["gap_over_sd"]))
 
 
+def _mean_sd(entry):
+    return "%.3f +- %.3f" % (entry["mean"], entry["sd"])
+
+
+def print_image_counts(counts):
+    """Tau and partial tau on fewer scoring images (mean +- sd over random image subsets)."""
+    print("on fewer scoring images (%s score; mean +- sd over random subsets of the %d images; "
+          "reliability of twice the images, projected: %.3f):"
+          % (counts["score"], counts["images"], counts["reliability_twice_the_images"]))
+    for entry in counts["curve"]:
+        parts = ["%6d images, %2d draws: reliability %s" % (
+            entry["images"], entry["draws"], _mean_sd(entry["reliability"]))]
+        for name, label in (("all", "whole"), ("band", "band"), ("matched", "matched")):
+            if name in entry:
+                parts.append("%s tau %s, partial %s" % (label, _mean_sd(entry[name]["kendall_tau"]),
+                                                        _mean_sd(entry[name]["partial_tau"])))
+        print("; ".join(parts))
+
+
 @command("rank_check", resume="rerun the same command: scored architectures and "
          "finished stand-alone runs are cached")
 def main(argv=None):
     args = start(build_parser(), argv, "rank_check.log")
+    if args.image_counts and not args.benchmark:
+        raise ValueError("--image-counts needs --benchmark TABLE")
     if args.scores and not args.benchmark:
         raise ValueError("--scores needs --benchmark TABLE (the table the scores belong to)")
     if not (args.supernet_params or args.scores):

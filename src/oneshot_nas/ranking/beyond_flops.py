@@ -15,18 +15,19 @@ import numpy as np
 from .stats import (loo_predictions, paired_tau_difference, partial_tau_ci,
                     rank_correlations)
 
-__all__ = ["beyond_flops", "SUBSETS"]
+__all__ = ["beyond_flops", "subset_index", "SUBSETS"]
 
 SUBSETS = (("all", "whole table"), ("band", "within the search's band"),
            ("matched", "within the FLOPs-matched set"))
 
 
-def _subset_rows(rows, name):
+def subset_index(rows, name):
+    """Positions in ``rows`` of the subset ``name`` (one of :data:`SUBSETS`)."""
     if name == "all":
-        return rows
+        return list(range(len(rows)))
     if name == "band":
-        return [r for r in rows if r["in_band"]]
-    return [r for r in rows if r.get("set") == "matched"]
+        return [i for i, r in enumerate(rows) if r["in_band"]]
+    return [i for i, r in enumerate(rows) if r.get("set") == "matched"]
 
 
 def _figures(rows, bootstrap, seed):
@@ -67,7 +68,7 @@ def beyond_flops(rows, bootstrap=2000, seed=0):
     """
     out = {}
     for name, _ in SUBSETS:
-        subset = _subset_rows(rows, name)
+        subset = [rows[i] for i in subset_index(rows, name)]
         if len(subset) >= 5:
             out[name] = _figures(subset, bootstrap, seed)
     return out

@@ -39,6 +39,7 @@ from ..search_space import Architecture
 from .equivalence import same_function_twin
 from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
 from .beyond_flops import beyond_flops
+from .image_counts import image_count_curve, spearman_brown
 from .sampling import sample_spread
 from .stats import rank_correlations, score_reliability, tau_null_sd
 from .table import load_table, seed_tau
@@ -91,6 +92,8 @@ class BenchmarkCheckConfig(SupernetScoring):
     score_all: bool = False             # also score rows without finished runs (for later)
     twins: int = 8                      # rows scored against a same-function twin (0: none)
     from_scores: str = None             # a scores.json to recompute the figures from
+    image_counts: tuple = ()            # also recompute tau on subsets of this many images
+    image_draws: int = 20               # random image subsets per count
 
 
 def jsonable(value):
@@ -190,6 +193,10 @@ def run_benchmark_check(cfg, evaluator=None):
         checkpoints (their scores are averaged).
     """
     _check_score(cfg.score)
+    if cfg.image_counts and cfg.from_scores:
+        raise ValueError("--image-counts recomputes the figures on fewer scoring images: it "
+                         "needs the per-image scores (--supernet-params, cached in the output "
+                         "folder), which a scores.json does not keep")
     table = load_table(cfg.benchmark)
     protocol = StandaloneProtocol.from_dict(dict(table["protocol"], seeds=[0]))
     if cfg.from_scores:
@@ -228,9 +235,30 @@ def run_benchmark_check(cfg, evaluator=None):
         "beyond_flops": beyond_flops(rows, cfg.bootstrap, cfg.seed),
         "twins": _twin_summary(scored["twins"], rows, primary, protocol.image_size),
     }
+    if cfg.image_counts:
+        results["image_counts"] = _image_counts(cfg, rows, scored, primary)
     _log_result(results)
     results["scores_path"] = cfg.from_scores or _write_scores(cfg, table, scored, primary)
     return _write_results(results, cfg.output_dir)
+
+
+def _image_counts(cfg, rows, scored, primary):
+    """The figures on subsets of the scoring images (:mod:`.image_counts`), with the
+    reliability of twice the images projected from that of all of them."""
+    per_image = np.array(scored["per_image"][primary], dtype=float)
+    if primary == "loss":
+        per_image = -per_image                      # higher is better, as ``score``
+    curve = image_count_curve(rows, per_image, cfg.image_counts, cfg.image_draws, cfg.seed)
+    full = score_reliability(per_image)
+    out = {"score": primary, "images": per_image.shape[1], "curve": curve,
+           "reliability_twice_the_images": spearman_brown(full, 2.0)}
+    for entry in curve:
+        logger.info("%d images (%d draws): reliability %.3f, tau %.3f +- %.3f, partial tau "
+                    "%.3f +- %.3f (whole table)", entry["images"], entry["draws"],
+                    entry["reliability"]["mean"], entry["all"]["kendall_tau"]["mean"],
+                    entry["all"]["kendall_tau"]["sd"], entry["all"]["partial_tau"]["mean"],
+                    entry["all"]["partial_tau"]["sd"])
+    return out
 
 
 def supernet_files(value):
@@ -285,6 +313,7 @@ def _score_table(cfg, table, protocol, evaluator):
     supernet = [{"params": path, "digest": file_digest(path)
                  if path and os.path.isfile(path) else None} for path in paths]
     return {"rows": rows, "reliability": _reliability(hits, losses), "split": first_split,
+            "per_image": {"acc": hits, "loss": losses},
             "supernet": supernet[0] if len(paths) == 1 else
             {"params": [s["params"] for s in supernet],
              "digest": [s["digest"] for s in supernet], "checkpoints": len(paths)},
