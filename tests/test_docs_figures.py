@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 README = "README.md"
 RESULTS = "docs/ranking_results.md"
+RANKING = "docs/ranking.md"
 
 TABLE = "docs/ranking/fashion_mnist_table.json"
 TABLE_40 = "git:15cfc5d:docs/ranking/fashion_mnist_table.json"  # the first, 40-run table
@@ -707,65 +708,65 @@ CHECKS = [
          loss["genetic_wins"], len(loss["pairs"]), top1["genetic_wins"], len(top1["pairs"]))),
 
     # ---- section 6: beyond FLOPs ----
-    ("results-32px-rows", RESULTS, "| rows | 30 | 14 |", TABLE, "statistics",
+    ("results-32px-rows", RANKING, "| rows | 30 | 14 |", TABLE, "statistics",
      lambda s: stats_row("rows", s, lambda x: "%d" % x["rows"])),
-    ("results-32px-flops-alone", RESULTS,
+    ("results-32px-flops-alone", RANKING,
      "| FLOPs alone, Kendall tau against mean top-1 | 0.651 [0.478, 0.779] | "
      "0.604 [0.287, 0.897] |",
      TABLE, "statistics",
      lambda s: stats_row("FLOPs alone, Kendall tau against mean top-1", s,
                          lambda x: ci3(x["flops_alone"]))),
-    ("results-32px-params-alone", RESULTS,
+    ("results-32px-params-alone", RANKING,
      "| params alone | 0.646 [0.489, 0.773] | 0.560 [0.284, 0.854] |", TABLE, "statistics",
      lambda s: stats_row("params alone", s, lambda x: ci3(x["params_alone"]))),
-    ("results-32px-seed-to-seed", RESULTS,
+    ("results-32px-seed-to-seed", RANKING,
      "| seed-to-seed tau | 0.594 [0.294, 0.809] (19 rows) | 0.451 [0.036, 0.750] (14 rows) |",
      TABLE, "statistics",
      lambda s: stats_row("seed-to-seed tau", s, lambda x: "%s (%d rows)" % (
          ci3(x["seed_to_seed"]["kendall_tau"]), x["rows_with_two_seeds"]))),
-    ("results-32px-residual", RESULTS,
+    ("results-32px-residual", RANKING,
      "| residual seed-to-seed tau (what FLOPs cannot see) | 0.322 [-0.092, 0.681] (19 rows) | "
      "0.209 [-0.341, 0.610] (14 rows) |", TABLE, "statistics",
      lambda s: stats_row("residual seed-to-seed tau (what FLOPs cannot see)", s,
                          lambda x: "%s (%d rows)" % (ci3(x["residual_seed_to_seed"]["kendall_tau"]),
                                                      x["residual_seed_to_seed"]["rows"]))),
-    ("results-32px-flops-vs-seed", RESULTS, "as well as a second seed does (0.65 against 0.59)",
+    ("results-32px-flops-vs-seed", RANKING, "as well as a second seed does (0.65 against 0.59)",
      TABLE, "statistics.all",
      lambda a: "as well as a second seed does (%.2f against %.2f)"
                % (a["flops_alone"]["value"], a["seed_to_seed"]["kendall_tau"]["value"])),
-    ("results-beyond-header", RESULTS,
+    ("results-beyond-header", RANKING,
      "| recipe C (one rate per step) | whole table, K = 30 | band, K = 14 |", ONE_RATE,
      "beyond_flops",
      lambda b: "| recipe C (one rate per step) | whole table, K = %d | band, K = %d |"
                % (b["all"]["k"], b["band"]["k"])),
-    ("results-beyond-supernet-tau", RESULTS,
+    ("results-beyond-supernet-tau", RANKING,
      "| supernet tau | 0.320 [0.024, 0.581] | 0.560 [0.229, 0.848] |", ONE_RATE, "beyond_flops",
      lambda b: beyond_row("supernet tau", b, "kendall_tau")),
-    ("results-beyond-flops-alone", RESULTS,
+    ("results-beyond-flops-alone", RANKING,
      "| FLOPs alone | 0.651 [0.478, 0.779] | 0.604 [0.287, 0.897] |", ONE_RATE, "beyond_flops",
      lambda b: beyond_row("FLOPs alone", b, "flops_alone")),
-    ("results-beyond-minus-flops", RESULTS,
+    ("results-beyond-minus-flops", RANKING,
      "| supernet - FLOPs (paired) | -0.331 [-0.567, -0.120] | -0.044 [-0.346, 0.231] |", ONE_RATE,
      "beyond_flops", lambda b: beyond_row("supernet - FLOPs (paired)", b, "minus_flops")),
-    ("results-beyond-partial-tau", RESULTS,
+    ("results-beyond-partial-tau", RANKING,
      "| partial tau given log FLOPs | -0.085 [-0.357, 0.222] | -0.033 [-0.531, 0.556] |", ONE_RATE,
      "beyond_flops", lambda b: beyond_row("partial tau given log FLOPs", b, "partial_tau")),
-    ("results-beyond-predictor", RESULTS,
+    ("results-beyond-predictor", RANKING,
      "| predictor [log FLOPs, score], leave-one-out | 0.614 [0.446, 0.739] | "
      "0.473 [0.220, 0.741] |",
      ONE_RATE, "beyond_flops",
      lambda b: beyond_row("predictor [log FLOPs, score], leave-one-out", b,
                           "predictor.kendall_tau")),
-    ("results-beyond-predictor-minus-flops", RESULTS,
+    ("results-beyond-predictor-minus-flops", RANKING,
      "| predictor - FLOPs alone (paired) | -0.037 [-0.096, 0.000] | -0.132 [-0.353, 0.049] |",
      ONE_RATE, "beyond_flops",
      lambda b: beyond_row("predictor - FLOPs alone (paired)", b, "predictor.minus_flops")),
-    ("results-twins-count", RESULTS,
+    ("results-twins-count", RANKING,
      "Noise floor: 8 rows against their same-function twins (at 32 px",
      ONE_RATE, "twins",
      lambda t: "Noise floor: %d rows against their same-function twins (at %d px"
                % (len(t["pairs"]), t["input_size"])),
-    ("results-twins-gap", RESULTS,
+    ("results-twins-gap", RANKING,
      "give a mean gap of 0.0069 in held-out cross-entropy (up to 0.018, row 0), 0.23 of the "
      "scores' standard deviation over the table (0.030)", ONE_RATE, "twins",
      lambda t: (lambda widest: "give a mean gap of %.4f in held-out cross-entropy (up to %.3f, row "
@@ -903,7 +904,7 @@ def _expand(path):
 def _reference_params():
     """One case per distinct (doc, file, commit) and per distinct path named after it."""
     seen, out = set(), []
-    for doc in (README, RESULTS):
+    for doc in (README, RESULTS, RANKING):
         for name, commit, paths in _file_references(doc):
             where = "%s@%s" % (name, commit) if commit else name
             for path in [None] + paths:
