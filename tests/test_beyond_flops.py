@@ -231,7 +231,7 @@ def test_a_table_whose_stored_figures_differ_from_its_runs_is_refused(tmp_path, 
     assert needle in str(info.value) and "\n" not in str(info.value)
 
 
-def test_a_winner_is_placed_among_the_matched_set(tmp_path):
+def test_a_winner_is_placed_among_the_matched_set(tmp_path, monkeypatch, capsys):
     from oneshot_nas.ranking import WinnerCheckConfig, run_winner_check
     from test_ranking import _fake_search
     out = str(tmp_path / "t.json")
@@ -246,3 +246,28 @@ def test_a_winner_is_placed_among_the_matched_set(tmp_path):
     assert [r["row"] for r in res["random"]] == [r["row"] for r in matched]
     assert res["peers"] == "the FLOPs-matched set" and res["search_mode"] == "random"
     assert res["command"] == "x" and len(res["winner"]["standalone_per_seed"]) == 3
+    # the FLOPs line: least squares of the band rows' means on log FLOPs, by numpy here
+    band = [r for r in table["architectures"] if r["in_band"] and r["runs"]]
+    slope, intercept = np.polyfit(np.log([r["flops"] for r in band]),
+                                  [r["top1_mean"] for r in band], 1)
+    line = res["flops_line"]
+    assert line["rows"] == len(band) >= 3 and line["over"] == "band rows"
+    assert line["predicted_top1"] == pytest.approx(intercept + slope * np.log(res["winner"]["flops"]))
+    assert line["residual"] == pytest.approx(res["winner"]["standalone_top1"] -
+                                             line["predicted_top1"])
+    sampling = table["sampling"]
+    low, high = res["matched_window"]["flops"]
+    assert (low, high) == pytest.approx((sampling["matched_flops"] * (1 - sampling["matched_tolerance"]),
+                                         sampling["matched_flops"] * (1 + sampling["matched_tolerance"])))
+    assert res["matched_window"]["inside"] == (low <= res["winner"]["flops"] <= high)
+    # what the command prints from it, inside the window and outside
+    from oneshot_nas.cli import winner_check
+    for inside in (True, False):
+        shown = dict(res, matched_window=dict(res["matched_window"], inside=inside))
+        monkeypatch.setattr(winner_check, "run_winner_check", lambda cfg, shown=shown: shown)
+        assert winner_check.main(["--search-results", search, "--benchmark", out,
+                                  "--output-dir", str(tmp_path / "w")]) == 0
+        printed = capsys.readouterr().out
+        assert "FLOPs line over %d band rows: %.2f %% predicted" % (
+            len(band), 100 * line["predicted_top1"]) in printed
+        assert ("outside the matched set's window" in printed) == (not inside)

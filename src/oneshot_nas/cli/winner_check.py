@@ -99,6 +99,17 @@ def main(argv=None):
                   % (100 * noise["seed_sd"], noise["architectures_with_seeds"],
                      100 * noise["level"], noise["ci"][0], noise["ci"][1],
                      100 * noise["p_top_quarter"]))
+        line = res.get("flops_line")
+        if line is not None:
+            print("FLOPs line over %d %s: %.2f %% predicted at %.1f MFLOPs; the winner %+.2f "
+                  "points from it (rows' residual sd %.2f points)"
+                  % (line["rows"], line["over"], 100 * line["predicted_top1"],
+                     res["winner"]["flops"], 100 * line["residual"], 100 * line["residual_sd"]))
+        window = res.get("matched_window")
+        if window is not None and not window["inside"]:
+            print("outside the matched set's window (%.1f-%.1f MFLOPs): the percentile mixes "
+                  "search and size; compare winners by their distance from the FLOPs line"
+                  % tuple(window["flops"]))
         print("results: %s\nplot: %s" % (res["results_path"], res["plot"]))
         return 0
     print("%d random under %s: median %.2f %%, best %.2f %%, worst %.2f %%"

@@ -24,7 +24,7 @@ from .stats import spread_against_noise
 from .table import load_table, spec_from_table
 
 __all__ = ["WinnerCheckConfig", "run_winner_check", "plot_winner", "read_search_results",
-           "percentile_interval"]
+           "percentile_interval", "flops_line"]
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +139,39 @@ def _table_peers(table, constraints, name):
     return peers, "table rows under %s" % constraints
 
 
+def flops_line(table, flops, top1):
+    """Where a stand-alone result sits against the table's FLOPs line: a least-squares line of
+    the mean top-1 on log FLOPs over the table's band rows with runs (all rows with runs when
+    fewer than 3 are in the band); None below 3 rows. ``residual`` is ``top1`` minus the line
+    at ``flops``: what the architecture gains over its size, comparable between winners of
+    different FLOPs."""
+    rows = [r for r in table["architectures"] if r["runs"] and r["in_band"]]
+    over = "band rows"
+    if len(rows) < 3:
+        rows, over = [r for r in table["architectures"] if r["runs"]], "rows"
+    if len(rows) < 3:
+        return None
+    x = np.log(np.array([r["flops"] for r in rows], dtype=float))
+    y = np.array([r["top1_mean"] for r in rows], dtype=float)
+    slope, intercept = np.polyfit(x, y, 1)
+    predicted = float(intercept + slope * np.log(flops))
+    return {"rows": len(rows), "over": over, "slope_per_log_flops": float(slope),
+            "intercept": float(intercept), "predicted_top1": predicted,
+            "residual": float(top1 - predicted),
+            "residual_sd": float(np.std(y - (intercept + slope * x), ddof=2))
+            if len(rows) > 2 else float("nan")}
+
+
+def _matched_window(table, flops):
+    """The table's FLOPs-matched window and whether ``flops`` lies in it (None: no set)."""
+    sampling = table.get("sampling", {})
+    if not sampling.get("matched_k"):
+        return None
+    target, tol = sampling["matched_flops"], sampling["matched_tolerance"]
+    low, high = target * (1 - tol), target * (1 + tol)
+    return {"flops": [low, high], "inside": bool(low <= flops <= high)}
+
+
 def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
     """The winner trained with the table's protocol, placed among the table's architectures
     that satisfy the search's constraints."""
@@ -182,6 +215,19 @@ def _winner_against_table(cfg, search, scfg, winner, counter, trainer):
         "winner_beats_median": bool(res["top1"] > np.median(accs)),
         "winner_rank": int(1 + (accs > res["top1"]).sum()),
     }
+    results["flops_line"] = flops_line(table, flops, res["top1"])
+    results["matched_window"] = _matched_window(table, flops)
+    line = results["flops_line"]
+    if line is not None:
+        logger.info("FLOPs line over %d %s (mean top-1 on log FLOPs): %.4f predicted at %.1f "
+                    "MFLOPs; the winner is %+.4f from it, the rows' residual sd %.4f",
+                    line["rows"], line["over"], line["predicted_top1"], flops,
+                    line["residual"], line["residual_sd"])
+    window = results["matched_window"]
+    if window is not None and not window["inside"]:
+        logger.warning("the winner's %.1f MFLOPs lie outside the matched set's window %.1f-%.1f: "
+                       "its percentile mixes what the search found with its size; its distance "
+                       "from the FLOPs line does not", flops, *window["flops"])
     logger.info("winner stand-alone top-1 %.4f (seeds %s); %d architectures of %s: "
                 "median %.4f, best %.4f; the winner's percentile %.0f", res["top1"],
                 list(seeds), len(accs), peer_name, results["random_median_top1"],
@@ -261,6 +307,13 @@ def plot_winner(results, path):
                color="tab:red", edgecolor="k", label="searched winner %.1f %% (%d seeds; bars: "
                "seed range)" % (100 * win["standalone_top1"],
                                 len(win.get("standalone_per_seed") or [1])), zorder=3)
+    line = results.get("flops_line")
+    if line:
+        xs = [r["flops"] for r in rand] + [win["flops"]]
+        grid = np.linspace(min(xs), max(xs), 50)
+        ax.plot(grid, 100 * (line["intercept"] + line["slope_per_log_flops"] * np.log(grid)),
+                color="tab:blue", lw=1, label="FLOPs line (%d %s); winner %+.2f points"
+                % (line["rows"], line["over"], 100 * line["residual"]))
     ax.set_xlabel("MFLOPs (224 px, 1000 classes)")
     ax.set_ylabel("stand-alone top-1 (%)")
     title = "searched winner vs %s (%s)" % (peers, results["constraints"])
