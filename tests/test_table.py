@@ -102,6 +102,21 @@ def test_a_table_without_seed_noise_is_standard_json_and_reads_back(tmp_path, ca
         validate_table(stored, out, True)
 
 
+def test_the_summary_of_an_incomplete_table_says_what_is_left(tmp_path, capsys):
+    from oneshot_nas.cli.build_table import print_summary
+    out = str(tmp_path / "t.json")
+    table = build_table(_spec(), out, trainer=NoisyTrainer(), counter=proxy_counter,
+                        shard=(0, 4))
+    runs = [run for r in table["architectures"] for run in r["runs"]]
+    assert not table["complete"] and len(runs) == table["runs_done"] == 3
+    assert table["runs_expected"] == 12
+    for n, run in enumerate(runs):          # the stand-in trainer takes no time: give it some
+        run["seconds"] = 60.0 * (n + 1)
+    print_summary(table)
+    assert "left: 9 runs, about 0.3 hours of one worker (--workers N divides it) at the median " \
+        "time of the finished runs, 2.0 minutes a run" in capsys.readouterr().out
+
+
 def test_atomic_json_writes_non_finite_figures_as_null(tmp_path):
     from oneshot_nas.files import atomic_write_json
     path = str(tmp_path / "x.json")

@@ -143,6 +143,14 @@ def print_summary(table):
     print("table: %d architectures, %d of %d runs finished%s"
           % (len(table["architectures"]), table["runs_done"], table["runs_expected"],
              "" if table["complete"] else " (incomplete: rerun the command to resume)"))
+    seconds = [run["seconds"] for r in table["architectures"] for run in r["runs"]
+               if run.get("seconds")]
+    left = table["runs_expected"] - table["runs_done"]
+    if left > 0 and seconds:
+        median = float(sorted(seconds)[len(seconds) // 2])
+        print("left: %d runs, about %.1f hours of one worker (--workers N divides it) at the "
+              "median time of the finished runs, %.1f minutes a run on the machine they ran on"
+              % (left, left * median / 3600.0, median / 60.0))
     for name, label in _subset_labels(table):
         entry = stats.get(name, {})
         s2s = entry.get("seed_to_seed")
