@@ -117,15 +117,50 @@ def test_the_summary_of_an_incomplete_table_says_what_is_left(tmp_path, capsys):
         "time of the finished runs, 2.0 minutes a run" in capsys.readouterr().out
 
 
+class NoLossTrainer(NoisyTrainer):
+    """A trainer whose summary has no validation loss (the record keeps NaN for it)."""
+
+    def __call__(self, cfg):
+        summary = super().__call__(cfg)
+        for epoch in summary["epochs"]:
+            epoch.pop("val_loss")
+        return summary
+
+
+def test_a_run_without_a_loss_round_trips_as_null(tmp_path):
+    out = str(tmp_path / "t.json")
+    trainer = NoLossTrainer()
+    table = build_table(_spec(), out, trainer=trainer, counter=proxy_counter)
+    assert np.isnan(table["architectures"][0]["loss_mean"])
+    for path in (out, out.replace(".json", ".runs.json")):
+        with open(path) as f:
+            json.load(f, parse_constant=_refuse_constant)          # standard JSON, null
+    with open(out) as f:
+        assert json.load(f)["architectures"][0]["loss_mean"] is None
+    loaded = load_table(out)
+    assert np.isnan(loaded["architectures"][0]["loss_mean"])
+    assert np.isnan(loaded["architectures"][0]["runs"][0]["curve"][-1]["loss"])
+    # the runs cache reads the nulls back as NaN: a resumed build trains nothing and writes
+    # the same table
+    again = build_table(_spec(), out, trainer=trainer, counter=proxy_counter)
+    assert len(trainer.calls) == 12
+    run = again["architectures"][0]["runs"][0]
+    assert np.isnan(run["loss"]) and np.isnan(run["curve"][-1]["loss"])
+    assert [r["top1_mean"] for r in again["architectures"]] == \
+        [r["top1_mean"] for r in table["architectures"]]
+
+
 def test_atomic_json_writes_non_finite_figures_as_null(tmp_path):
     from oneshot_nas.files import atomic_write_json
     path = str(tmp_path / "x.json")
     atomic_write_json(path, {"a": float("nan"), "b": [1.5, float("inf"), (float("-inf"), 2)],
-                             "c": {"d": np.float64("nan"), "e": "NaN", "f": None, "g": 3}})
+                             "c": {"d": np.float64("nan"), "e": "NaN", "f": None, "g": 3,
+                                   "h": np.float32(0.5), "i": np.float32("nan"), "j": True}})
     with open(path) as f:
         assert json.load(f, parse_constant=_refuse_constant) == \
             {"a": None, "b": [1.5, None, [None, 2]], "c": {"d": None, "e": "NaN", "f": None,
-                                                          "g": 3}}
+                                                          "g": 3, "h": 0.5, "i": None,
+                                                          "j": True}}
 
 
 def test_band_rows_get_more_seeds_seed_by_seed(tmp_path):

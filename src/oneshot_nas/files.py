@@ -9,6 +9,7 @@ The file gets the mode any newly created file gets (0666 less the umask), not th
 import hashlib
 import json
 import math
+import numbers
 import os
 import secrets
 
@@ -67,8 +68,10 @@ def atomic_write_text(path, text):
 def strict_json(obj):
     """``obj`` with every NaN or infinite float replaced by None, so that it can be written as
     standard JSON (``NaN`` is Python's extension, which jq, browsers and most other readers
-    refuse). Floats nested in dicts, lists and tuples are replaced; nothing else is touched."""
-    if isinstance(obj, float):
+    refuse). Real numbers nested in dicts, lists and tuples become Python floats (numpy
+    scalars too); nothing else is touched."""
+    if isinstance(obj, numbers.Real) and not isinstance(obj, numbers.Integral):
+        obj = float(obj)                # also numpy's float32 / float64 scalars
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
         return {key: strict_json(value) for key, value in obj.items()}

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -20,7 +21,7 @@ import numpy as np
 
 from ..config import ModelConfig, checked_fields
 from ..data import default_input_size
-from ..files import atomic_write_text
+from ..files import atomic_write_json
 from ..training import TrainConfig, train
 
 __all__ = ["StandaloneProtocol", "StandaloneCache", "train_standalone", "run_record"]
@@ -140,7 +141,8 @@ class StandaloneCache:
             return {}
         try:
             with open(self.path) as f:
-                return dict(json.load(f).get("runs", {}))
+                return {key: run_from_json(record)
+                        for key, record in json.load(f).get("runs", {}).items()}
         except (OSError, ValueError, AttributeError):
             logger.warning("ignoring unreadable stand-alone cache %s", self.path)
             return {}
@@ -173,7 +175,21 @@ class StandaloneCache:
             merged = self._read()
             merged.update(self.runs)
             self.runs = merged
-            atomic_write_text(self.path, json.dumps({"runs": merged}, indent=1, sort_keys=True))
+            atomic_write_json(self.path, {"runs": merged}, indent=1, sort_keys=True)
+
+
+_FIGURES = ("top1", "loss", "train_accuracy")
+
+
+def run_from_json(record):
+    """A run record (runs cache, table) as it was before writing: a figure written as null
+    (NaN in memory: not measured, e.g. no validation loss, or a diverged one) is NaN again."""
+    def numbers(entry):
+        return {k: math.nan if k in _FIGURES and v is None else v for k, v in entry.items()}
+    out = numbers(record)
+    if isinstance(out.get("curve"), list):
+        out["curve"] = [numbers(point) for point in out["curve"]]
+    return out
 
 
 def run_record(summary, seconds):

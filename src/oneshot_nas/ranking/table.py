@@ -53,7 +53,7 @@ from ..files import atomic_write_json, read_json
 from ..plotting import pyplot, save_figure
 from ..search.algorithms import Constraints
 from ..search_space import Architecture
-from .protocol import StandaloneCache, StandaloneProtocol, train_standalone
+from .protocol import StandaloneCache, StandaloneProtocol, run_from_json, train_standalone
 from ..profiling import FlopsCounter
 from .sampling import sample_matched, sample_spread
 from .stats import partial_tau_ci, rank_correlations, spread_against_noise, tau_null_sd
@@ -553,8 +553,8 @@ _REQUIRED = {"format": int, "dataset": str, "units": str, "protocol": dict, "sam
              "band": dict, "complete": bool, "architectures": list, "statistics": dict}
 _ROW_REQUIRED = {"row": int, "block_choices": str, "channel_choices": str,
                  "flops": (int, float), "params": (int, float), "in_band": bool, "runs": list}
-_RUN_REQUIRED = {"seed": int, "top1": (int, float), "loss": (int, float), "curve": list,
-                 "seconds": (int, float)}
+_RUN_REQUIRED = {"seed": int, "top1": (int, float), "loss": (int, float, type(None)),
+                 "curve": list, "seconds": (int, float)}     # loss null: NaN, not measured
 
 
 def validate_table(table, name="table", recompute=True):
@@ -601,8 +601,8 @@ def _check_recomputed(table, name):
                 if key in row:
                     raise ValueError("%s: architecture %d has a %s but no runs" % (name, i, key))
                 continue
-            mean = float(np.mean([run[field_name] for run in row["runs"]]))
-            stored = row.get(key)
+            mean = float(np.mean([_number(run[field_name]) for run in row["runs"]]))
+            stored = _number(row[key]) if key in row else "nothing"
             if not isinstance(stored, (int, float)) or not _close(stored, mean):
                 raise ValueError("%s: architecture %d stores %s %r, its runs give %r; the "
                                  "table was edited or is damaged" % (name, i, key, stored, mean))
@@ -617,6 +617,11 @@ def _check_recomputed(table, name):
         raise ValueError("%s: stored statistics%s differ from those its runs give; the table "
                          "was edited or built by other code (rewrite it with build_table "
                          "--status)" % (name, where))
+
+
+def _number(value):
+    """A stored figure: null (how NaN is written, e.g. a diverged run's loss) reads as NaN."""
+    return float("nan") if value is None else value
 
 
 def _known(value):
@@ -663,7 +668,12 @@ def load_table(path, recompute=True):
     if not path or not os.path.isfile(path):
         raise ValueError("ground-truth table %s does not exist (build one with python -m "
                          "oneshot_nas.cli.build_table)" % path)
-    return validate_table(read_json(path, "ground-truth table"), path, recompute)
+    table = validate_table(read_json(path, "ground-truth table"), path, recompute)
+    for row in table["architectures"]:           # the figures written as null are NaN again
+        row["runs"] = [run_from_json(run) for run in row["runs"]]
+        if "loss_mean" in row and row["loss_mean"] is None:
+            row["loss_mean"] = math.nan
+    return table
 
 
 def spec_from_table(table):

@@ -28,7 +28,7 @@ import mxnet as mx
 import numpy as np
 
 from ..errors import error_line
-from ..files import TMP_PREFIX, atomic_write
+from ..files import TMP_PREFIX, atomic_write, strict_json
 from ..nn import sync_bn_statistics
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_meta", "latest_checkpoint",
@@ -75,7 +75,7 @@ def save_checkpoint(save_dir, prefix, tag, net, trainer, meta):
 
     def write_json(tmp):
         with open(tmp, "w") as f:
-            json.dump(meta, f, indent=1)
+            json.dump(strict_json(meta), f, indent=1, allow_nan=False)
     for path, writer in ((base + ".params", lambda tmp: save_first_context(net, tmp)),
                          (base + ".states", trainer.save_states), (json_path, write_json)):
         try:
