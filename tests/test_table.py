@@ -1,10 +1,11 @@
-"""The ground-truth table: building with a stand-in trainer (resume, shards, seeds), its JSON
+"""The ground-truth table: building with a stand-in trainer (resume, workers, seeds), its JSON
 schema, its noise statistics against scipy, auditing rows, the rank check and the winner check
 against a stored table, and the table's own files committed in docs/ranking."""
 import copy
 import json
 from dataclasses import replace
 import os
+import re
 import subprocess
 import sys
 
@@ -106,7 +107,7 @@ def test_the_summary_of_an_incomplete_table_says_what_is_left(tmp_path, capsys):
     from oneshot_nas.cli.build_table import print_summary
     out = str(tmp_path / "t.json")
     table = build_table(_spec(), out, trainer=NoisyTrainer(), counter=proxy_counter,
-                        shard=(0, 4))
+                        only=set(table_jobs(_spec())[:3]))
     runs = [run for r in table["architectures"] for run in r["runs"]]
     assert not table["complete"] and len(runs) == table["runs_done"] == 3
     assert table["runs_expected"] == 12
@@ -213,49 +214,103 @@ def test_two_seed_means_statistic_on_fixed_rows():
     assert "two_seed_means" not in table_statistics(rows, bootstrap=50)["band"]
 
 
-def test_shards_split_the_jobs_and_share_one_cache(tmp_path):
+def test_workers_split_the_runs_and_share_one_cache(tmp_path):
     out = str(tmp_path / "t.json")
+    jobs = table_jobs(_spec())
     a, b = NoisyTrainer(), NoisyTrainer()
-    build_table(_spec(), out, shard=(0, 2), trainer=a, counter=proxy_counter)
-    build_table(_spec(), out, shard=(1, 2), trainer=b, counter=proxy_counter)
-    assert len(a.calls) == len(b.calls) == 6 and not set(a.calls) & set(b.calls)
+    build_table(_spec(), out, only=set(jobs[:5]), trainer=a, counter=proxy_counter)
+    build_table(_spec(), out, only=set(jobs[5:]), trainer=b, counter=proxy_counter)
+    assert (len(a.calls), len(b.calls)) == (5, 7) and not set(a.calls) & set(b.calls)
     table = build_table(_spec(), out, trainer=NoisyTrainer(), counter=proxy_counter)
     assert table["complete"] and table["runs_done"] == 12
+    with pytest.raises(ValueError, match="run row 0 seed 7 is not one of this table's runs"):
+        build_table(_spec(), out, only={(0, 7)}, trainer=a, counter=proxy_counter)
 
 
-def test_a_multi_worker_build_rewrites_the_table_as_runs_finish(tmp_path, monkeypatch):
-    """Worker processes only add runs to the shared cache; the parent rewrites the table JSON
-    whenever that cache has grown, not only at the end (it used to: a build stopped midway
-    left a table listing none of the runs since its start)."""
+def _stand_in_workers(monkeypatch, out, slow_job=None, failing_job=None):
+    """Replace the worker processes of a multi-worker build: each trains its run with the
+    stand-in trainer when it ends; ``slow_job`` takes six polls, every other one poll."""
     import oneshot_nas.ranking.table as table_module
-    out = str(tmp_path / "t.json")
+    log = {"started": [], "live": set(), "written": []}
 
     class StandInWorker:
-        """A worker process: trains its whole shard at its first poll, exits at its third."""
-
         def __init__(self, argv, env=None):
-            self.shard = tuple(int(x) for x in argv[argv.index("--shard") + 1].split("/"))
-            self.polls = 0
+            self.job = tuple(int(x) for x in argv[argv.index("--job") + 1].split("/"))
+            self.polls, self.returncode = 0, None
+            assert env["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 2) // 2))
+            log["started"].append((self.job, sorted(log["live"])))
+            log["live"].add(self.job)
 
         def poll(self):
             self.polls += 1
-            if self.polls == 1 + self.shard[0] * 2:     # the second worker finishes later
-                build_table(_spec(), out, shard=self.shard, trainer=NoisyTrainer(),
-                            counter=proxy_counter)
-            return 0 if self.polls > 4 else None
+            if self.polls < (6 if self.job == slow_job else 1):
+                return None
+            if self.returncode is None:
+                self.returncode = 1 if self.job == failing_job else 0
+                if not self.returncode:
+                    build_table(_spec(), out, only={self.job}, trainer=NoisyTrainer(),
+                                counter=proxy_counter)
+                log["live"].discard(self.job)
+            return self.returncode
 
         def wait(self):
-            return 0
-    written = []
+            return self.returncode
     write = table_module._write_table
     monkeypatch.setattr(table_module, "_write_table",
-                        lambda path, table: (written.append(table["runs_done"]),
+                        lambda path, table: (log["written"].append(table["runs_done"]),
                                              write(path, table)))
     monkeypatch.setattr(table_module.subprocess, "Popen", StandInWorker)
     monkeypatch.setattr(table_module, "WORKER_POLL_SECONDS", 0.0)
+    return log
+
+
+def test_a_multi_worker_build_keeps_every_worker_busy(tmp_path, monkeypatch):
+    """Two workers, one run a process: while the first run takes six polls the other worker
+    goes through the queue, and the table is rewritten after every finished run (a fixed
+    split of the runs between the workers used to leave one of them idle at the end)."""
+    out = str(tmp_path / "t.json")
+    jobs = table_jobs(_spec())
+    log = _stand_in_workers(monkeypatch, out, slow_job=jobs[0])
     table = build_table(_spec(), out, workers=2, trainer=NoisyTrainer(), counter=proxy_counter)
     assert table["complete"] and table["runs_done"] == 12
-    assert written[:2] == [6, 12], written          # the first worker's 6 runs, then all 12
+    assert [job for job, _ in log["started"]] == jobs          # in the table's order, once each
+    assert all(len(live) <= 1 for _, live in log["started"])  # never more than 2 at once
+    # runs 2-6 started while the slow first run was still going
+    assert all(live == [jobs[0]] for _, live in log["started"][1:6])
+    assert log["written"][:3] == [1, 2, 3] and log["written"][-1] == 12
+
+
+def test_a_failed_worker_run_stops_the_build_and_keeps_the_others(tmp_path, monkeypatch):
+    out = str(tmp_path / "t.json")
+    jobs = table_jobs(_spec())
+    log = _stand_in_workers(monkeypatch, out, failing_job=jobs[2])
+    with pytest.raises(RuntimeError, match="row %d seed %d \\(exit code 1\\); rerun the "
+                       "command to resume" % jobs[2]):
+        build_table(_spec(), out, workers=2, trainer=NoisyTrainer(), counter=proxy_counter)
+    assert [job for job, _ in log["started"]] == jobs[:4]      # no run starts after the failure
+    # the finished runs are in the cache: a rerun trains only the other nine
+    trainer = NoisyTrainer()
+    table = build_table(_spec(), out, trainer=trainer, counter=proxy_counter)
+    assert len(trainer.calls) == 9 and table["complete"]
+
+
+@pytest.mark.slow
+def test_a_real_two_worker_build_on_fashion_mnist(tmp_path):
+    """The command with --workers 2: real worker processes, one a run, real training (two
+    batches an epoch), the shared runs cache and the table written once every run is in."""
+    out = str(tmp_path / "t.json")
+    proc = subprocess.run(
+        [sys.executable, "-m", "oneshot_nas.cli.build_table", "--output", out, "-k", "3",
+         "--second-seed-rows", "0", "--band-seeds", "1", "--epochs", "1", "--val-interval", "1",
+         "--max-batches-per-epoch", "2", "--train-subset", "500", "--workers", "2"],
+        capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = load_table(out)
+    assert table["complete"] and table["runs_done"] == 3
+    done = re.findall(r"\[1/1\] row (\d+) seed (\d+): test top-1", proc.stderr)
+    assert sorted(done) == [("0", "0"), ("1", "0"), ("2", "0")]   # one process a run
+    assert "2 worker processes at a time" in proc.stderr
+    assert "table: 3 architectures, 3 of 3 runs finished" in proc.stdout
 
 
 @pytest.mark.parametrize("field, value, needle", [

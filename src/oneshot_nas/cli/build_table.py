@@ -61,8 +61,9 @@ def build_parser():
     t.add_argument("--status", action="store_true",
                    help="train nothing: write the table from the finished runs and print it")
     t.add_argument("--workers", type=int, default=1,
-                   help="worker processes sharing the cores (2 on a 2-core machine is faster)")
-    t.add_argument("--shard", default=None, help=argparse.SUPPRESS)
+                   help="runs trained at once, one process each sharing the cores (2 on a "
+                        "2-core machine is faster); a finished worker takes the next run")
+    t.add_argument("--job", default=None, help=argparse.SUPPRESS)   # ROW/SEED: one run
     t.add_argument("--rows", default=None, help=argparse.SUPPRESS)
 
     g = p.add_argument_group("stand-alone protocol")
@@ -188,7 +189,7 @@ def print_summary(table):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     log = args.logging_file or os.path.splitext(args.output)[0] + ".log"
-    setup_logging(log if args.shard is None else None)
+    setup_logging(log if args.job is None else None)    # a worker logs to the build's stderr
     if args.rebuild_rows:
         res = rebuild_rows(args.table, _int_list(args.rebuild_rows, "--rebuild-rows"),
                            args.output)
@@ -202,15 +203,15 @@ def main(argv=None):
         print("rebuilt rows: %s" % args.output)
         return 0
     spec = spec_from_args(args)
-    shard = None
-    if args.shard:
-        index, count = _int_list(args.shard.replace("/", ","), "--shard")
-        shard = (index, count)
+    only = None
+    if args.job:
+        only = {tuple(_int_list(args.job.replace("/", ","), "--job"))}
     rows = set(_int_list(args.rows, "--rows")) if args.rows else None
-    logging.getLogger(__name__).info("settings: %s", json.dumps(vars(args), sort_keys=True))
+    if only is None:
+        logging.getLogger(__name__).info("settings: %s", json.dumps(vars(args), sort_keys=True))
     table = build_table(spec, args.output, args.cache_file, workers=args.workers,
-                        shard=shard, rows=rows, train=not args.status)
-    if shard is None:
+                        only=only, rows=rows, train=not args.status)
+    if only is None:
         print_summary(table)
         print("table: %s" % args.output)
     return 0

@@ -369,7 +369,7 @@ def plot_table(table, path):
     return save_figure(fig, path)
 
 
-def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None, trainer=None,
+def build_table(spec, output, cache_file=None, workers=1, only=None, rows=None, trainer=None,
                 counter=None, archs=None, train=True):
     """Train every missing run of the table and write it; returns the table dict.
 
@@ -381,11 +381,11 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
     cache_file : str, optional
         Runs cache (default ``<output>.runs.json``).
     workers : int
-        Worker processes (each takes every ``workers``-th job, with ``cores / workers``
-        OpenMP threads); 1 trains in this process.
-    shard : (int, int), optional
-        ``(index, count)``: train only jobs ``j`` with ``j % count == index`` (what a worker
-        process is given).
+        Runs trained at once, one worker process a run with ``cores / workers`` OpenMP threads;
+        a worker that finishes takes the next missing run in the table's order. 1 trains in
+        this process.
+    only : collection of (row, seed), optional
+        Train only these runs and write no table (what a worker process is given).
     rows : set of int, optional
         Only these rows (a rebuild of chosen rows).
     trainer, counter : callable, optional
@@ -411,10 +411,13 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
     if old is not None:
         _refuse_fewer_runs(old, output, set(every_job), rows)
     jobs = [(r, s) for r, s in every_job if rows is None or r in rows]
+    unknown = sorted(set(only or ()) - set(jobs))
+    if unknown:
+        raise ValueError("run row %d seed %d is not one of this table's runs" % unknown[0])
     cache = StandaloneCache(cache_file)
     if not train:
         pass
-    elif workers > 1 and shard is None:
+    elif workers > 1 and only is None:
         seen = [None]
 
         def rewrite_when_grown():        # the workers only add runs; this process writes
@@ -424,10 +427,13 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
                 seen[0] = done
                 _write_table(output, assemble_table(spec, archs, cache, counter, digest, rows))
                 logger.info("table %s: %d of %d runs finished", output, done, len(jobs))
-        _run_workers(spec, output, cache_file, workers, rows, on_poll=rewrite_when_grown)
+        todo = [(r, s) for r, s in jobs if cache.get(spec.protocol.key(archs[r], s)) is None]
+        logger.info("table %s: %d runs, %d finished, %d to train in %d worker processes",
+                    output, len(jobs), len(jobs) - len(todo), len(todo), workers)
+        _run_workers(spec, output, cache_file, workers, todo, rows, on_done=rewrite_when_grown)
         cache.refresh()
     else:
-        mine = [job for j, job in enumerate(jobs) if shard is None or j % shard[1] == shard[0]]
+        mine = [job for job in jobs if only is None or job in only]
         todo = [job for job in mine if cache.get(spec.protocol.key(archs[job[0]], job[1])) is None]
         logger.info("table %s: %d runs, %d finished, %d to train here", output, len(jobs),
                     len(jobs) - sum(cache.refresh().get(spec.protocol.key(archs[r], s)) is None
@@ -443,11 +449,11 @@ def build_table(spec, output, cache_file=None, workers=1, shard=None, rows=None,
             logger.info("[%d/%d] row %d seed %d: test top-1 %.4f, loss %.4f; %.0f s so far, "
                         "about %.0f s to go", n, len(todo), row, seed, result["top1"],
                         result["loss"], elapsed, elapsed / n * (len(todo) - n))
-            if shard is None:
+            if only is None:
                 _write_table(output, assemble_table(spec, archs, cache.refresh(), counter,
                                                     digest, rows))
     table = assemble_table(spec, archs, cache.refresh(), counter, digest, rows)
-    if shard is None:
+    if only is None:
         _write_table(output, table)
         table["plot"] = plot_table(table, os.path.splitext(output)[0] + ".png")
         logger.info("wrote %s (%d of %d runs) and %s", output, table["runs_done"],
@@ -490,31 +496,42 @@ def _check_existing(output, spec, digest):
     return old
 
 
-WORKER_POLL_SECONDS = 30.0     # how often a multi-worker build looks for finished runs
+WORKER_POLL_SECONDS = 1.0      # how often a multi-worker build looks for finished runs
 
 
-def _run_workers(spec, output, cache_file, workers, rows, on_poll=None):
-    """Run ``workers`` copies of the table builder, each on its shard of the jobs, calling
-    ``on_poll`` every ``WORKER_POLL_SECONDS`` while they run (the table rewritten as runs
-    finish)."""
+def _run_workers(spec, output, cache_file, workers, todo, rows, on_done=None):
+    """Train the runs ``todo`` ((row, seed) pairs, in the table's order) in worker processes,
+    one process a run and at most ``workers`` at once: whenever one finishes, the next run
+    starts, so every core stays busy until the last run (a fixed split of the runs between
+    the workers, as this used to do, left one worker alone with an hour of runs at the end
+    of a build). ``on_done`` is called after every finished run (the table is rewritten).
+    A failed run stops the build: the running ones finish, then RuntimeError."""
     threads = max(1, (os.cpu_count() or 2) // workers)
-    procs = []
-    for index in range(workers):
-        argv = [sys.executable, "-m", "oneshot_nas.cli.build_table", "--output", output,
-                "--cache-file", cache_file, "--shard", "%d/%d" % (index, workers)]
-        argv += spec_to_argv(spec)
-        if rows is not None:
-            argv += ["--rows", ",".join(str(r) for r in sorted(rows))]
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MXNET_CPU_WORKER_NTHREADS="1")
-        logger.info("worker %d of %d: %d OpenMP thread(s)", index + 1, workers, threads)
-        procs.append(subprocess.Popen(argv, env=env))
-    while None in [p.poll() for p in procs]:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MXNET_CPU_WORKER_NTHREADS="1")
+    base = [sys.executable, "-m", "oneshot_nas.cli.build_table", "--output", output,
+            "--cache-file", cache_file] + spec_to_argv(spec)
+    if rows is not None:
+        base += ["--rows", ",".join(str(r) for r in sorted(rows))]
+    logger.info("%d worker processes at a time, %d OpenMP thread(s) each", workers, threads)
+    queue, running, failed = list(todo), [], []
+    while queue or running:
+        while queue and not failed and len(running) < workers:
+            row, seed = queue.pop(0)
+            running.append(((row, seed), subprocess.Popen(
+                base + ["--job", "%d/%d" % (row, seed)], env=env)))
         time.sleep(WORKER_POLL_SECONDS)
-        if on_poll is not None:
-            on_poll()
-    codes = [p.wait() for p in procs]
-    if any(codes):
-        raise RuntimeError("table worker(s) failed with exit codes %s" % codes)
+        for entry in [e for e in running if e[1].poll() is not None]:
+            running.remove(entry)
+            (row, seed), proc = entry
+            if proc.wait():
+                failed.append("row %d seed %d (exit code %d)" % (row, seed, proc.returncode))
+            elif on_done is not None:
+                on_done()
+        if failed and not running:
+            break
+    if failed:
+        raise RuntimeError("table run(s) failed: %s; rerun the command to resume"
+                           % ", ".join(failed))
 
 
 def spec_to_argv(spec):
