@@ -13,8 +13,8 @@ import numbers
 import os
 import secrets
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "strict_json", "read_json",
-           "file_digest", "TMP_PREFIX"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "strict_json",
+           "nan_for_null", "read_json", "file_digest", "TMP_PREFIX"]
 
 TMP_PREFIX = ".tmp-"        # temporary files of interrupted writes start with it
 
@@ -78,6 +78,12 @@ def strict_json(obj):
     if isinstance(obj, (list, tuple)):
         return [strict_json(value) for value in obj]
     return obj
+
+
+def nan_for_null(value):
+    """A figure read from a file :func:`atomic_write_json` wrote: ``null`` (a NaN when it was
+    written) is NaN again; anything else is returned as it is."""
+    return math.nan if value is None else value
 
 
 def atomic_write_json(path, obj, **dump_kwargs):

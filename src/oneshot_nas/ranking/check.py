@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from ..config import ConstraintConfig, ModelConfig
 from ..data import default_input_size
-from ..files import atomic_write, atomic_write_json, file_digest, read_json
+from ..files import atomic_write, atomic_write_json, file_digest, nan_for_null, read_json
 from ..plotting import pyplot, save_figure
 from ..profiling import FlopsCounter
 from ..records import read_record
@@ -373,19 +373,13 @@ def _oriented(row, primary):
     return row["supernet_top1"] if primary == "acc" else -row["supernet_loss"]
 
 
-def _number(value):
-    """A stored score as a float: null (a NaN when it was written, e.g. a diverged loss) is
-    NaN again."""
-    return float("nan") if value is None else float(value)
-
-
 def _row(entry, top1, loss, seconds):
     """One scored table row; the stand-alone figures only where its runs have finished."""
     row = {"row": entry["row"], "block_choices": entry["block_choices"],
            "channel_choices": entry["channel_choices"], "flops": entry["flops"],
            "params": entry["params"], "in_band": entry["in_band"],
-           "set": entry.get("set", "spread"), "supernet_top1": _number(top1),
-           "supernet_loss": _number(loss)}
+           "set": entry.get("set", "spread"), "supernet_top1": float(nan_for_null(top1)),
+           "supernet_loss": float(nan_for_null(loss))}
     if seconds is not None:
         row["supernet_seconds"] = seconds
     if entry["runs"]:

@@ -12,7 +12,6 @@ import contextlib
 import fcntl
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -21,7 +20,7 @@ import numpy as np
 
 from ..config import ModelConfig, checked_fields
 from ..data import default_input_size
-from ..files import atomic_write_json
+from ..files import atomic_write_json, nan_for_null
 from ..training import TrainConfig, train
 
 __all__ = ["StandaloneProtocol", "StandaloneCache", "train_standalone", "run_record"]
@@ -185,7 +184,7 @@ def run_from_json(record):
     """A run record (runs cache, table) as it was before writing: a figure written as null
     (NaN in memory: not measured, e.g. no validation loss, or a diverged one) is NaN again."""
     def numbers(entry):
-        return {k: math.nan if k in _FIGURES and v is None else v for k, v in entry.items()}
+        return {k: nan_for_null(v) if k in _FIGURES else v for k, v in entry.items()}
     out = numbers(record)
     if isinstance(out.get("curve"), list):
         out["curve"] = [numbers(point) for point in out["curve"]]

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data import load_fashion_mnist
-from ..files import atomic_write_json, read_json
+from ..files import atomic_write_json, nan_for_null, read_json
 from ..plotting import pyplot, save_figure
 from ..search.algorithms import Constraints
 from ..search_space import Architecture
@@ -618,8 +618,8 @@ def _check_recomputed(table, name):
                 if key in row:
                     raise ValueError("%s: architecture %d has a %s but no runs" % (name, i, key))
                 continue
-            mean = float(np.mean([_number(run[field_name]) for run in row["runs"]]))
-            stored = _number(row[key]) if key in row else "nothing"
+            mean = float(np.mean([nan_for_null(run[field_name]) for run in row["runs"]]))
+            stored = nan_for_null(row[key]) if key in row else "nothing"
             if not isinstance(stored, (int, float)) or not _close(stored, mean):
                 raise ValueError("%s: architecture %d stores %s %r, its runs give %r; the "
                                  "table was edited or is damaged" % (name, i, key, stored, mean))
@@ -634,11 +634,6 @@ def _check_recomputed(table, name):
         raise ValueError("%s: stored statistics%s differ from those its runs give; the table "
                          "was edited or built by other code (rewrite it with build_table "
                          "--status)" % (name, where))
-
-
-def _number(value):
-    """A stored figure: null (how NaN is written, e.g. a diverged run's loss) reads as NaN."""
-    return float("nan") if value is None else value
 
 
 def _known(value):
@@ -688,8 +683,8 @@ def load_table(path, recompute=True):
     table = validate_table(read_json(path, "ground-truth table"), path, recompute)
     for row in table["architectures"]:           # the figures written as null are NaN again
         row["runs"] = [run_from_json(run) for run in row["runs"]]
-        if "loss_mean" in row and row["loss_mean"] is None:
-            row["loss_mean"] = math.nan
+        if "loss_mean" in row:
+            row["loss_mean"] = nan_for_null(row["loss_mean"])
     return table
 
 
