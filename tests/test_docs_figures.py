@@ -264,17 +264,17 @@ def top1_row(p, seed):
     return "| %d | %d | %s | %s |" % (seed, p["candidates"], gs, rs)
 
 
-def beyond_row(label, b, field, digits=3, sides=("all", "band")):
+def beyond_row(label, b, field, digits=3):
     def get(side):
         v = b[side]
         for key in field.split("."):
             v = v[key]
         return ci(v, digits)
-    return "| %s | %s |" % (label, " | ".join(get(side) for side in sides))
+    return "| %s | %s | %s |" % (label, get("all"), get("band"))
 
 
-def stats_row(label, s, fmt, sides=("all", "band")):
-    return "| %s | %s |" % (label, " | ".join(fmt(s[side]) for side in sides))
+def stats_row(label, s, fmt):
+    return "| %s | %s | %s |" % (label, fmt(s["all"]), fmt(s["band"]))
 
 
 # ---------------------------------------------------------------------------------------------
