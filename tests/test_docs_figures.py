@@ -39,6 +39,9 @@ TABLE_48 = "docs/ranking/fashion_mnist_48px_table.json"
 SUPERNET_C_48 = "docs/ranking/supernet_C_48px_final.json"
 SEARCH_48 = "docs/ranking/search_48px/%s_s%d.json"
 SEARCH_48_PAIRS = "docs/ranking/search_48px/genetic_vs_random.json"
+RANK_C_48 = "docs/ranking/supernet_C_48px_rank_check.json"
+RANK_C_48_LAST3 = "docs/ranking/supernet_C_48px_last3_rank_check.json"
+WINNER_48 = "docs/ranking/search_48px/winner_%s_s%d/winner_check.json"
 DIGITS_RANK = "docs/supernet_digits/rank_check_k12.json"
 DEMO = "logs/demo_summary.json"
 
@@ -264,17 +267,42 @@ def top1_row(p, seed):
     return "| %d | %d | %s | %s |" % (seed, p["candidates"], gs, rs)
 
 
-def beyond_row(label, b, field, digits=3):
+def beyond_row(label, b, field, digits=3, sides=("all", "band")):
     def get(side):
         v = b[side]
         for key in field.split("."):
             v = v[key]
         return ci(v, digits)
-    return "| %s | %s | %s |" % (label, get("all"), get("band"))
+    return "| %s | %s |" % (label, " | ".join(get(side) for side in sides))
 
 
-def stats_row(label, s, fmt):
-    return "| %s | %s | %s |" % (label, fmt(s["all"]), fmt(s["band"]))
+def stats_row(label, s, fmt, sides=("all", "band")):
+    return "| %s | %s |" % (label, " | ".join(fmt(s[side]) for side in sides))
+
+
+THREE_SIDES = ("all", "band", "matched")
+
+
+def winner_row(genetic, random_, mode, seed):
+    """A row of the 48-px winners' table; the better of the seed's two winners in bold."""
+    w = genetic if mode == "genetic" else random_
+    g, r = genetic["winner"]["standalone_top1"], random_["winner"]["standalone_top1"]
+    top1 = "%s %%" % pct(w["winner"]["standalone_top1"])
+    if (g >= r) == (mode == "genetic"):  # ties go to the genetic winner
+        top1 = "**%s**" % top1
+    flops = "%.1f" % w["winner"]["flops"]
+    if not w["matched_window"]["inside"]:
+        flops += " (outside the window)"
+    lo, hi = w["percentile_noise"]["ci"]
+    return "| %s, seed %d | %s (%s) | %s | %.0f [%.0f, %.0f] | %+.2f |" % (
+        mode, seed, top1, " / ".join(pct(x) for x in w["winner"]["standalone_per_seed"]), flops,
+        w["percentile"], lo, hi, 100 * w["flops_line"]["residual"])
+
+
+def genetic_ge_random(*pairs):
+    """'in k of n seeds' for winner_check files given as (genetic, random) per seed."""
+    wins = sum(g["winner"]["standalone_top1"] >= r["winner"]["standalone_top1"] for g, r in pairs)
+    return "at least as good as the random one stand-alone in %d of %d seeds" % (wins, len(pairs))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -773,6 +801,120 @@ CHECKS = [
                                "%d), %.2f of the scores' standard deviation over the table (%.3f)"
                 % (t["mean_gap"], widest["gap"], widest["row"], t["gap_over_sd"], t["score_sd"]))(
          max(t["pairs"], key=lambda p: p["gap"]))),
+
+    # ---- ranking.md: the 48-px results of record ----
+    ("results-48px-rows", RANKING, "| rows | 42 | 26 | 12 |", TABLE_48, "statistics",
+     lambda s: stats_row("rows", s, lambda x: "%d" % x["rows"], THREE_SIDES)),
+    ("results-48px-flops-alone", RANKING,
+     "| FLOPs alone, Kendall tau against mean top-1 | 0.553 [0.383, 0.700] | "
+     "0.438 [0.181, 0.654] | -0.242 [-0.695, 0.228] |", TABLE_48, "statistics",
+     lambda s: stats_row("FLOPs alone, Kendall tau against mean top-1", s,
+                         lambda x: ci3(x["flops_alone"]), THREE_SIDES)),
+    ("results-48px-params-alone", RANKING,
+     "| params alone | 0.539 [0.382, 0.678] | 0.394 [0.151, 0.590] | -0.212 [-0.633, 0.288] |",
+     TABLE_48, "statistics",
+     lambda s: stats_row("params alone", s, lambda x: ci3(x["params_alone"]), THREE_SIDES)),
+    ("results-48px-seed-to-seed", RANKING,
+     "| seed-to-seed tau | 0.439 [0.140, 0.688] (22 rows) | 0.311 [-0.087, 0.709] (17 rows) | "
+     "0.137 [-0.323, 0.649] (12 rows) |", TABLE_48, "statistics",
+     lambda s: stats_row("seed-to-seed tau", s, lambda x: "%s (%d rows)" % (
+         ci3(x["seed_to_seed"]["kendall_tau"]), x["rows_with_two_seeds"]), THREE_SIDES)),
+    ("results-48px-residual", RANKING,
+     "| residual seed-to-seed tau (what FLOPs cannot see) | 0.152 [-0.178, 0.498] (22 rows) | "
+     "0.059 [-0.349, 0.528] (17 rows) | 0.000 [-0.492, 0.607] (12 rows) |", TABLE_48, "statistics",
+     lambda s: stats_row("residual seed-to-seed tau (what FLOPs cannot see)", s,
+                         lambda x: "%s (%d rows)" % (ci3(x["residual_seed_to_seed"]["kendall_tau"]),
+                                                     x["residual_seed_to_seed"]["rows"]),
+                         THREE_SIDES)),
+    ("results-48px-spread", RANKING,
+     "| spread of the row means / seed sd, points | 0.52 / 0.30 | 0.35 / 0.27 | 0.23 / 0.25 |",
+     TABLE_48, "statistics",
+     lambda s: stats_row("spread of the row means / seed sd, points", s,
+                         lambda x: "%.2f / %.2f" % (100 * x["spread_against_noise"]["spread_sd"],
+                                                   100 * x["spread_against_noise"]["seed_sd"]),
+                         THREE_SIDES)),
+    ("results-48px-matched-spread-text", RANKING,
+     "(their means spread 0.23 points against a seed sd of 0.25)", TABLE_48,
+     "statistics.matched.spread_against_noise",
+     lambda x: "(their means spread %.2f points against a seed sd of %.2f)"
+               % (100 * x["spread_sd"], 100 * x["seed_sd"])),
+    ("results-48px-matched-intro", RANKING,
+     "a FLOPs-matched set of 12 architectures within 3 % of 291 MFLOPs (seeds 0-2 each)",
+     TABLE_48, "sampling",
+     lambda s: "a FLOPs-matched set of %d architectures within %.0f %% of %.0f MFLOPs (seeds "
+               "0-%d each)" % (s["matched_k"], 100 * s["matched_tolerance"], s["matched_flops"],
+                               s["matched_seeds"] - 1)),
+    ("results-48px-beyond-header", RANKING,
+     "| recipe C, 48 px | whole table, K = 42 | band, K = 26 | matched set, K = 12 |", RANK_C_48,
+     "beyond_flops",
+     lambda b: "| recipe C, 48 px | whole table, K = %d | band, K = %d | matched set, K = %d |"
+               % (b["all"]["k"], b["band"]["k"], b["matched"]["k"])),
+] + [
+    ("results-48px-beyond-%s" % field.replace(".", "-"), RANKING, row, RANK_C_48, "beyond_flops",
+     lambda b, label=label, field=field: beyond_row(label, b, field, sides=THREE_SIDES))
+    for label, field, row in (
+        ("supernet tau", "kendall_tau",
+         "| supernet tau | 0.506 [0.335, 0.647] | 0.444 [0.190, 0.646] | 0.091 [-0.414, 0.517] |"),
+        ("FLOPs alone", "flops_alone",
+         "| FLOPs alone | 0.553 [0.383, 0.700] | 0.438 [0.181, 0.654] | -0.242 [-0.695, 0.228] |"),
+        ("supernet - FLOPs (paired)", "minus_flops",
+         "| supernet - FLOPs (paired) | -0.047 [-0.226, 0.129] | 0.006 [-0.244, 0.264] | "
+         "0.333 [-0.276, 0.983] |"),
+        ("partial tau given log FLOPs", "partial_tau",
+         "| partial tau given log FLOPs | 0.087 [-0.131, 0.303] | 0.065 [-0.231, 0.346] | "
+         "0.091 [-0.452, 0.559] |"),
+        ("predictor [log FLOPs, score], leave-one-out", "predictor.kendall_tau",
+         "| predictor [log FLOPs, score], leave-one-out | 0.530 [0.361, 0.669] | "
+         "0.320 [0.022, 0.543] | -0.152 [-0.509, 0.228] |"),
+        ("predictor - FLOPs alone (paired)", "predictor.minus_flops",
+         "| predictor - FLOPs alone (paired) | -0.023 [-0.077, 0.026] | -0.117 [-0.292, 0.019] | "
+         "0.091 [-0.644, 0.800] |"))
+] + [
+    ("results-48px-twins", RANKING,
+     "Noise floor: 8 rows against their same-function twins (at 48 px", RANK_C_48, "twins",
+     lambda t: "Noise floor: %d rows against their same-function twins (at %d px"
+               % (len(t["pairs"]), t["input_size"])),
+    ("results-48px-twins-gap", RANKING,
+     "give a mean gap of 0.0066 in held-out cross-entropy, 0.23 of the scores' standard "
+     "deviation over the table", RANK_C_48, "twins",
+     lambda t: "give a mean gap of %.4f in held-out cross-entropy, %.2f of the scores' standard "
+               "deviation over the table" % (t["mean_gap"], t["gap_over_sd"])),
+    ("results-48px-last3-partial", RANKING,
+     "partial tau 0.085 [-0.141,\n0.312] over the whole table",
+     RANK_C_48_LAST3, "beyond_flops.all.partial_tau",
+     lambda v: "partial tau %s over the whole table" % ci3(v)),
+    ("results-48px-search-limit", RANKING, "under the matched set's limit (299.73\nMFLOPs)",
+     TABLE_48, "sampling",
+     lambda s: "under the matched set's limit (%.2f MFLOPs)"
+               % (s["matched_flops"] * (1 + s["matched_tolerance"]))),
+] + [
+    ("results-48px-winner-%s-s%d" % (mode, seed), RANKING, row,
+     (WINNER_48 % ("genetic", seed), WINNER_48 % ("random", seed)), ("", ""),
+     lambda g, r, mode=mode, seed=seed: winner_row(g, r, mode, seed))
+    for mode, seed, row in (
+        ("genetic", 0, "| genetic, seed 0 | 87.06 % (86.99 / 87.22 / 86.98) | 267.2 (outside the "
+                       "window) | 17 [0, 67] | -0.12 |"),
+        ("random", 0, "| random, seed 0 | **87.34 %** (88.13 / 87.05 / 86.83) | 290.5 | "
+                      "67 [17, 100] | +0.10 |"),
+        ("genetic", 1, "| genetic, seed 1 | 87.14 % (87.18 / 86.93 / 87.31) | 288.2 | "
+                       "33 [8, 75] | -0.09 |"),
+        ("random", 1, "| random, seed 1 | **87.74 %** (88.01 / 87.70 / 87.52) | 289.3 | "
+                      "100 [75, 100] | +0.51 |"),
+        ("genetic", 2, "| genetic, seed 2 | **87.73 %** (88.05 / 87.63 / 87.51) | 267.7 (outside "
+                       "the window) | 100 [67, 100] | +0.55 |"),
+        ("random", 2, "| random, seed 2 | 87.59 % (88.03 / 87.70 / 87.05) | 299.4 | "
+                      "100 [50, 100] | +0.34 |"))
+] + [
+    ("results-48px-winners-count", RANKING,
+     "at least as good as the random one stand-alone in 1 of 3 seeds",
+     tuple(WINNER_48 % (mode, seed) for seed in range(3) for mode in ("genetic", "random")),
+     ("",) * 6,
+     lambda *w: genetic_ge_random(*zip(w[0::2], w[1::2]))),
+    ("results-48px-winner-gaps", RANKING, "The differences (0.27, 0.60 and 0.14 points)",
+     tuple(WINNER_48 % (mode, seed) for seed in range(3) for mode in ("genetic", "random")),
+     ("winner.standalone_top1",) * 6,
+     lambda *v: "The differences (%.2f, %.2f and %.2f points)" % tuple(
+         abs(100 * (v[2 * i] - v[2 * i + 1])) for i in range(3))),
 
     # ---- section 6: the 48-px table and supernet ----
     ("results-48px-spread-rows", RESULTS,
