@@ -19,6 +19,8 @@ import subprocess
 
 import pytest
 
+from oneshot_nas.training.samplers import FLOPS_BINS  # None in a record: the --flops-bins default
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 README = "README.md"
@@ -42,6 +44,13 @@ SEARCH_48_PAIRS = "docs/ranking/search_48px/genetic_vs_random.json"
 RANK_C_48 = "docs/ranking/supernet_C_48px_rank_check.json"
 RANK_C_48_LAST3 = "docs/ranking/supernet_C_48px_last3_rank_check.json"
 WINNER_48 = "docs/ranking/search_48px/winner_%s_s%d/winner_check.json"
+RANK_48 = {"C (the default)": RANK_C_48,
+           "C, last three checkpoints averaged": RANK_C_48_LAST3,
+           "FLOPs bins (paths uniform over 7 FLOPs bins in 90-620 MFLOPs)":
+               "docs/ranking/supernet_bins_48px_rank_check.json",
+           "strict fairness (4 paths a step)": "docs/ranking/supernet_fair_48px_rank_check.json"}
+TRAIN_48 = {"bins": "docs/ranking/supernet_bins_48px_final.json",
+            "fair": "docs/ranking/supernet_fair_48px_final.json"}
 DIGITS_RANK = "docs/supernet_digits/rank_check_k12.json"
 DEMO = "logs/demo_summary.json"
 
@@ -303,6 +312,31 @@ def genetic_ge_random(*pairs):
     """'in k of n seeds' for winner_check files given as (genetic, random) per seed."""
     wins = sum(g["winner"]["standalone_top1"] >= r["winner"]["standalone_top1"] for g, r in pairs)
     return "at least as good as the random one stand-alone in %d of %d seeds" % (wins, len(pairs))
+
+
+def recipe_row(label, r):
+    """A row of the 48-px recipes table: tau, the partial tau over three row sets, the
+    predictor's difference from FLOPs alone."""
+    b = r["beyond_flops"]
+    return "| %s | %s | %s | %s | %s | %s |" % (
+        label, ci3(r["kendall_tau"]), ci3(b["all"]["partial_tau"]), ci3(b["band"]["partial_tau"]),
+        ci3(b["matched"]["partial_tau"]), ci3(b["all"]["predictor"]["minus_flops"]))
+
+
+def image_count_cell(point):
+    """'0.22 +- 0.13 / 0.392 +- 0.054 / 0.005 +- 0.050' (one draw: no sd)."""
+    parts = [(point["reliability"], 2), (point["all"]["kendall_tau"], 3),
+             (point["all"]["partial_tau"], 3)]
+    if point["draws"] == 1:
+        return " / ".join("%.*f" % (d, v["mean"]) for v, d in parts)
+    return " / ".join("%.*f +- %.*f" % (d, v["mean"], d, v["sd"]) for v, d in parts)
+
+
+def image_count_row(bins, fair, i):
+    a, b = bins["curve"][i], fair["curve"][i]
+    assert a["images"] == b["images"]
+    label = thousands(a["images"]) + (" (all)" if a["images"] == bins["images"] else "")
+    return "| %s | %s | %s |" % (label, image_count_cell(a), image_count_cell(b))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -869,6 +903,61 @@ CHECKS = [
         ("predictor - FLOPs alone (paired)", "predictor.minus_flops",
          "| predictor - FLOPs alone (paired) | -0.023 [-0.077, 0.026] | -0.117 [-0.292, 0.019] | "
          "0.091 [-0.644, 0.800] |"))
+] + [
+    ("results-48px-recipe-%d" % i, RANKING, row, RANK_48[label], "",
+     lambda r, label=label: recipe_row(label, r))
+    for i, (label, row) in enumerate((
+        ("C (the default)",
+         "| C (the default) | 0.506 [0.335, 0.647] | 0.087 [-0.131, 0.303] | "
+         "0.065 [-0.231, 0.346] | 0.091 [-0.452, 0.559] | -0.023 [-0.077, 0.026] |"),
+        ("C, last three checkpoints averaged",
+         "| C, last three checkpoints averaged | 0.504 [0.327, 0.647] | "
+         "0.085 [-0.141, 0.312] | 0.065 [-0.227, 0.353] | 0.091 [-0.429, 0.525] | "
+         "-0.021 [-0.074, 0.029] |"),
+        ("FLOPs bins (paths uniform over 7 FLOPs bins in 90-620 MFLOPs)",
+         "| FLOPs bins (paths uniform over 7 FLOPs bins in 90-620 MFLOPs) | "
+         "0.476 [0.287, 0.650] | 0.017 [-0.170, 0.238] | 0.034 [-0.265, 0.362] | "
+         "0.212 [-0.302, 0.710] | -0.016 [-0.059, 0.019] |"),
+        ("strict fairness (4 paths a step)",
+         "| strict fairness (4 paths a step) | 0.474 [0.268, 0.650] | "
+         "0.041 [-0.160, 0.280] | 0.009 [-0.335, 0.314] | -0.030 [-0.574, 0.567] | "
+         "-0.033 [-0.079, 0.012] |"),
+    ))
+] + [
+    ("results-48px-image-counts-%d" % i, RANKING, row,
+     ("docs/ranking/supernet_bins_48px_rank_check.json",
+      "docs/ranking/supernet_fair_48px_rank_check.json"), ("image_counts", "image_counts"),
+     lambda a, b, i=i: image_count_row(a, b, i))
+    for i, row in enumerate((
+        "| 625 | 0.22 +- 0.13 / 0.392 +- 0.054 / 0.005 +- 0.050 | "
+        "0.23 +- 0.21 / 0.449 +- 0.056 / 0.072 +- 0.047 |",
+        "| 1,250 | 0.56 +- 0.09 / 0.443 +- 0.041 / 0.036 +- 0.032 | "
+        "0.60 +- 0.07 / 0.451 +- 0.036 / 0.058 +- 0.046 |",
+        "| 2,500 | 0.80 +- 0.02 / 0.439 +- 0.037 / 0.015 +- 0.024 | "
+        "0.80 +- 0.02 / 0.453 +- 0.027 / 0.054 +- 0.029 |",
+        "| 5,000 (all) | 0.89 / 0.476 / 0.017 | 0.90 / 0.474 / 0.041 |"))
+] + [
+    ("results-48px-image-counts-twice", RANKING,
+     "projected for 10,000 images is 0.94 and\n0.95",
+     ("docs/ranking/supernet_bins_48px_rank_check.json",
+      "docs/ranking/supernet_fair_48px_rank_check.json"),
+     ("image_counts", "image_counts"),
+     lambda a, b: "projected for %s images is %.2f and %.2f" % (
+         thousands(2 * a["images"]), a["reliability_twice_the_images"],
+         b["reliability_twice_the_images"])),
+    ("results-48px-fair-budget", RANKING,
+     "3 epochs of four paths\na step, channel selection from epoch 1, is 10,308 path-steps against "
+     "recipe C's 8,590", (TRAIN_48["fair"], SUPERNET_C_48), ("", ""),
+     lambda f, c: "%d epochs of four paths a step, channel selection from epoch %d, is %s "
+                  "path-steps against recipe C's %s" % (
+                      f["config"]["num_epochs"], f["config"]["epoch_start_cs"],
+                      thousands(4 * f["num_update"]), thousands(c["num_update"]))
+                  if f["config"]["strict_fairness"] else "not strict fairness"),
+    ("results-48px-bins-range", RANKING, "7 FLOPs bins in 90-620 MFLOPs", TRAIN_48["bins"],
+     "config",
+     lambda c: "%d FLOPs bins in %s-%s MFLOPs" % (
+         c["flops_bins"] or FLOPS_BINS, c["train_bottom_constraints"].split("-")[1],
+         c["train_upper_constraints"].split("-")[1])),
 ] + [
     ("results-48px-twins", RANKING,
      "Noise floor: 8 rows against their same-function twins (at 48 px", RANK_C_48, "twins",
