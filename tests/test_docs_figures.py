@@ -836,6 +836,38 @@ CHECKS = [
                 % (t["mean_gap"], widest["gap"], widest["row"], t["gap_over_sd"], t["score_sd"]))(
          max(t["pairs"], key=lambda p: p["gap"]))),
 
+    # ---- README.md: the 48-px rows of the ranking evidence ----
+    ("readme-48px-table", README,
+     "42 rows, the 30 above and a FLOPs-matched set of 12 within 3 % of 291 MFLOPs, seeds 0-2",
+     TABLE_48, "",
+     lambda t: "%d rows, the %d above and a FLOPs-matched set of %d within %.0f %% of %.0f MFLOPs, "
+               "seeds 0-%d" % (len(t["architectures"]), t["sampling"]["k"],
+                               t["sampling"]["matched_k"], 100 * t["sampling"]["matched_tolerance"],
+                               t["sampling"]["matched_flops"], t["sampling"]["matched_seeds"] - 1)),
+    ("readme-48px-matched-noise", README,
+     "at equal FLOPs the means spread 0.23 points against a seed sd of 0.25; what FLOPs cannot "
+     "see, residual seed-to-seed tau 0.15 [-0.18, 0.50] (22 rows)", TABLE_48, "statistics",
+     lambda s: "at equal FLOPs the means spread %.2f points against a seed sd of %.2f; what FLOPs "
+               "cannot see, residual seed-to-seed tau %s (%d rows)" % (
+                   100 * s["matched"]["spread_against_noise"]["spread_sd"],
+                   100 * s["matched"]["spread_against_noise"]["seed_sd"],
+                   ci(s["all"]["residual_seed_to_seed"]["kendall_tau"]),
+                   s["all"]["residual_seed_to_seed"]["rows"])),
+    ("readme-48px-recipes", README,
+     "against that table, K = 42 | partial tau given log FLOPs 0.02-0.09, no lower bound above 0",
+     tuple(RANK_48.values()), ("beyond_flops.all",) * len(RANK_48),
+     lambda *b: "against that table, K = %s | partial tau given log FLOPs %.2f-%.2f, %s" % (
+         "/".join(sorted({"%d" % x["k"] for x in b})),
+         min(x["partial_tau"]["value"] for x in b), max(x["partial_tau"]["value"] for x in b),
+         "no lower bound above 0" if all(x["partial_tau"]["ci"][0] <= 0 for x in b)
+         else "a lower bound above 0")),
+    ("readme-48px-winners", README, "genetic >= random in 1 of 3 search seeds",
+     tuple(WINNER_48 % (mode, seed) for seed in range(3) for mode in ("genetic", "random")),
+     ("",) * 6,
+     lambda *w: "genetic >= random in %d of 3 search seeds" % sum(
+         w[2 * i]["winner"]["standalone_top1"] >= w[2 * i + 1]["winner"]["standalone_top1"]
+         for i in range(3))),
+
     # ---- ranking.md: the 48-px results of record ----
     ("results-48px-rows", RANKING, "| rows | 42 | 26 | 12 |", TABLE_48, "statistics",
      lambda s: stats_row("rows", s, lambda x: "%d" % x["rows"], THREE_SIDES)),
