@@ -51,6 +51,7 @@ RANK_48 = {"C (the default)": RANK_C_48,
            "strict fairness (4 paths a step)": "docs/ranking/supernet_fair_48px_rank_check.json"}
 TRAIN_48 = {"bins": "docs/ranking/supernet_bins_48px_final.json",
             "fair": "docs/ranking/supernet_fair_48px_final.json"}
+KERNEL_PAIR = "docs/ranking/input_size_study.runs.json"
 DIGITS_RANK = "docs/supernet_digits/rank_check_k12.json"
 DEMO = "logs/demo_summary.json"
 
@@ -341,6 +342,35 @@ def image_count_row(bins, fair, i):
 
 # ---------------------------------------------------------------------------------------------
 # the checks: (id, doc, text, file(s), path(s), formatter)
+
+def kernel_pair(runs, size):
+    """top-1 in points per seed of the kernel pair at ``size`` px: {"3x3": [...], "7x7": [...]}
+    (the runs' keys are JSON of arch, protocol and seed; layer 9 tells the two nets apart)."""
+    got = {"3x3": {}, "7x7": {}}
+    for key, run in runs.items():
+        k = json.loads(key)
+        if k["protocol"]["input_size"] == size:
+            got[{0: "3x3", 2: "7x7"}[k["arch"]["blocks"][9]]][k["seed"]] = 100 * run["top1"]
+    return {name: [v[s] for s in sorted(v)] for name, v in got.items()}
+
+
+def _mean(v):
+    return sum(v) / len(v)
+
+
+def _var(v):
+    m = _mean(v)
+    return sum((x - m) ** 2 for x in v) / (len(v) - 1)
+
+
+def kernel_pair_cell(runs, size):
+    p = kernel_pair(runs, size)
+    a, b = p["3x3"], p["7x7"]
+    assert len(a) == len(b) == 3, "the pair at %d px has %d / %d seeds" % (size, len(a), len(b))
+    pooled = math.sqrt((_var(a) + _var(b)) / 2)
+    diff = _mean(b) - _mean(a)
+    return "| %+.2f points, %.1f standard errors |" % (diff, diff / (pooled * math.sqrt(2 / 3)))
+
 
 CHECKS = [
     # ---- README.md: Measured here on digits (logs/demo_summary.json) ----
@@ -1082,6 +1112,23 @@ CHECKS = [
 ] + [
     ("results-48px-search-wins", RESULTS, "`genetic_wins` (3 of 3)", SEARCH_48_PAIRS, "",
      lambda c: "`genetic_wins` (%d of %d)" % (c["genetic_wins"], len(c["pairs"]))),
+] + [
+    # ---- the input-size study's kernel pair (input_size_study.runs.json) ----
+    ("results-kernel-pair-%dpx" % size, RESULTS, cell, KERNEL_PAIR, "runs",
+     lambda runs, size=size: kernel_pair_cell(runs, size))
+    for size, cell in ((32, "| +0.16 points, 0.5 standard errors |"),
+                       (48, "| +0.22 points, 0.7 standard errors |"),
+                       (64, "| +0.15 points, 0.7 standard errors |"))
+] + [
+    ("results-kernel-pair-means", RESULTS,
+     "86.18 % against 86.34 % at 32 px, 87.23 % against 87.45 % at 48 px, 87.84 % against "
+     "87.99 % at 64 px, seed sd 0.37 / 0.38 / 0.28", KERNEL_PAIR, "runs",
+     lambda runs: ", ".join(
+         "%.2f %% against %.2f %% at %d px" % (_mean(p["3x3"]), _mean(p["7x7"]), size)
+         for size, p in ((s, kernel_pair(runs, s)) for s in (32, 48, 64)))
+     + ", seed sd " + " / ".join(
+         "%.2f" % math.sqrt((_var(p["3x3"]) + _var(p["7x7"])) / 2)
+         for p in (kernel_pair(runs, s) for s in (32, 48, 64)))),
 ]
 
 # Checks whose doc text does not match the committed file are listed here by id, each with
