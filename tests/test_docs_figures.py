@@ -1120,6 +1120,10 @@ CHECKS = [
                        (48, "| +0.22 points, 0.7 standard errors |"),
                        (64, "| +0.15 points, 0.7 standard errors |"))
 ] + [
+    ("ranking-kernel-pair-64px", RANKING,
+     "3 seeds a side) still differs by +0.15 points, 0.7 standard errors", KERNEL_PAIR, "runs",
+     lambda runs: "3 seeds a side) still differs by %s"
+                  % kernel_pair_cell(runs, 64).strip("| ")),
     ("results-kernel-pair-means", RESULTS,
      "86.18 % against 86.34 % at 32 px, 87.23 % against 87.45 % at 48 px, 87.84 % against "
      "87.99 % at 64 px, seed sd 0.37 / 0.38 / 0.28", KERNEL_PAIR, "runs",
