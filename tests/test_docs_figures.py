@@ -1120,6 +1120,17 @@ CHECKS = [
                        (48, "| +0.22 points, 0.7 standard errors |"),
                        (64, "| +0.15 points, 0.7 standard errors |"))
 ] + [
+    ("results-48px-table-cost", RESULTS,
+     "20.7 worker-hours in all, a median of 634 s a run against 209 s for the 32-px table's "
+     "(3.0x, where the quiet one-thread speeds said 1.7x), with 10 runs over 1,500 s",
+     ("docs/ranking/fashion_mnist_48px_table.runs.json",
+      "docs/ranking/fashion_mnist_table.runs.json"), ("runs", "runs"),
+     lambda r48, r32: (lambda s48, s32: "%.1f worker-hours in all, a median of %.0f s a run "
+                       "against %.0f s for the 32-px table's (%.1fx, where the quiet one-thread "
+                       "speeds said 1.7x), with %d runs over 1,500 s" % (
+                           sum(s48) / 3600, median(s48), median(s32),
+                           median(s48) / median(s32), sum(x > 1500 for x in s48)))(
+         [v["seconds"] for v in r48.values()], [v["seconds"] for v in r32.values()])),
     ("ranking-kernel-pair-64px", RANKING,
      "3 seeds a side) still differs by +0.15 points, 0.7 standard errors", KERNEL_PAIR, "runs",
      lambda runs: "3 seeds a side) still differs by %s"
