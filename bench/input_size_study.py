@@ -14,7 +14,8 @@ zero-padded to 32 px and then resized bilinearly, see ``oneshot_nas.data.fashion
 4. the kernel pair: the table's median-FLOPs row with choice layers 9-19 all SNB-3 against the
    same with them all SNB-7, trained with the table's protocol at that size (``--seeds``), the
    runs cached in ``--cache`` (resumable: a rerun trains only what is missing; ``--workers 2``
-   trains two runs at once, one thread each).
+   trains two runs at once, one thread each). ``--epochs N`` trains the pair N epochs instead
+   of the table's 8 (everything else as the table; keep its runs in their own ``--cache``).
 
 ``--skip-training`` prints parts 1-3 only; ``--skip-speed`` leaves part 3 out.
 """
@@ -105,10 +106,16 @@ def pair_jobs(sizes, seeds):
     return [(size, name, seed) for size in sizes for seed in seeds for name in pair]
 
 
-def train_pair(sizes, seeds, cache_path, shard=None):
+def pair_protocol(size, epochs=None):
+    """The table's protocol at ``size`` px (``epochs`` instead of its 8 when given)."""
+    from oneshot_nas.ranking.protocol import StandaloneProtocol
+    extra = {"epochs": epochs} if epochs else {}
+    return StandaloneProtocol.fashion_mnist(input_size=size, **extra)
+
+
+def train_pair(sizes, seeds, cache_path, shard=None, epochs=None):
     """Train the kernel pair's missing runs (this shard's share); returns the cache."""
-    from oneshot_nas.ranking.protocol import StandaloneCache, StandaloneProtocol, \
-        train_standalone
+    from oneshot_nas.ranking.protocol import StandaloneCache, train_standalone
     _, pair = pair_architectures()
     cache = StandaloneCache(cache_path)
     jobs = pair_jobs(sizes, seeds)
@@ -116,9 +123,10 @@ def train_pair(sizes, seeds, cache_path, shard=None):
         index, count = shard
         jobs = jobs[index::count]
     for size, name, seed in jobs:
-        protocol = StandaloneProtocol.fashion_mnist(input_size=size)
+        protocol = pair_protocol(size, epochs)
         if cache.refresh().get(protocol.key(pair[name], seed)) is None:
-            print("training %d px, layers 9-19 %s, seed %d" % (size, name, seed), flush=True)
+            print("training %d px, layers 9-19 %s, seed %d, %d epochs"
+                  % (size, name, seed, protocol.epochs), flush=True)
         train_standalone(pair[name], protocol, cache, seeds=[seed])
     return cache
 
@@ -130,21 +138,24 @@ def run_workers(args):
         argv = [sys.executable, os.path.abspath(__file__), "--sizes", args.sizes,
                 "--seeds", args.seeds, "--cache", args.cache, "--shard",
                 "%d/%d" % (index, args.workers), "--skip-speed"]
+        if args.epochs:
+            argv += ["--epochs", str(args.epochs)]
         procs.append(subprocess.Popen(argv, env=env))
     codes = [p.wait() for p in procs]
     if any(codes):
         sys.exit("input_size_study: a worker failed (exit codes %s)" % codes)
 
 
-def report_pair(sizes, seeds, cache_path):
+def report_pair(sizes, seeds, cache_path, epochs=None):
     import numpy as np
-    from oneshot_nas.ranking.protocol import StandaloneCache, StandaloneProtocol
+    from oneshot_nas.ranking.protocol import StandaloneCache
     row, pair = pair_architectures()
     cache = StandaloneCache(cache_path)
     print("\nkernel pair: table row %d with choice layers 9-19 all SNB-3 vs all SNB-7, table "
-          "protocol, seeds %s" % (row, ",".join(map(str, seeds))))
+          "protocol%s, seeds %s" % (row, " with %d epochs" % epochs if epochs else "",
+                                    ",".join(map(str, seeds))))
     for size in sizes:
-        protocol = StandaloneProtocol.fashion_mnist(input_size=size)
+        protocol = pair_protocol(size, epochs)
         got = {}
         for name, arch in pair.items():
             runs = [cache.get(protocol.key(arch, s)) for s in seeds]
@@ -173,6 +184,8 @@ def main(argv=None):
                                                     "input_size_study.runs.json"),
                    help="finished kernel-pair runs (default docs/ranking/"
                         "input_size_study.runs.json)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="kernel-pair epochs (default: the table protocol's 8)")
     p.add_argument("--workers", type=int, default=1,
                    help="kernel-pair runs trained at once, cores / workers threads each")
     p.add_argument("--shard", default=None, help=argparse.SUPPRESS)
@@ -183,7 +196,7 @@ def main(argv=None):
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.shard:
         index, count = (int(v) for v in args.shard.split("/"))
-        train_pair(sizes, seeds, args.cache, (index, count))
+        train_pair(sizes, seeds, args.cache, (index, count), args.epochs)
         return
     if not args.skip_speed:
         # before MXNet starts its thread pool
@@ -212,8 +225,8 @@ def main(argv=None):
         if args.workers > 1:
             run_workers(args)
         else:
-            train_pair(sizes, seeds, args.cache)
-        report_pair(sizes, seeds, args.cache)
+            train_pair(sizes, seeds, args.cache, epochs=args.epochs)
+        report_pair(sizes, seeds, args.cache, args.epochs)
     print("\ntotal time %.0f s" % (time.time() - tic))
 
 

@@ -344,12 +344,12 @@ def image_count_row(bins, fair, i):
 # the checks: (id, doc, text, file(s), path(s), formatter)
 
 def kernel_pair(runs, size):
-    """top-1 in points per seed of the kernel pair at ``size`` px: {"3x3": [...], "7x7": [...]}
+    """top-1 in points per seed of the 8-epoch kernel pair at ``size`` px: {"3x3": [...], ...}
     (the runs' keys are JSON of arch, protocol and seed; layer 9 tells the two nets apart)."""
     got = {"3x3": {}, "7x7": {}}
     for key, run in runs.items():
         k = json.loads(key)
-        if k["protocol"]["input_size"] == size:
+        if k["protocol"]["input_size"] == size and k["protocol"]["epochs"] == 8:
             got[{0: "3x3", 2: "7x7"}[k["arch"]["blocks"][9]]][k["seed"]] = 100 * run["top1"]
     return {name: [v[s] for s in sorted(v)] for name, v in got.items()}
 
