@@ -84,7 +84,7 @@ def test_per_layer_table_and_micronet_outputs(capsys, tmp_path):
     total = micronet["total"]
     assert (round(total["params_m"], 3), round(total["mults_m"], 1),
             round(total["adds_m"], 1)) == (3.652, 301.4, 288.3)
-    assert abs(total["flops_m"] - 589.6) <= 0.11      # see test_micronet_totals_match_seed
+    assert abs(total["flops_m"] - 589.6) <= 0.11      # see test_micronet_totals_match_reference
 
 
 def test_default_model_is_oneshot_s_plus(capsys):

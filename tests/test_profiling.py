@@ -255,8 +255,8 @@ def oneshot_s_plus_profile():
     return micronet_profile(build_symbol(arch, **config))
 
 
-def test_micronet_totals_match_seed(oneshot_s_plus_profile):
-    """Every total rounds to the seed's figure at the precision the seed gives it (params to
+def test_micronet_totals_match_reference(oneshot_s_plus_profile):
+    """Every total rounds to the reference figure at the precision the reference gives it (params to
     0.001 M, multiplies / adds to 0.1 M; no_quant adds to 0.001 M)."""
     t = oneshot_s_plus_profile.totals()
     params, mults, adds = t["total"]
@@ -266,11 +266,11 @@ def test_micronet_totals_match_seed(oneshot_s_plus_profile):
     # quantizable + not quantizable = total, per column
     for q, nq, total in zip(t["quant"], t["no_quant"], t["total"]):
         assert q + nq == pytest.approx(total, abs=1e-9)
-    # the seed's 589.6 MFLOPs is its rounded 301.4 + 288.3 (= 589.7) less rounding: within 0.1
+    # the reference's 589.6 MFLOPs is its rounded 301.4 + 288.3 (= 589.7) less rounding: within 0.1
     assert abs((mults + adds) - 589.6) <= 0.11, mults + adds
 
 
-def test_micronet_scores_match_seed(oneshot_s_plus_profile):
+def test_micronet_scores_match_reference(oneshot_s_plus_profile):
     s = oneshot_s_plus_profile.scores()
     assert round(s["float32"]["score"], 2) == 1.03
     assert round(s["float16"]["score"], 2) == 0.64
@@ -278,7 +278,7 @@ def test_micronet_scores_match_seed(oneshot_s_plus_profile):
     assert round(s["float32"]["param"], 3) == 0.529 and round(s["float32"]["flop"], 3) == 0.504
 
 
-def test_micronet_rows_follow_the_seed_table(oneshot_s_plus_profile):
+def test_micronet_rows_follow_the_reference_table(oneshot_s_plus_profile):
     rows = oneshot_s_plus_profile.rows
     labels = [r.label for r in rows]
     assert labels[:2] == ["First conv", "HSwish"]
@@ -290,9 +290,9 @@ def test_micronet_rows_follow_the_seed_table(oneshot_s_plus_profile):
         "SNB-3x3", "SNB-3x3", "SNB-7x7", "SNB-3x3"]
     assert [(b.inp_size, b.cin, b.cout) for b in blocks[:5]] == [
         (112, 16, 64), (56, 64, 64), (56, 64, 64), (56, 64, 64), (56, 64, 160)]
-    first = rows[0]                       # the seed: 5.419 / 5.218
+    first = rows[0]                       # the reference: 5.419 / 5.218
     assert (first.mults, first.adds, first.quantizable) == (5419008, 5218304, True)
-    # stage 0 without SE: the seed's 12.136 / 11.255 (block 2) and 16.389 / 15.451 (block 4)
+    # stage 0 without SE: the reference's 12.136 / 11.255 (block 2) and 16.389 / 15.451 (block 4)
     assert round(blocks[1].mults / 1e6, 3) == 12.136 and round(blocks[1].adds / 1e6, 3) == 11.255
     assert round(blocks[3].mults / 1e6, 3) == 16.389 and round(blocks[3].adds / 1e6, 3) == 15.451
     assert blocks[1].quantizable == "Mixed"

@@ -71,7 +71,7 @@ def build_parser():
     out.add_argument("--micronet-markdown", default=None, metavar="FILE",
                      help="also write the MicroNet table and scores as markdown")
     out.add_argument("--count-se-scale", action="store_true",
-                     help="MicroNet: count the SE gate multiply (the seed's figures do not)")
+                     help="MicroNet: count the SE gate multiply (the reference profile does not)")
     return parser
 
 

@@ -1,7 +1,8 @@
 """MicroNet-challenge profile of a subnet: op-by-op table, totals and scores.
 
-Counting follows the seed's "Searched Model Profiling" table (``seeds/000_*``), whose totals
-docs/design.md (section 5) quotes for OneShot-S+ (3.652M params, 301.4M mults + 288.3M adds):
+Counting follows the op-by-op MicroNet profile published with OneShot-S+ (the reference
+profile), whose totals docs/design.md (section 5) quotes (3.652M params, 301.4M mults + 288.3M
+adds):
 
 * BatchNorm is folded into the preceding convolution at inference and is not counted.
 * Convolution / fully connected (quantizable): params = weight + bias; per output element
@@ -14,17 +15,18 @@ docs/design.md (section 5) quotes for OneShot-S+ (3.652M params, 301.4M mults + 
 * Channel shuffle (not quantizable): a permutation stored as a sparse 1x1 convolution: one
   multiply per element, no add, ``C`` values plus a ``C x C`` bit mask counted as
   ``C * C / 16`` parameters.
-* The SE gate's broadcast multiply is not in the seed's figures; ``count_se_scale=True``
+* The SE gate's broadcast multiply is not in the reference figures; ``count_se_scale=True``
   counts it (one multiply per element, not quantizable).
 
-All counts are per image. The seed's per-block rows were produced with ``clip`` counted once
-while its totals (the figures above) count it twice; this module counts it twice everywhere, so
-its rows of blocks with hard-swish are slightly above the seed's rows (e.g. 32.54M vs 32.11M
-multiplies for block 4) and its totals match the seed's totals.
+All counts are per image. The reference profile's per-block rows count ``clip`` once while its
+totals (the figures above) count it twice; this module counts it twice everywhere, so its rows
+of blocks with hard-swish are slightly above the reference rows (e.g. 32.54M vs 32.11M
+multiplies for block 4) and its totals match the reference totals.
 
-Scores against a reference model (MobileNetV2-1.4: 6.9M params, 1170 MFLOPs), as the seed
-computes them: float32 ``params / P + (mults + adds) / F``; float16 halves the params and the
-multiplies; int8 counts the quantizable params, multiplies and adds at 1/4 and the rest in full.
+Scores against a reference model (MobileNetV2-1.4: 6.9M params, 1170 MFLOPs), as the reference
+profile computes them: float32 ``params / P + (mults + adds) / F``; float16 halves the params
+and the multiplies; int8 counts the quantizable params, multiplies and adds at 1/4 and the rest
+in full.
 """
 import csv
 import io
@@ -40,7 +42,7 @@ __all__ = ["MicroNetOp", "MicroNetProfile", "micronet_profile", "MOBILENET_V2_14
 
 log = logging.getLogger(__name__)
 
-# Reference of the seed's scores: (millions of params, MFLOPs).
+# The scores' reference model: (millions of params, MFLOPs).
 MOBILENET_V2_14 = (6.9, 1170.0)
 
 _BLOCK_RE = re.compile(r"(shufflenetv2block\d+|shufflexceptionblock\d+)")
@@ -96,7 +98,8 @@ class MicroNetProfile:
     ops : list of MicroNetOp
         Every counted op.
     rows : list of MicroNetOp
-        The summary of the seed: choice blocks aggregated, other ops as they are.
+        The summary, as the reference profile lays it out: choice blocks aggregated, other ops
+        as they are.
     reference : (float, float)
         Reference model (millions of params, MFLOPs) of the scores.
     uncounted : dict
@@ -160,7 +163,7 @@ class MicroNetProfile:
         return body
 
     def to_markdown(self, detailed=False):
-        """The seed's table (``detailed=True``: one row per op) followed by the scores."""
+        """The profile table (``detailed=True``: one row per op) followed by the scores."""
         lines = ["| " + " | ".join(COLUMNS) + " |",
                  "|:---|:---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for row in self._table_rows(detailed):
@@ -305,7 +308,7 @@ def _count_ops(graph, count_se_scale):
 
 
 def _summarise(graph, ops):
-    """Aggregate the ops of every choice block into one row, as in the seed's table."""
+    """Aggregate the ops of every choice block into one row, as the reference profile does."""
     members = {}
     for i, n in enumerate(graph.nodes):
         if n["op"] == "null":
@@ -370,7 +373,7 @@ def micronet_profile(symbol, data_shapes=None, reference=MOBILENET_V2_14, count_
     reference : (float, float)
         Millions of params and MFLOPs of the reference model (MobileNetV2-1.4).
     count_se_scale : bool
-        Count the SE gate multiply, which the seed's figures leave out.
+        Count the SE gate multiply, which the reference figures leave out.
 
     Returns
     -------
