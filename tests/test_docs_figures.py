@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import statistics
 import subprocess
 
 import pytest
@@ -345,33 +346,27 @@ def image_count_row(bins, fair, i):
 # the checks: (id, doc, text, file(s), path(s), formatter)
 
 def kernel_pair(runs, size, epochs=8):
-    """top-1 in points per seed of the kernel pair at ``size`` px trained ``epochs`` epochs:
-    {"3x3": [...], "7x7": [...]}
-    (the runs' keys are JSON of arch, protocol and seed; layer 9 tells the two nets apart)."""
+    """The kernel pair at ``size`` px trained ``epochs`` epochs, from a runs cache (keys are JSON
+    of arch, protocol and seed; layer 9 tells the two nets apart): the per-seed top-1 in points
+    of each net ("3x3", "7x7", seeds in order), their means, the pooled seed sd, the difference
+    7x7 - 3x3 and that difference over its standard error."""
     got = {"3x3": {}, "7x7": {}}
     for key, run in runs.items():
         k = json.loads(key)
         if k["protocol"]["input_size"] == size and k["protocol"]["epochs"] == epochs:
             got[{0: "3x3", 2: "7x7"}[k["arch"]["blocks"][9]]][k["seed"]] = 100 * run["top1"]
-    return {name: [v[s] for s in sorted(v)] for name, v in got.items()}
-
-
-def _mean(v):
-    return sum(v) / len(v)
-
-
-def _var(v):
-    m = _mean(v)
-    return sum((x - m) ** 2 for x in v) / (len(v) - 1)
-
-
-def kernel_pair_cell(runs, size, epochs=8):
-    p = kernel_pair(runs, size, epochs)
-    a, b = p["3x3"], p["7x7"]
+    a, b = ([v[s] for s in sorted(v)] for v in got.values())
     assert len(a) == len(b) == 3, "the pair at %d px has %d / %d seeds" % (size, len(a), len(b))
-    pooled = math.sqrt((_var(a) + _var(b)) / 2)
-    diff = _mean(b) - _mean(a)
-    return "| %+.2f points, %.1f standard errors |" % (diff, diff / (pooled * math.sqrt(2 / 3)))
+    sd = math.sqrt((statistics.variance(a) + statistics.variance(b)) / 2)
+    diff = statistics.mean(b) - statistics.mean(a)
+    return {"3x3": a, "7x7": b, "mean_3x3": statistics.mean(a), "mean_7x7": statistics.mean(b),
+            "sd": sd, "diff": diff, "z": diff / (sd * math.sqrt(2 / len(a)))}
+
+
+def kernel_pair_gap(runs, size, epochs=8):
+    """'+0.22 points, 0.7 standard errors'"""
+    p = kernel_pair(runs, size, epochs)
+    return "%+.2f points, %.1f standard errors" % (p["diff"], p["z"])
 
 
 CHECKS = [
@@ -1117,7 +1112,7 @@ CHECKS = [
 ] + [
     # ---- the input-size study's kernel pair (input_size_study.runs.json) ----
     ("results-kernel-pair-%dpx" % size, RESULTS, cell, KERNEL_PAIR, "runs",
-     lambda runs, size=size: kernel_pair_cell(runs, size))
+     lambda runs, size=size: "| %s |" % kernel_pair_gap(runs, size))
     for size, cell in ((32, "| +0.16 points, 0.5 standard errors |"),
                        (48, "| +0.22 points, 0.7 standard errors |"),
                        (64, "| +0.15 points, 0.7 standard errors |"))
@@ -1135,8 +1130,8 @@ CHECKS = [
          [v["seconds"] for v in r48.values()], [v["seconds"] for v in r32.values()])),
 ] + [
     ("results-kernel-pair-48px-%dep" % epochs, RESULTS, row, spec, "runs",
-     lambda runs, epochs=epochs, label=label: (lambda p: "| %s | %.2f %% | %.2f %% %s" % (
-         label, _mean(p["3x3"]), _mean(p["7x7"]), kernel_pair_cell(runs, 48, epochs)))(
+     lambda runs, epochs=epochs, label=label: (lambda p: "| %s | %.2f %% | %.2f %% | %s |" % (
+         label, p["mean_3x3"], p["mean_7x7"], kernel_pair_gap(runs, 48, epochs)))(
          kernel_pair(runs, 48, epochs)))
     for epochs, label, spec, row in (
         (8, "8 epochs (the table's protocol)", KERNEL_PAIR,
@@ -1161,27 +1156,23 @@ CHECKS = [
          thousands(round(max(v["seconds"] for v in runs.values()))))),
     ("results-kernel-pair-16ep-seeds-needed", RESULTS,
      "takes about 9 seeds a side (2 x (2 x 0.30 / 0.29)^2)", KERNEL_PAIR_16, "runs",
-     lambda runs: (lambda p: (lambda sd, diff: "takes about %d seeds a side (2 x (2 x %.2f / "
-                                               "%.2f)^2)" % (math.ceil(2 * (2 * sd / diff) ** 2),
-                                                             sd, diff))(
-         math.sqrt((_var(p["3x3"]) + _var(p["7x7"])) / 2), _mean(p["7x7"]) - _mean(p["3x3"])))(
+     lambda runs: (lambda p: "takes about %d seeds a side (2 x (2 x %.2f / %.2f)^2)" % (
+         math.ceil(2 * (2 * p["sd"] / p["diff"]) ** 2), p["sd"], p["diff"]))(
          kernel_pair(runs, 48, 16))),
     ("ranking-kernel-pair-16ep", RANKING,
      "at 16 epochs it differs by +0.29 points, 1.2 standard errors", KERNEL_PAIR_16, "runs",
-     lambda runs: "at 16 epochs it differs by %s" % kernel_pair_cell(runs, 48, 16).strip("| ")),
+     lambda runs: "at 16 epochs it differs by %s" % kernel_pair_gap(runs, 48, 16)),
     ("ranking-kernel-pair-64px", RANKING,
      "3 seeds a side) still differs by +0.15 points, 0.7 standard errors", KERNEL_PAIR, "runs",
-     lambda runs: "3 seeds a side) still differs by %s"
-                  % kernel_pair_cell(runs, 64).strip("| ")),
+     lambda runs: "3 seeds a side) still differs by %s" % kernel_pair_gap(runs, 64)),
     ("results-kernel-pair-means", RESULTS,
      "86.18 % against 86.34 % at 32 px, 87.23 % against 87.45 % at 48 px, 87.84 % against "
      "87.99 % at 64 px, seed sd 0.37 / 0.38 / 0.28", KERNEL_PAIR, "runs",
-     lambda runs: ", ".join(
-         "%.2f %% against %.2f %% at %d px" % (_mean(p["3x3"]), _mean(p["7x7"]), size)
-         for size, p in ((s, kernel_pair(runs, s)) for s in (32, 48, 64)))
-     + ", seed sd " + " / ".join(
-         "%.2f" % math.sqrt((_var(p["3x3"]) + _var(p["7x7"])) / 2)
-         for p in (kernel_pair(runs, s) for s in (32, 48, 64)))),
+     lambda runs: (lambda pairs: ", ".join(
+         "%.2f %% against %.2f %% at %d px" % (p["mean_3x3"], p["mean_7x7"], size)
+         for size, p in zip((32, 48, 64), pairs))
+         + ", seed sd " + " / ".join("%.2f" % p["sd"] for p in pairs))(
+         [kernel_pair(runs, size) for size in (32, 48, 64)])),
 ]
 
 # Checks whose doc text does not match the committed file are listed here by id, each with

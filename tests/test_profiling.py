@@ -256,8 +256,8 @@ def oneshot_s_plus_profile():
 
 
 def test_micronet_totals_match_reference(oneshot_s_plus_profile):
-    """Every total rounds to the reference figure at the precision the reference gives it (params to
-    0.001 M, multiplies / adds to 0.1 M; no_quant adds to 0.001 M)."""
+    """Every total rounds to the reference figure at the precision the reference gives it
+    (params to 0.001 M, multiplies / adds to 0.1 M; no_quant adds to 0.001 M)."""
     t = oneshot_s_plus_profile.totals()
     params, mults, adds = t["total"]
     assert (round(params, 3), round(mults, 1), round(adds, 1)) == (3.652, 301.4, 288.3), t
@@ -266,7 +266,8 @@ def test_micronet_totals_match_reference(oneshot_s_plus_profile):
     # quantizable + not quantizable = total, per column
     for q, nq, total in zip(t["quant"], t["no_quant"], t["total"]):
         assert q + nq == pytest.approx(total, abs=1e-9)
-    # the reference's 589.6 MFLOPs is its rounded 301.4 + 288.3 (= 589.7) less rounding: within 0.1
+    # the reference's 589.6 MFLOPs is its rounded 301.4 + 288.3 (= 589.7) less rounding:
+    # within 0.1
     assert abs((mults + adds) - 589.6) <= 0.11, mults + adds
 
 
@@ -292,7 +293,7 @@ def test_micronet_rows_follow_the_reference_table(oneshot_s_plus_profile):
         (112, 16, 64), (56, 64, 64), (56, 64, 64), (56, 64, 64), (56, 64, 160)]
     first = rows[0]                       # the reference: 5.419 / 5.218
     assert (first.mults, first.adds, first.quantizable) == (5419008, 5218304, True)
-    # stage 0 without SE: the reference's 12.136 / 11.255 (block 2) and 16.389 / 15.451 (block 4)
+    # stage 0 without SE: the reference's 12.136 / 11.255 (block 2), 16.389 / 15.451 (block 4)
     assert round(blocks[1].mults / 1e6, 3) == 12.136 and round(blocks[1].adds / 1e6, 3) == 11.255
     assert round(blocks[3].mults / 1e6, 3) == 16.389 and round(blocks[3].adds / 1e6, 3) == 15.451
     assert blocks[1].quantizable == "Mixed"
